@@ -1,0 +1,74 @@
+"""``detectors list/show`` and ``protocols list/show``: what is available, fully resolved."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+import yaml
+from rich.table import Table
+
+from mirage_bench.cli.console import console
+from mirage_bench.cli.options import Overrides, ProtocolDirs, RecipeDirs, as_list
+
+detectors_app = typer.Typer(help="Detector recipe cards and their implementations.", no_args_is_help=True)
+protocols_app = typer.Typer(help="Benchmark protocol cards.", no_args_is_help=True)
+
+
+@detectors_app.command("list")
+def detectors_list(
+    recipes: Optional[List[Path]] = RecipeDirs,
+    count: bool = typer.Option(True, help="Build each detector on the meta device to count trainable parameters."),
+) -> None:
+    """List every recipe card with its implementation, backbone, trainable parameters and citation."""
+    from mirage_bench.cards import list_recipes
+    from mirage_bench.detectors.inspect import count_trainable
+
+    table = Table(title="Detectors", show_lines=False)
+    for column in ("card", "implementation", "backbone", "trainable params", "citation"):
+        table.add_column(column, overflow="fold")
+    for recipe in list_recipes(as_list(recipes)):
+        backbone = f"{recipe.backbone.name} ({recipe.backbone.pretrained})" if recipe.backbone else "-"
+        params = f"{count_trainable(recipe):,}" if count else "-"
+        table.add_row(recipe.name, recipe.detector, backbone, params, recipe.citation)
+    console.print(table)
+
+
+@detectors_app.command("show")
+def detectors_show(
+    name: str = typer.Argument(..., help="Card name or path to a YAML card."),
+    recipes: Optional[List[Path]] = RecipeDirs,
+    overrides: Optional[List[str]] = Overrides,
+) -> None:
+    """Print a recipe card resolved: defaults < card (and its base) < --set."""
+    from mirage_bench.cards import load_recipe
+
+    recipe = load_recipe(name, as_list(overrides), as_list(recipes))
+    typer.echo(yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False), nl=False)
+
+
+@protocols_app.command("list")
+def protocols_list(protocols: Optional[List[Path]] = ProtocolDirs) -> None:
+    """List every protocol card."""
+    from mirage_bench.protocol import list_protocols
+
+    table = Table(title="Protocols")
+    for column in ("card", "version", "layout", "train", "test", "description"):
+        table.add_column(column, overflow="fold")
+    for card in list_protocols(as_list(protocols)):
+        table.add_row(card.name, str(card.version), card.layout, ", ".join(card.train), f"{len(card.test)} subsets", card.description)
+    console.print(table)
+
+
+@protocols_app.command("show")
+def protocols_show(
+    name: str = typer.Argument(..., help="Card name or path to a YAML card."),
+    protocols: Optional[List[Path]] = ProtocolDirs,
+    overrides: Optional[List[str]] = Overrides,
+) -> None:
+    """Print a protocol card resolved."""
+    from mirage_bench.protocol import load_protocol
+
+    card = load_protocol(name, as_list(overrides), as_list(protocols))
+    typer.echo(yaml.safe_dump(card.model_dump(mode="json"), sort_keys=False), nl=False)

@@ -1,0 +1,31 @@
+"""The detector registry. Built-in detectors register lazily; third parties use the entry-point group.
+
+A third-party package declares, in its ``pyproject.toml``::
+
+    [project.entry-points."mirage_bench.detectors"]
+    my-detector = "my_package.detector:MyDetector"
+
+and ships a recipe card that names ``detector: my-detector`` (pass its folder with ``--recipes DIR``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable, TypeVar
+
+from mirage_bench.registry import Registry
+
+if TYPE_CHECKING:
+    from mirage_bench.detectors.base import Detector
+
+DETECTORS: Registry[type["Detector"]] = Registry("detector", entry_point_group="mirage_bench.detectors")
+
+D = TypeVar("D")
+
+
+def register_detector(name: str) -> Callable[[D], D]:
+    """Class decorator: ``@register_detector("tinycnn")``."""
+    return DETECTORS.register(name)  # type: ignore[return-value]
+
+
+# Built-in implementations, imported only when first asked for.
+DETECTORS.register_lazy("tinycnn", "mirage_bench.detectors.tinycnn:TinyCNN")

@@ -1,0 +1,110 @@
+"""From a decoded RGB image to the tensor a detector reads, exactly as its :class:`InputSpec` says.
+
+Steps, in order: resize the shorter side (if ``resize``) -> small-image policy (never zero-padding) ->
+odd-size policy -> crop -> flip (training) -> [0, 1] float -> normalise. Training randomness comes from
+an explicit ``torch.Generator`` so that a resumed run draws the same crops.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from PIL import Image
+
+from mirage_bench.config import InputSpec
+from mirage_bench.errors import DataError
+
+_INTERPOLATION = {
+    "bicubic": Image.Resampling.BICUBIC,
+    "bilinear": Image.Resampling.BILINEAR,
+    "nearest": Image.Resampling.NEAREST,
+    "lanczos": Image.Resampling.LANCZOS,
+}
+
+
+def resize_shorter(image: Image.Image, side: int, interpolation: str) -> Image.Image:
+    w, h = image.size
+    if min(w, h) == side:
+        return image
+    scale = side / min(w, h)
+    size = (max(side, round(w * scale)), max(side, round(h * scale)))
+    return image.resize(size, _INTERPOLATION[interpolation])
+
+
+def _fit(image: Image.Image, spec: InputSpec, name: str, needs_crop: bool) -> Image.Image:
+    if spec.resize is not None:
+        image = resize_shorter(image, spec.resize, spec.interpolation)
+    if needs_crop and min(image.size) < spec.size:
+        if spec.small_image == "error":
+            raise DataError(
+                f"image {name} is {image.size[0]}x{image.size[1]} px, smaller than the {spec.size} px crop, and the "
+                "input spec says small_image: error. Set input.small_image=upscale to resize such images up."
+            )
+        image = resize_shorter(image, spec.size, spec.interpolation)
+    if spec.odd_size == "crop-even":
+        w, h = image.size
+        if w % 2 or h % 2:
+            image = image.crop((0, 0, w - w % 2, h - h % 2))  # drop the last row/column
+    return image
+
+
+def center_crop(image: Image.Image, size: int) -> Image.Image:
+    w, h = image.size
+    left, top = (w - size) // 2, (h - size) // 2
+    return image.crop((left, top, left + size, top + size))
+
+
+def to_tensor(image: Image.Image, spec: InputSpec) -> torch.Tensor:
+    array = np.asarray(image, dtype=np.float32) / 255.0  # [H, W, 3]
+    tensor = torch.from_numpy(array.copy()).permute(2, 0, 1)  # [3, H, W]
+    mean = torch.tensor(spec.mean).view(3, 1, 1)
+    std = torch.tensor(spec.std).view(3, 1, 1)
+    return (tensor - mean) / std
+
+
+def eval_transform(image: Image.Image, spec: InputSpec, name: str = "<image>") -> torch.Tensor:
+    """Deterministic evaluation preprocessing."""
+    image = _fit(image, spec, name, needs_crop=spec.eval_crop == "center")
+    if spec.eval_crop == "center":
+        image = center_crop(image, spec.size)
+    return to_tensor(image, spec)
+
+
+def train_transform(image: Image.Image, spec: InputSpec, generator: torch.Generator, name: str = "<image>") -> torch.Tensor:
+    """Training preprocessing (random crop policy + flip), reproducible through ``generator``."""
+    image = _fit(image, spec, name, needs_crop=spec.train_crop in {"random", "center"})
+    w, h = image.size
+    if spec.train_crop == "random":
+        left = int(torch.randint(0, w - spec.size + 1, (1,), generator=generator))
+        top = int(torch.randint(0, h - spec.size + 1, (1,), generator=generator))
+        image = image.crop((left, top, left + spec.size, top + spec.size))
+    elif spec.train_crop == "center":
+        image = center_crop(image, spec.size)
+    elif spec.train_crop == "random-resized":
+        image = _random_resized_crop(image, spec, generator)
+    if spec.flip and bool(torch.rand(1, generator=generator) < 0.5):
+        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    return to_tensor(image, spec)
+
+
+def _random_resized_crop(image: Image.Image, spec: InputSpec, generator: torch.Generator) -> Image.Image:
+    """torchvision's RandomResizedCrop (scale, ratio 3/4..4/3, 10 tries, then a centre fallback), seeded."""
+    w, h = image.size
+    area = w * h
+    lo, hi = spec.random_resized_scale
+    log_ratio = (math.log(3 / 4), math.log(4 / 3))
+    for _ in range(10):
+        target = area * float(torch.empty(1).uniform_(lo, hi, generator=generator))
+        ratio = math.exp(float(torch.empty(1).uniform_(*log_ratio, generator=generator)))
+        cw, ch = round(math.sqrt(target * ratio)), round(math.sqrt(target / ratio))
+        if 0 < cw <= w and 0 < ch <= h:
+            left = int(torch.randint(0, w - cw + 1, (1,), generator=generator))
+            top = int(torch.randint(0, h - ch + 1, (1,), generator=generator))
+            box = (left, top, left + cw, top + ch)
+            break
+    else:
+        side = min(w, h)
+        box = ((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side)
+    return image.resize((spec.size, spec.size), _INTERPOLATION[spec.interpolation], box=box)

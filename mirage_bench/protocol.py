@@ -1,0 +1,78 @@
+"""Protocol cards (``datasets/*.yaml``): which generators train, which test, on which split, how many.
+
+A protocol is versioned; results of different versions are never ranked together. Validation is carved
+only from the training generators' training split (GenImage's ``val`` is its test set).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Sequence
+
+from pydantic import Field, model_validator
+
+from mirage_bench.cards import card_paths, read_card_data
+from mirage_bench.config import StrictModel, apply_overrides, validate
+
+
+class SplitCounts(StrictModel):
+    real: int | None = Field(None, ge=0)
+    fake: int | None = Field(None, ge=0)
+
+
+class GeneratorEntry(StrictModel):
+    """One generator subset as its publisher names it."""
+
+    folder: str = Field(description="the publisher's folder name")
+    aliases: list[str] = Field(default_factory=list, description="other folder names seen in the wild")
+    family: str = Field(description="gan, diffusion, autoregressive, vae, ...")
+    display: str | None = None
+    expected: dict[str, SplitCounts] = Field(default_factory=dict, description="split -> published image counts")
+    known_corrupt: list[str] = Field(default_factory=list, description="relative paths the publisher lists as corrupt")
+
+
+class ValidationRule(StrictModel):
+    fraction: float = Field(0.1, gt=0, lt=1)
+    seed: int = 0
+
+
+class SubsampleRule(StrictModel):
+    per_class: int | None = Field(None, ge=1, description="keep at most this many images per subset and class (seeded)")
+    seed: int = 0
+
+
+class ProtocolCard(StrictModel):
+    name: str
+    version: int = Field(ge=1)
+    description: str = ""
+    citation: str = ""
+    layout: str = Field(description="registered data layout name, or 'auto'")
+    generators: dict[str, GeneratorEntry]
+    train: list[str] = Field(description="generator keys used for training (and validation)")
+    train_split: str = "train"
+    test: list[str]
+    test_split: str = "val"
+    mode: Literal["single", "matrix"] = Field("single", description="matrix: train on each train generator in turn")
+    validation: ValidationRule = Field(default_factory=ValidationRule)
+    subsample: SubsampleRule = Field(default_factory=SubsampleRule)
+    degradations: list[str] = Field(default_factory=list, description="degradation specs or preset names")
+    metrics: list[str] = Field(default_factory=lambda: ["acc", "ap"])
+    source: str | None = None
+
+    @model_validator(mode="after")
+    def _known_generators(self) -> "ProtocolCard":
+        unknown = sorted(set(self.train + self.test) - set(self.generators))
+        if unknown:
+            raise ValueError(f"train/test name generators {unknown} not listed under 'generators' ({sorted(self.generators)})")
+        return self
+
+
+def load_protocol(name_or_path: str, overrides: Sequence[str] = (), extra_dirs: Sequence[str | Path] = ()) -> ProtocolCard:
+    data, path = read_card_data("datasets", name_or_path, extra_dirs)
+    data = apply_overrides(data, overrides)
+    data["source"] = str(path)
+    return validate(ProtocolCard, data, f"{path}" + (f" with --set {' '.join(overrides)}" if overrides else ""))
+
+
+def list_protocols(extra_dirs: Sequence[str | Path] = ()) -> list[ProtocolCard]:
+    return [load_protocol(name, (), extra_dirs) for name in sorted(card_paths("datasets", extra_dirs))]
