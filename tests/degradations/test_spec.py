@@ -89,3 +89,10 @@ def test_unknown_kind_suggests() -> None:
 def test_bad_specs_say_what_is_wrong(bad: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse(bad)
+
+
+def test_degradations_pickle_for_worker_processes() -> None:
+    import pickle
+
+    for spec in ("jpeg(q=65)", "chain(blur(s=2),noise(std=3))", "none", "downscale(f=0.5,interp=bicubic)"):
+        assert pickle.loads(pickle.dumps(parse(spec))).spec == spec
