@@ -1,0 +1,131 @@
+"""Figures of a report, as PNG bytes (matplotlib, Agg backend): heatmap, robustness curves, score histograms.
+
+Numbers plotted come from the metric table (``metrics`` functions over the store); histograms plot the
+stored ``p_fake`` of reals and fakes directly.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from mirage_bench import metrics as M
+from mirage_bench.reports.tables import DAGGER, MEAN
+
+#: Degradation kind -> (parameter, axis label) for robustness curves.
+CURVE_AXES = {"jpeg": ("q", "JPEG quality"), "webp": ("q", "WebP quality"), "blur": ("s", "blur sigma"),
+              "downscale": ("size", "shorter side (px)"), "noise": ("std", "noise std (grey levels)")}
+
+
+@dataclass
+class Figure:
+    name: str
+    title: str
+    png: bytes
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    _pyplot().close(fig)
+    return buffer.getvalue()
+
+
+def _seed_means(long: pd.DataFrame, metric: str) -> pd.DataFrame:
+    return M.over_seeds(long[long["metric"] == metric])
+
+
+def _label(detector: str, random: set[str]) -> str:
+    return detector + (DAGGER if detector in random else "")
+
+
+def heatmaps(long: pd.DataFrame, random: set[str], generators: Sequence[str] = (), metric: str = "acc") -> list[Figure]:
+    """Per detector: training set (rows) x test generator (columns) accuracy on clean images."""
+    plt = _pyplot()
+    table = _seed_means(long[long["degradation"] == "none"], metric)
+    out = []
+    for detector, part in table.groupby("detector", sort=True):
+        present = set(part["generator"]) - {MEAN}
+        columns = [g for g in generators if g in present] + sorted(present - set(generators)) + [MEAN]
+        grid = part.pivot(index="train_generators", columns="generator", values="mean").reindex(columns=columns) * 100
+        fig, ax = plt.subplots(figsize=(1 + 0.7 * len(columns), 1 + 0.5 * len(grid)))
+        image = ax.imshow(grid.to_numpy(dtype=float), vmin=0, vmax=100, cmap="viridis", aspect="auto")
+        ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right")
+        ax.set_yticks(range(len(grid)), grid.index)
+        for (i, j), v in np.ndenumerate(grid.to_numpy(dtype=float)):
+            ax.text(j, i, "–" if np.isnan(v) else f"{v:.0f}", ha="center", va="center", color="w" if v < 60 else "k", fontsize=7)
+        ax.set_xlabel("test generator")
+        ax.set_ylabel("trained on")
+        title = f"{_label(detector, random)}: {M.METRICS.get(metric).title} (%)"
+        ax.set_title(title, fontsize=9)
+        fig.colorbar(image, ax=ax)
+        out.append(Figure(f"heatmap-{detector}", title, _png(fig)))
+    return out
+
+
+def _axis_value(spec: str) -> tuple[str, float] | None:
+    from mirage_bench.degradations.spec import read
+
+    call = read(spec)
+    if call.name not in CURVE_AXES:
+        return None
+    value = dict(call.kwargs).get(CURVE_AXES[call.name][0])
+    return (call.name, float(value)) if isinstance(value, (int, float)) else None
+
+
+def robustness_curves(long: pd.DataFrame, random: set[str], metric: str = "acc") -> list[Figure]:
+    """Per degradation kind: the metric (mean over test generators) against its strength, one line per detector."""
+    plt = _pyplot()
+    table = _seed_means(long[long["generator"] == MEAN], metric)
+    axes = {spec: _axis_value(spec) for spec in sorted(set(table["degradation"])) if spec != "none"}
+    out = []
+    for kind in sorted({a[0] for a in axes.values() if a}):
+        fig, ax = plt.subplots(figsize=(4, 3))
+        for (detector, train), part in table.groupby(["detector", "train_generators"], sort=True):
+            points = sorted((axes[s][1], 100 * v) for s, v in zip(part["degradation"], part["mean"]) if axes.get(s) and axes[s][0] == kind)
+            line = ax.plot(*zip(*points), marker="o", label=f"{_label(detector, random)} ({train})")[0]
+            clean = part.loc[part["degradation"] == "none", "mean"]
+            if len(clean):
+                ax.axhline(100 * clean.item(), color=line.get_color(), linestyle="--", linewidth=0.8)
+        ax.set_xlabel(CURVE_AXES[kind][1])
+        ax.set_ylabel(f"{M.METRICS.get(metric).title} (%)")
+        title = f"{M.METRICS.get(metric).title} against {CURVE_AXES[kind][1]} (dashed: clean)"
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=7)
+        out.append(Figure(f"curve-{kind}", title, _png(fig)))
+    return out
+
+
+def score_histograms(predictions: pd.DataFrame, random: set[str], generators: Sequence[str] = ()) -> list[Figure]:
+    """Per detector: p_fake of reals and fakes on clean images, one panel per test generator."""
+    plt = _pyplot()
+    clean = predictions[predictions["degradation"] == "none"]
+    out = []
+    for detector, part in clean.groupby("detector", sort=True):
+        present = set(part["generator"])
+        names = [g for g in generators if g in present] + sorted(present - set(generators))
+        fig, axes = plt.subplots(1, len(names), figsize=(2.2 * len(names), 2), sharey=True, squeeze=False)
+        for ax, generator in zip(axes[0], names):
+            rows = part[part["generator"] == generator]
+            for label, name, color in ((0, "real", "tab:blue"), (1, "fake", "tab:red")):
+                ax.hist(rows.loc[rows["label"] == label, "p_fake"], bins=20, range=(0, 1), alpha=0.6, label=name, color=color)
+            ax.set_title(generator, fontsize=8)
+            ax.set_xlabel("p_fake", fontsize=7)
+        axes[0][0].legend(fontsize=7)
+        title = f"{_label(detector, random)}: p_fake of reals and fakes per generator (clean)"
+        fig.suptitle(title, fontsize=9)
+        out.append(Figure(f"hist-{detector}", title, _png(fig)))
+    return out

@@ -1,0 +1,92 @@
+"""What a report reads: the predictions of one or more runs from the store, with where they came from.
+
+Runs are only put side by side when they were made under the same protocol version on the same data
+(the data manifest hash over the train, validation and test manifests); otherwise the numbers are not
+comparable and :func:`check_comparable` says which runs differ in what.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from mirage_bench.errors import DataError
+
+RANDOM_BACKBONE_NOTE = "random backbone weights: not a pretrained result"
+
+
+@dataclass
+class Evidence:
+    """Predictions (store rows) plus the provenance every output prints."""
+
+    predictions: pd.DataFrame
+    protocol: str
+    protocol_version: int | None
+    data_hash: str | None
+    run_ids: list[str] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    generator_order: list[str] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        version = f" v{self.protocol_version}" if self.protocol_version is not None else ""
+        runs = f" (runs {', '.join(self.run_ids)})" if self.run_ids else ""
+        return f"{self.protocol}{version}{runs}"
+
+
+def data_hash(record: dict[str, Any]) -> str:
+    """One hash of a run's train, validation and test manifests (as the engine hashed them)."""
+    from mirage_bench.engine.cells import digest
+
+    return digest(record["data"])[:16]
+
+
+def comparability(record: dict[str, Any]) -> tuple[str, int, str]:
+    return record["protocol"]["name"], int(record["protocol"]["version"]), data_hash(record)
+
+
+def check_comparable(records: Sequence[dict[str, Any]]) -> None:
+    """Refuse to put runs together whose protocol, protocol version or data manifest hash differ."""
+    keys = {r["run_id"]: comparability(r) for r in records}
+    if len(set(keys.values())) <= 1:
+        return
+    first_id, first = next(iter(keys.items()))
+    parts = []
+    for run_id, key in keys.items():
+        diffs = [f"{what} {theirs!r} (run {first_id}: {ours!r})" for what, theirs, ours in
+                 zip(("protocol", "protocol version", "data manifest hash"), key, first) if theirs != ours]
+        if diffs:
+            parts.append(f"run {run_id} has " + ", ".join(diffs))
+    raise DataError("these runs are not comparable and are never ranked together: " + "; ".join(parts)
+                    + ". Report them separately, or re-run them on the same protocol version and data.")
+
+
+def resolve_run_ids(store: Any, run_ids: Sequence[str]) -> list[str]:
+    """Run ids as given, with ``latest`` meaning the newest finished run; every id must exist."""
+    known = store.run_ids()
+    out = []
+    for run_id in run_ids:
+        run_id = store.latest_run_id() if run_id == "latest" else run_id
+        if run_id not in known:
+            raise DataError(f"no run {run_id!r} in {store.root / 'runs'}; finished runs: {', '.join(known) or '(none)'}")
+        out.append(run_id)
+    return out
+
+
+def load_runs(root: str | Path, run_ids: Sequence[str]) -> Evidence:
+    """The predictions of the given runs (cells shared by several runs counted once)."""
+    from mirage_bench.engine.runner import run_predictions
+    from mirage_bench.store import Store
+
+    store = Store(root)
+    ids = resolve_run_ids(store, run_ids or ["latest"])
+    records = [store.run_record(run_id) for run_id in ids]
+    check_comparable(records)
+    frames = [run_predictions(store, record) for record in records]
+    predictions = pd.concat(frames, ignore_index=True)
+    predictions = predictions[~predictions.duplicated(["cell_id", "image_id"])].reset_index(drop=True)
+    name, version, digest = comparability(records[0])
+    return Evidence(predictions, name, version, digest, ids, records, list(records[0]["protocol"]["card"]["test"]))

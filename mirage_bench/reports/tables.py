@@ -1,0 +1,127 @@
+"""Paper-style tables as data: rows x columns x metrics, with best / second marks and footnotes.
+
+The numbers come from :mod:`mirage_bench.metrics` over the stored predictions (``subset_metrics`` per
+subset, ``mean_over`` generators, ``over_seeds``); this module only arranges them. Values are percent,
+means over seeds (with the standard deviation when there is more than one seed). Renderers
+(:mod:`mirage_bench.reports.render`) turn a :class:`Table` into Markdown, LaTeX, CSV, JSON or rich.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from mirage_bench import metrics as M
+from mirage_bench.reports.runs import RANDOM_BACKBONE_NOTE
+
+MEAN = "mean"
+ROW_KEYS = ["detector", "train_generators"]
+ROW_HEADER = ["detector", "train"]
+DAGGER = "†"
+
+
+@dataclass
+class Table:
+    """``values[r, c, m]``: row r, column c, metric m, in percent (NaN where there is nothing)."""
+
+    name: str
+    title: str
+    row_header: list[str]
+    rows: list[tuple[str, ...]]
+    columns: list[str]
+    metrics: list[str]
+    values: np.ndarray
+    std: np.ndarray
+    random_backbone: list[bool]
+    footnotes: list[str] = field(default_factory=list)
+
+    def marks(self) -> np.ndarray:
+        """``'best'`` / ``'second'`` / ``''`` per cell and metric, ranking the rows within each column."""
+        out = np.full(self.values.shape, "", dtype=object)
+        if len(self.rows) < 2:
+            return out
+        for c in range(len(self.columns)):
+            for m, name in enumerate(self.metrics):
+                sign = 1 if M.METRICS.get(name).higher_is_better else -1
+                column = np.round(sign * self.values[:, c, m], 1)  # rank what is printed
+                distinct = np.unique(column[np.isfinite(column)])[::-1]
+                for mark, level in zip(("best", "second"), distinct[:2]):
+                    out[column == level, c, m] = mark
+        return out
+
+    def row_label(self, r: int) -> list[str]:
+        label = list(self.rows[r])
+        if self.random_backbone[r]:
+            label[0] += DAGGER
+        return label
+
+    def cell_text(self, r: int, c: int, m: int) -> str:
+        value = self.values[r, c, m]
+        if not np.isfinite(value):
+            return "–"
+        std = self.std[r, c, m]
+        return f"{value:.1f}" + (f"±{std:.1f}" if np.isfinite(std) else "")
+
+
+def metric_long(predictions: pd.DataFrame, metrics: Sequence[str] = M.DEFAULT_METRICS, n_boot: int = 1000) -> pd.DataFrame:
+    """Per subset, metric and seed (``metrics.subset_metrics``), plus the unweighted mean over generators."""
+    return M.mean_over(M.subset_metrics(predictions, metrics, n_boot=n_boot), "generator", MEAN)
+
+
+def _random_rows(predictions: pd.DataFrame) -> pd.Series:
+    return predictions.groupby(ROW_KEYS, sort=True)["random_backbone"].any()
+
+
+def _build(name: str, title: str, seeds: pd.DataFrame, column_key: str, columns: list[str], metrics: Sequence[str],
+           random: pd.Series) -> Table:
+    rows = sorted({tuple(str(v) for v in key) for key in seeds[ROW_KEYS].itertuples(index=False)})
+    values = np.full((len(rows), len(columns), len(metrics)), np.nan)
+    std = np.full_like(values, np.nan)
+    index = {(row, col, met): i for i, (row, col, met) in enumerate(
+        zip(seeds[ROW_KEYS].astype(str).apply(tuple, axis=1), seeds[column_key].astype(str), seeds["metric"]))}
+    for r, row in enumerate(rows):
+        for c, col in enumerate(columns):
+            for m, met in enumerate(metrics):
+                i = index.get((row, col, met))
+                if i is not None:
+                    values[r, c, m] = 100 * seeds["mean"].iloc[i]
+                    std[r, c, m] = 100 * seeds["std"].iloc[i]
+    flags = [bool(random.get(row, False)) for row in rows]
+    notes = [f"{DAGGER} {RANDOM_BACKBONE_NOTE}."] if any(flags) else []
+    return Table(name, title, list(ROW_HEADER), rows, columns, list(metrics), values, std, flags, notes)
+
+
+def _titles(metrics: Sequence[str]) -> str:
+    return " / ".join(M.METRICS.get(m).title for m in metrics)
+
+
+def main_table(long: pd.DataFrame, predictions: pd.DataFrame, generators: Sequence[str] = (), metrics: Sequence[str] = ("acc", "ap"),
+               degradation: str = "none") -> Table:
+    """Rows detectors (x training set), columns test generators and their mean, on clean images."""
+    subset = long[(long["degradation"] == degradation) & long["metric"].isin(metrics)]
+    seeds = M.over_seeds(subset)
+    present = set(seeds["generator"]) - {MEAN}
+    columns = [g for g in generators if g in present] + sorted(present - set(generators)) + [MEAN]
+    title = f"{_titles(metrics)} (%) per test generator, degradation {degradation}; threshold 0.5"
+    table = _build("main", title, seeds, "generator", columns, metrics, _random_rows(predictions))
+    table.footnotes.append("Mean: unweighted mean over the test generators.")
+    return table
+
+
+def degradation_table(long: pd.DataFrame, predictions: pd.DataFrame, metrics: Sequence[str] = ("acc", "ap")) -> Table:
+    """Rows detectors, columns degradations (clean first), cells the mean over test generators."""
+    subset = long[(long["generator"] == MEAN) & long["metric"].isin(metrics)]
+    seeds = M.over_seeds(subset)
+    specs = sorted(set(seeds["degradation"]))
+    columns = ["none"] * ("none" in specs) + [s for s in specs if s != "none"]
+    title = f"{_titles(metrics)} (%) under each degradation, mean over test generators"
+    table = _build("degradation", title, seeds, "degradation", columns, metrics, _random_rows(predictions))
+    if "none" in specs:
+        drops = table.values - table.values[:, :1, :]
+        table.footnotes.append("Largest drop from clean: " + "; ".join(
+            f"{' '.join(table.rows[r])} {M.METRICS.get(m).title} {np.nanmin(drops[r, :, i]):+.1f}"
+            for r in range(len(table.rows)) for i, m in enumerate(metrics) if np.isfinite(drops[r, :, i]).any()) + " points.")
+    return table
