@@ -1,0 +1,100 @@
+"""``mirage-bench ablate``: the full model and each of its variants on the same data and seeds, compared.
+
+Variants are the recipe cards whose ``variant_of`` names the full model (found by that field, never by
+name). :func:`run_ablation` runs them through the engine (finished cells are reused); :func:`ablation_table`
+reports each variant's change against the full model, per test generator and as the mean over generators,
+with paired bootstrap 95% intervals over the same images.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from mirage_bench.errors import ConfigError, DataError
+from mirage_bench.reports.resample import Subset, interval, point_means, resampled_means
+from mirage_bench.reports.tables import MEAN
+
+PAIR_KEYS = ["train_generators", "seed", "degradation", "generator"]
+
+
+def find_variants(full: str, recipe_dirs: Sequence[str | Path] = ()) -> list[str]:
+    """Names of the cards with ``variant_of: <full>``, sorted."""
+    from mirage_bench.cards import list_recipes, load_recipe
+
+    load_recipe(full, (), recipe_dirs)  # an unknown full model is an error with "did you mean"
+    variants = [card.name for card in list_recipes(recipe_dirs) if card.variant_of == full]
+    if not variants:
+        raise ConfigError(f"no recipe card has 'variant_of: {full}'; add ablation cards (base: {full}, variant_of: {full}) "
+                          "or pass a folder of them with --recipes DIR")
+    return variants
+
+
+def run_ablation(full: str, protocol: str = "mini", data_root: str | Path | None = None, seeds: Sequence[int] = (0,),
+                 out: str | Path = "results/runs", recipe_dirs: Sequence[str | Path] = (), protocol_dirs: Sequence[str | Path] = (),
+                 device: str = "cpu", progress: Any = None) -> dict[str, Any]:
+    """Run (or reuse) the full model and its variants; returns the engine's run record."""
+    from mirage_bench.engine.runner import Options, execute, load_benchmark
+
+    bench = load_benchmark(protocol, [full, *find_variants(full, recipe_dirs)], data_root, seeds, (), None, None,
+                           recipe_dirs, protocol_dirs)
+    kwargs = {"progress": progress} if progress else {}
+    return execute(bench, Options(out=Path(out), device=device), **kwargs)
+
+
+def _subset(full: pd.DataFrame, variant: pd.DataFrame, where: str) -> Subset:
+    a, b = full.sort_values("image_id"), variant.sort_values("image_id")
+    if list(a["image_id"]) != list(b["image_id"]):
+        raise DataError(f"{where}: the full model and the variant were scored on different images "
+                        f"({len(a)} vs {len(b)}); re-run them on the same protocol data with `mirage-bench ablate`")
+    return Subset(a["label"].to_numpy(int), [a["p_fake"].to_numpy(float), b["p_fake"].to_numpy(float)],
+                  [float(a["threshold"].iloc[0]), float(b["threshold"].iloc[0])])
+
+
+def ablation_table(predictions: pd.DataFrame, full: str, metrics: Sequence[str] = ("acc", "ap"), n_boot: int = 1000,
+                   level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """One row per variant, training set, degradation, generator (and ``mean``) and metric, in percent.
+
+    ``delta`` = variant - full, averaged over seeds (and generators for ``mean``); ``lo``/``hi`` is its paired
+    bootstrap interval over the same images.
+    """
+    if full not in set(predictions["detector"]):
+        raise DataError(f"no predictions of the full model {full!r}; detectors present: {sorted(set(predictions['detector']))}")
+    base = {key: group for key, group in predictions[predictions["detector"] == full].groupby(PAIR_KEYS, sort=True)}
+    rows = []
+    for variant in sorted(set(predictions["detector"]) - {full}):
+        mine = {key: group for key, group in predictions[predictions["detector"] == variant].groupby(PAIR_KEYS, sort=True)}
+        missing = sorted(set(base) ^ set(mine))
+        if missing:
+            raise DataError(f"variant {variant!r} and {full!r} were not run on the same cells (e.g. {missing[0]}); "
+                            "run both with the same protocol and seeds")
+        pairs = {key: _subset(base[key], mine[key], f"{variant} vs {full} on {key}") for key in base}
+        groups: dict[tuple, list[Subset]] = {}
+        for (train, _, degradation, generator), subset in pairs.items():
+            groups.setdefault((train, degradation, generator), []).append(subset)
+            groups.setdefault((train, degradation, MEAN), []).append(subset)
+        for (train, degradation, generator), subsets in sorted(groups.items()):
+            for name in metrics:
+                full_value, variant_value = point_means(name, subsets)
+                lo, hi = np.nan, np.nan
+                if n_boot:
+                    resampled = resampled_means(name, subsets, n_boot, seed)
+                    lo, hi = interval(resampled[1] - resampled[0], level)
+                rows.append({"variant": variant, "train_generators": train, "degradation": degradation, "generator": generator,
+                             "metric": name, "full": 100 * full_value, "value": 100 * variant_value,
+                             "delta": 100 * (variant_value - full_value), "lo": 100 * lo, "hi": 100 * hi,
+                             "images": sum(len(s.labels) for s in subsets)})
+    return pd.DataFrame(rows)
+
+
+def ablation_summary(table: pd.DataFrame, degradation: str = "none") -> pd.DataFrame:
+    """The readable view: per variant and metric, the mean-over-generators change with its interval."""
+    rows = table[(table["generator"] == MEAN) & (table["degradation"] == degradation)]
+    return pd.DataFrame({
+        "variant": rows["variant"], "train": rows["train_generators"], "metric": rows["metric"],
+        "full": rows["full"].round(2), "variant value": rows["value"].round(2),
+        "change (points)": [f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]" for d, lo, hi in zip(rows["delta"], rows["lo"], rows["hi"])],
+    }).reset_index(drop=True)

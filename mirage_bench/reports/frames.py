@@ -1,0 +1,32 @@
+"""Plain result frames (leaderboards, ablations, check diffs) as Markdown and rich tables."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import pandas as pd
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float):
+        return "–" if pd.isna(value) else f"{value:.2f}"
+    return str(value)
+
+
+def frame_markdown(frame: pd.DataFrame, title: str = "", notes: Sequence[str] = ()) -> str:
+    lines = [f"**{title}**", ""] if title else []
+    lines += ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "|".join(["--"] * len(frame.columns)) + "|"]
+    lines += ["| " + " | ".join(_text(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    lines += [""] + [f"{note}  " for note in notes] if notes else []
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def frame_rich(frame: pd.DataFrame, title: str = "", notes: Sequence[str] = ()) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title or None, caption="\n".join(notes) or None)
+    for column in frame.columns:
+        table.add_column(str(column), overflow="fold")
+    for row in frame.itertuples(index=False):
+        table.add_row(*(_text(v) for v in row))
+    return table

@@ -1,0 +1,60 @@
+"""Bootstrap intervals for means over subsets, paired across detectors scored on the same images.
+
+:func:`mirage_bench.metrics.bootstrap` gives the interval of one metric on one subset. Leaderboards and
+ablations need the interval of a *mean over subsets* (generators, seeds), and ablations need it for the
+*difference* between two detectors on the same images: each resample draws one set of image indices per
+subset (reals and fakes separately, as ``metrics.bootstrap`` does) and applies it to every arm, so the
+arms stay paired image by image. Metric values come from each metric's own ``batch`` function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from mirage_bench import metrics as M
+from mirage_bench.metrics import _threshold_for  # the metric's threshold rule, written once in metrics
+
+
+@dataclass
+class Subset:
+    """One subset's labels and, per arm, its scores (aligned image by image) and calibrated threshold."""
+
+    labels: np.ndarray  # [n]
+    scores: list[np.ndarray]  # arms x [n]
+    thresholds: list[float]
+
+
+def _indices(labels: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    return np.concatenate([rng.choice(np.flatnonzero(labels == c), size=(n_boot, int(np.sum(labels == c))), replace=True)
+                           for c in np.unique(labels)], axis=1)  # [R, n]
+
+
+def point_means(name: str, subsets: Sequence[Subset]) -> np.ndarray:
+    """Per arm: the unweighted mean over subsets of the metric (``metrics.compute``)."""
+    return np.array([np.mean([M.compute(name, s.labels, s.scores[a], s.thresholds[a]) for s in subsets])
+                     for a in range(len(subsets[0].scores))])
+
+
+def resampled_means(name: str, subsets: Sequence[Subset], n_boot: int = 1000, seed: int = 0) -> np.ndarray:
+    """``[arms, R]``: the mean over subsets in each paired resample."""
+    metric = M.METRICS.get(name)
+    rng = np.random.default_rng(seed)
+    arms = len(subsets[0].scores)
+    total = np.zeros((arms, n_boot))
+    for s in subsets:
+        index = _indices(s.labels, n_boot, rng)
+        for a in range(arms):
+            total[a] += metric.batch(s.labels[index], s.scores[a][index], _threshold_for(metric, s.thresholds[a]))
+    return total / len(subsets)
+
+
+def interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of finite values (NaN when a resample left a metric undefined everywhere)."""
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return float("nan"), float("nan")
+    alpha = (1 - level) / 2
+    return float(np.quantile(values, alpha)), float(np.quantile(values, 1 - alpha))
