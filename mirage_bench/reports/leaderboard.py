@@ -1,0 +1,114 @@
+"""``mirage-bench leaderboard``: detectors ranked across runs of one protocol version on one data set.
+
+Each row is a detector and training set: the mean over test generators (and seeds) of each of the
+protocol's metrics on clean images, with a bootstrap 95% interval of that mean, plus the hardware and
+throughput the runs recorded. Runs whose protocol version or data manifest hash differ are refused
+(:func:`mirage_bench.reports.runs.check_comparable`), never ranked side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from mirage_bench import metrics as M
+from mirage_bench.errors import DataError
+from mirage_bench.reports.frames import frame_markdown
+from mirage_bench.reports.resample import Subset, interval, resampled_means
+from mirage_bench.reports.runs import RANDOM_BACKBONE_NOTE, Evidence, load_runs
+from mirage_bench.reports.tables import DAGGER, MEAN, metric_long
+
+
+def select_runs(root: str | Path, protocol: str | None = None) -> list[str]:
+    """Every finished run in the store, of ``protocol`` when given; several protocols need a choice."""
+    from mirage_bench.store import Store
+
+    store = Store(root)
+    by_protocol: dict[str, list[str]] = {}
+    for run_id in store.run_ids():
+        by_protocol.setdefault(store.run_record(run_id)["protocol"]["name"], []).append(run_id)
+    if protocol is None and len(by_protocol) > 1:
+        raise DataError(f"the store {root} holds runs of protocols {sorted(by_protocol)}; choose one with --protocol")
+    name = protocol if protocol is not None else next(iter(by_protocol), None)
+    if name not in by_protocol:
+        raise DataError(f"no finished run of protocol {name!r} in {root}; protocols with runs: {sorted(by_protocol) or '(none)'}")
+    return by_protocol[name]
+
+
+def _throughput(records: Sequence[dict[str, Any]], detector: str, train: str) -> float:
+    """Images scored per second in these runs, from eval cells that recorded ``seconds`` (NaN if none did)."""
+    cells = {c["cell_id"]: (c["detector"], c["train_generators"]) for r in records for c in r.get("train_cells", [])}
+    timed = [(c["images"], c["seconds"]) for r in records for c in r.get("eval_cells", [])
+             if "seconds" in c and c.get("computed_in_this_run") and cells.get(c.get("train_cell_id")) == (detector, train)]
+    seconds = sum(s for _, s in timed)
+    return sum(n for n, _ in timed) / seconds if seconds else float("nan")
+
+
+def leaderboard(evidence: Evidence, metrics: Sequence[str] = ("acc", "ap"), n_boot: int = 1000, level: float = 0.95) -> pd.DataFrame:
+    """Rows ranked by the first metric (mean over generators and seeds, clean images); percent."""
+    preds = evidence.predictions[evidence.predictions["degradation"] == "none"]
+    if preds.empty:
+        raise DataError(f"runs {evidence.run_ids} hold no clean ('none') predictions to rank")
+    means = M.over_seeds(metric_long(preds, metrics, n_boot=0).query("generator == @MEAN"))
+    devices = sorted({r["device"] for r in evidence.records})
+    rows = []
+    for (detector, train), group in preds.groupby(["detector", "train_generators"], sort=True):
+        row: dict[str, Any] = {"detector": detector + (DAGGER if group["random_backbone"].any() else ""), "train": train,
+                               "seeds": group["seed"].nunique()}
+        subsets = [Subset(g["label"].to_numpy(int), [g["p_fake"].to_numpy(float)], [float(g["threshold"].iloc[0])])
+                   for _, g in group.groupby(["seed", "generator"], sort=True)]
+        for name in metrics:
+            value = means[(means["detector"] == detector) & (means["train_generators"] == train) & (means["metric"] == name)]["mean"].item()
+            lo, hi = interval(resampled_means(name, subsets, n_boot)[0], level) if n_boot else (np.nan, np.nan)
+            row.update({name: 100 * value, f"{name} lo": 100 * lo, f"{name} hi": 100 * hi})
+        row["hardware"] = "; ".join(devices)
+        row["images/s"] = _throughput(evidence.records, detector, train)
+        row["runs"] = ",".join(sorted(set(group["run_id"])))
+        rows.append(row)
+    first = metrics[0]
+    board = pd.DataFrame(rows).sort_values(first, ascending=not M.METRICS.get(first).higher_is_better, kind="stable")
+    board.insert(0, "rank", range(1, len(board) + 1))
+    return board.reset_index(drop=True)
+
+
+def _replace(path: Path, text: str) -> None:
+    # The leaderboard is a view regenerated from the store, so replacing it loses no result.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def markdown(board: pd.DataFrame, evidence: Evidence, metrics: Sequence[str]) -> str:
+    shown = board[["rank", "detector", "train", "seeds"]].copy()
+    for name in metrics:
+        shown[f"{M.METRICS.get(name).title} (%)"] = [f"{v:.1f} [{lo:.1f}, {hi:.1f}]" if np.isfinite(lo) else f"{v:.1f}"
+                                                     for v, lo, hi in zip(board[name], board[f"{name} lo"], board[f"{name} hi"])]
+    shown["hardware"], shown["images/s"], shown["runs"] = board["hardware"], board["images/s"], board["runs"]
+    notes = [f"Protocol {evidence.title}; data manifest hash {evidence.data_hash}. Mean over test generators and seeds, "
+             "clean images, threshold 0.5; [95% bootstrap interval]. images/s: – where the runs recorded no timing."]
+    if board["detector"].str.endswith(DAGGER).any():
+        notes.append(f"{DAGGER} {RANDOM_BACKBONE_NOTE}.")
+    return frame_markdown(shown, f"Leaderboard: {evidence.protocol} v{evidence.protocol_version}", notes)
+
+
+def write_leaderboard(root: str | Path, out: str | Path = "results", protocol: str | None = None,
+                      metrics: Sequence[str] = ("acc", "ap"), n_boot: int = 1000) -> tuple[pd.DataFrame, Evidence, list[Path]]:
+    """Rank the store's runs and write ``<out>/leaderboard.md`` and ``.json``."""
+    evidence = load_runs(root, select_runs(root, protocol))
+    board = leaderboard(evidence, metrics, n_boot)
+    out = Path(out)
+    paths = [out / "leaderboard.md", out / "leaderboard.json"]
+    _replace(paths[0], markdown(board, evidence, metrics))
+    payload = {"protocol": evidence.protocol, "protocol_version": evidence.protocol_version, "data_hash": evidence.data_hash,
+               "unit": "percent", "metrics": list(metrics), "random_backbone_note": RANDOM_BACKBONE_NOTE,
+               "rows": json.loads(board.to_json(orient="records"))}
+    _replace(paths[1], json.dumps(payload, indent=2) + "\n")
+    return board, evidence, paths

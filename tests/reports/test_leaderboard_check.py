@@ -1,0 +1,88 @@
+"""Leaderboard ranking and refusal of incomparable runs; `check` against a baseline."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import storegen
+from mirage_bench.errors import DataError
+from mirage_bench.reports.check import compare, make_baseline, parse_tolerances, read_baseline, write_baseline
+from mirage_bench.reports.leaderboard import write_leaderboard
+from mirage_bench.reports.runs import load_runs
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("store")
+    first = storegen.write_run(root, detectors=("alpha", "beta"), degradations=("none",), strength={"alpha": 0.5, "beta": 3.0})
+    second = storegen.write_run(root, detectors=("gamma",), degradations=("none",), random=["gamma"], strength={"gamma": 1.5}, rng_seed=1)
+    return root, first, second
+
+
+def _clean_acc(root, detector):
+    frame = pd.read_parquet(sorted((root / "predictions").glob("*.parquet")))
+    rows = frame[(frame.detector == detector) & (frame.degradation == "none")]
+    return 100 * np.mean([np.mean((g.p_fake > 0.5) == g.label) for _, g in rows.groupby("generator")])
+
+
+def test_leaderboard_ranks_across_runs_with_intervals(store, tmp_path):
+    root, first, second = store
+    board, _, paths = write_leaderboard(root, tmp_path, n_boot=200)
+    expected = sorted(("alpha", "beta", "gamma"), key=lambda d: -_clean_acc(root, d))
+    assert [d.rstrip("†") for d in board.detector] == expected
+    for row in board.to_dict("records"):
+        assert row["acc"] == pytest.approx(_clean_acc(root, row["detector"].rstrip("†")))
+        assert row["acc lo"] <= row["acc"] <= row["acc hi"]
+    assert "gamma†" in set(board.detector)
+    md = paths[0].read_text()
+    assert "random backbone weights" in md and "cpu" in md
+    data = json.loads(paths[1].read_text())
+    assert [r["detector"] for r in data["rows"]] == list(board.detector)
+
+
+def test_leaderboard_refuses_other_protocol_versions_and_data(tmp_path):
+    storegen.write_run(tmp_path, detectors=("alpha",), degradations=("none",))
+    storegen.write_run(tmp_path, detectors=("beta",), degradations=("none",), version=2)
+    with pytest.raises(DataError, match="protocol version 2"):
+        write_leaderboard(tmp_path, tmp_path / "out", n_boot=0)
+    other = tmp_path / "b"
+    storegen.write_run(other, detectors=("alpha",), degradations=("none",))
+    storegen.write_run(other, detectors=("beta",), degradations=("none",), data_salt="x")
+    with pytest.raises(DataError, match="data manifest hash"):
+        write_leaderboard(other, tmp_path / "out", n_boot=0)
+
+
+def _perturb(root, run_id, detector, fraction=0.5):
+    """Lower accuracy: push a fraction of the detector's fakes below the threshold, in place."""
+    for path in sorted((root / "predictions").glob("*.parquet")):
+        frame = pd.read_parquet(path)
+        if frame.detector.iloc[0] != detector or frame.run_id.iloc[0] != run_id:
+            continue
+        fakes = frame.index[frame.label == 1]
+        frame.loc[fakes[: int(len(fakes) * fraction)], "p_fake"] = 0.01
+        frame.to_parquet(path, index=False)
+
+
+def test_check_passes_unchanged_and_fails_perturbed(tmp_path):
+    run_id = storegen.write_run(tmp_path, detectors=("alpha", "beta"), degradations=("none", "jpeg(q=50)"))
+    baseline_path = tmp_path / "baseline.json"
+    write_baseline(baseline_path, make_baseline(load_runs(tmp_path, [run_id])))
+    baseline = read_baseline(baseline_path)
+    assert compare(baseline, load_runs(tmp_path, [run_id])).passed
+    _perturb(tmp_path, run_id, "beta")
+    result = compare(baseline, load_runs(tmp_path, [run_id]))
+    failed = result.failures
+    assert not result.passed
+    assert set(failed.detector) == {"beta"} and "acc" in set(failed.metric)
+    assert (failed[failed.metric == "acc"].status == "worse").all()
+    assert (failed.delta.abs() > failed.tolerance).all()
+    loose = compare(baseline, load_runs(tmp_path, [run_id]), tolerance=100.0)
+    assert loose.passed
+
+
+def test_tolerances_parse_per_metric():
+    assert parse_tolerances(["0.5", "ap=2"]) == (0.5, {"ap": 2.0})
+    with pytest.raises(Exception, match="did you mean|unknown"):
+        parse_tolerances(["accc=1"])
