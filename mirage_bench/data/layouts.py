@@ -120,7 +120,8 @@ class ForenSynthsLayout(FolderLayout):
 
     Without a split folder the split is ``test``; without a generator folder the root's name is the
     generator. Under the splits named in the card's ``split_generator`` (ForenSynths' ``train/`` and
-    ``val/`` hold ProGAN by object class) every folder is a class of that one generator. A folder that
+    ``val/`` hold ProGAN by object class) every folder is a class of that one generator. With a card, the
+    first folder that names one of its generators is the generator. A folder that
     holds only ``0_real`` or only ``1_fake`` (UniversalFakeDetect's diffusion sets) is fine: the card
     pairs it with its reals.
     """
@@ -147,13 +148,14 @@ class ForenSynthsLayout(FolderLayout):
         if prefix and _lower(prefix[0]) in SPLITS:
             split = _lower(prefix.pop(0))
         split_generator = {**self.default_split_generator, **(protocol.split_generator if protocol else {})}
+        label = self.CLASSES[_lower(parts[-2])]
         if split in split_generator:
-            generator, classes = split_generator[split], prefix
-        elif prefix:
-            generator, classes = prefix[0], prefix[1:]
-        else:
-            generator, classes = root.name, []
-        return {"label": self.CLASSES[_lower(parts[-2])], "split": split, "generator": generator, "source": "/".join(classes)}
+            return {"label": label, "split": split, "generator": split_generator[split], "source": "/".join(prefix)}
+        if not prefix:
+            return {"label": label, "split": split, "generator": root.name}
+        # The first folder is the generator, unless the card knows a deeper one (UniversalFakeDetect's
+        # diffusion_datasets/{guided,ldm_200,...}/1_fake): every folder is a candidate name.
+        return {"label": label, "split": split, "generator": prefix[0], "names": tuple(prefix), "source": "/".join(prefix[1:])}
 
 
 @LAYOUTS.register("wildrf")
