@@ -11,6 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from mirage_bench.cli import cards as cards_cli
+from mirage_bench.cli import data as data_cli
 from mirage_bench.cli import doctor as doctor_cli
 from mirage_bench.cli.console import console, err_console
 from mirage_bench.errors import MirageBenchError
@@ -52,6 +53,7 @@ def _root(
 app.command("doctor")(doctor_cli.doctor)
 app.add_typer(cards_cli.detectors_app, name="detectors")
 app.add_typer(cards_cli.protocols_app, name="protocols")
+app.add_typer(data_cli.data_app, name="data")
 
 
 def main() -> None:
