@@ -123,8 +123,8 @@ def check_counts(protocol: "ProtocolCard", manifest: pd.DataFrame, exclusions: p
     all_files = manifest[["generator", "split", "label"]]
     if exclusions is not None and len(exclusions):
         all_files = pd.concat([all_files, exclusions[["generator", "split", "label"]].dropna()])
-    for key, entry in protocol.generators.items():
-        for split, counts in entry.expected.items():
+    for key in protocol.evaluated:
+        for split, counts in protocol.generators[key].expected.items():
             for label, expected in ((0, counts.real), (1, counts.fake)):
                 if expected is None:
                     continue
