@@ -32,7 +32,7 @@ def _scan(root: Path, layout: str, protocol: Optional[str], protocols: Optional[
 
 def _print_exclusions(exclusions) -> None:
     for row in exclusions.itertuples():
-        console.print(f"  excluded {row.rel_path}: [{row.kind}] {row.reason}", markup=False, highlight=False, soft_wrap=True)
+        console.print(f"  excluded {row.rel_path} ({row.kind}): {row.reason}", markup=False, highlight=False, soft_wrap=True)
 
 
 @data_app.command("index")

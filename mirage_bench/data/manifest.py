@@ -68,7 +68,7 @@ def build_manifest(
     if strict and len(exclusions):
         raise DataError(
             f"{root}: {len(exclusions)} file(s) cannot be used and --strict forbids exclusions:\n"
-            + "\n".join(f"  {r.rel_path}: [{r.kind}] {r.reason}" for r in exclusions.head(20).itertuples())
+            + "\n".join(f"  {r.rel_path} ({r.kind}): {r.reason}" for r in exclusions.head(20).itertuples())
             + ("\n  ..." if len(exclusions) > 20 else "")
             + "\nRun `mirage-bench data verify` for the full list, then repair or remove those files."
         )

@@ -183,7 +183,7 @@ def test_known_corrupt_files_from_the_card_are_excluded(make_tree):
 def test_strict_turns_any_exclusion_into_an_error(tmp_path):
     root = _tree(tmp_path)
     (root / FAKE / "empty.png").write_bytes(b"")
-    with pytest.raises(DataError, match=r"(?s)1 file\(s\) cannot be used and --strict.*gen/train/ai/empty.png: \[empty\] zero-byte file"):
+    with pytest.raises(DataError, match=r"(?s)1 file\(s\) cannot be used and --strict.*gen/train/ai/empty.png \(empty\): zero-byte file"):
         build_manifest(root, layout="genimage", strict=True)
 
 
