@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from PIL import Image
 from typer.testing import CliRunner
 
 from mirage_bench.cli import app

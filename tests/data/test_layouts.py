@@ -271,3 +271,10 @@ def test_enumeration_is_sorted_and_deterministic(make_tree):
 
 def test_registry_lists_every_layout():
     assert LAYOUTS.names() == ["forensynths", "genimage", "manifest", "realfake", "synthbuster", "wildrf"]
+
+
+def test_parallel_decoding_gives_the_same_manifest(make_tree):
+    root = make_tree(list(GENIMAGE))
+    serial, _ = build_manifest(root, workers=1)
+    parallel, _ = build_manifest(root, workers=2)
+    assert serial.equals(parallel)

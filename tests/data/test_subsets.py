@@ -182,7 +182,7 @@ def test_wildrf_validation_from_reddit_train_only(make_tree):
     assert all(set(t["split"]) == {"test"} for t in data.test.values())
 
 
-def test_unknown_folders_are_noted_not_scored(genimage_root, make_tree):
+def test_unknown_folders_are_noted_not_scored(genimage_root):
     for cls in ("ai", "nature"):
         (genimage_root / "sdxl/val" / cls).mkdir(parents=True)
         shutil.copy(next((genimage_root / "ADM/imagenet_ai_0508_adm/val" / cls).iterdir()), genimage_root / "sdxl/val" / cls / "x.png")
