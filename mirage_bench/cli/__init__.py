@@ -12,6 +12,7 @@ from typer.core import TyperGroup
 
 from mirage_bench.cli import cards as cards_cli
 from mirage_bench.cli import doctor as doctor_cli
+from mirage_bench.cli import run as run_cli
 from mirage_bench.cli.console import console, err_console
 from mirage_bench.errors import MirageBenchError
 
@@ -52,6 +53,9 @@ def _root(
 app.command("doctor")(doctor_cli.doctor)
 app.add_typer(cards_cli.detectors_app, name="detectors")
 app.add_typer(cards_cli.protocols_app, name="protocols")
+app.command("train")(run_cli.train)
+app.command("eval")(run_cli.evaluate)
+app.command("run")(run_cli.run)
 
 
 def main() -> None:
