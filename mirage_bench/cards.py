@@ -78,6 +78,7 @@ def read_card_data(kind: CardKind, name_or_path: str, extra_dirs: Sequence[Path 
             raise ConfigError(f"{path}: card inheritance loops: {' -> '.join((*_seen, base))}")
         base_data, _ = read_card_data(kind, base, extra_dirs, (*_seen, path.stem))
         base_data.pop("source", None)
+        base_data.pop("name", None)  # a variant is its own card, named after its file unless it says otherwise
         data = deep_merge(base_data, data)
     data.setdefault("name", path.stem)
     return data, path

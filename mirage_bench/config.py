@@ -133,11 +133,21 @@ def parse_overrides(pairs: Sequence[str]) -> list[tuple[list[str], Any]]:
         if not sep or not key.strip() or any(not part for part in key.strip().split(".")):
             raise ConfigError(f"override {pair!r} must look like 'key.sub=value' (e.g. --set train.lr=1e-4)")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = _number_or_same(yaml.safe_load(raw)) if raw.strip() else ""
         except yaml.YAMLError as exc:
             raise ConfigError(f"override {pair!r}: value {raw!r} is not valid YAML ({exc})") from exc
         parsed.append((key.strip().split("."), value))
     return parsed
+
+
+def _number_or_same(value: Any) -> Any:
+    """YAML 1.1 reads ``1e-4`` (no dot) as a string; people mean a number."""
+    if isinstance(value, str):
+        try:
+            return float(value) if any(c in value.lower() for c in ".e") else int(value)
+        except ValueError:
+            return value
+    return value
 
 
 def apply_overrides(data: dict[str, Any], pairs: Sequence[str]) -> dict[str, Any]:

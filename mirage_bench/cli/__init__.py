@@ -11,6 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from mirage_bench.cli import cards as cards_cli
+from mirage_bench.cli import degradations as degradations_cli
 from mirage_bench.cli import doctor as doctor_cli
 from mirage_bench.cli import run as run_cli
 from mirage_bench.cli.console import console, err_console
@@ -53,6 +54,7 @@ def _root(
 app.command("doctor")(doctor_cli.doctor)
 app.add_typer(cards_cli.detectors_app, name="detectors")
 app.add_typer(cards_cli.protocols_app, name="protocols")
+app.add_typer(degradations_cli.degradations_app, name="degradations")
 app.command("train")(run_cli.train)
 app.command("eval")(run_cli.evaluate)
 app.command("run")(run_cli.run)

@@ -23,15 +23,19 @@ def detectors_list(
 ) -> None:
     """List every recipe card with its implementation, backbone, trainable parameters and citation."""
     from mirage_bench.cards import list_recipes
+    from mirage_bench.detectors import DETECTORS
     from mirage_bench.detectors.inspect import count_trainable
 
     table = Table(title="Detectors", show_lines=False)
     for column in ("card", "implementation", "backbone", "trainable params", "citation"):
         table.add_column(column, overflow="fold")
-    for recipe in list_recipes(as_list(recipes)):
+    cards = list_recipes(as_list(recipes))
+    for recipe in cards:
         backbone = f"{recipe.backbone.name} ({recipe.backbone.pretrained})" if recipe.backbone else "-"
         params = f"{count_trainable(recipe):,}" if count else "-"
         table.add_row(recipe.name, recipe.detector, backbone, params, recipe.citation)
+    for name in sorted(set(DETECTORS.names()) - {r.detector for r in cards}):
+        table.add_row("(no card)", name, "-", "-", f"registered by {DETECTORS.origin(name)}; add a card with --recipes DIR")
     console.print(table)
 
 

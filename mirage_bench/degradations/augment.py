@@ -1,0 +1,100 @@
+"""Training augmentations: degradations drawn at random per training image from a ``torch.Generator``.
+
+Recipe cards list them in ``train.augment`` (``cnnspot(p=0.5)`` or a preset name such as
+``cnnspot-blur-jpeg-0.5``). ``augment(spec).apply(img, generator)`` degrades one decoded RGB image before
+the detector's ``train_transform``; ``draw(generator)`` returns the concrete degradation it picked, so
+runs can record it and tests can check it.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from PIL import Image
+from pydantic import Field
+
+from mirage_bench.degradations.base import Chain, Degradation, SpecModel
+from mirage_bench.degradations.ops import Blur, Jpeg
+from mirage_bench.degradations.spec import read
+from mirage_bench.registry import Registry
+
+if TYPE_CHECKING:
+    import torch
+
+
+class Augmentation(SpecModel):
+    """A random degradation policy with a canonical spec."""
+
+    @abstractmethod
+    def draw(self, generator: "torch.Generator") -> Degradation:
+        """The degradation this policy picks for one image."""
+
+    def apply(self, img: Image.Image, generator: "torch.Generator") -> Image.Image:
+        return self.draw(generator).apply(img, 0)
+
+
+AUGMENTATIONS: Registry[type[Augmentation]] = Registry("augmentation")
+
+
+class CNNSpotAugment(Augmentation):
+    """CNNSpot's blur + JPEG augmentation (Wang et al., CVPR 2020, ``data_augment``).
+
+    With probability ``p`` blur with sigma ~ U[0, 3] (the reference Gaussian blur on uint8), then with
+    probability ``p`` a JPEG round trip with quality ~ U{30, ..., 100}. The paper picks cv2 or PIL at random
+    for the JPEG; opencv is not installed with mirage-bench, so only PIL's encoder is used.
+    Every call draws four numbers (blur?, sigma, jpeg?, quality) whatever the outcome, so the generator
+    advances the same way for every image.
+    """
+
+    kind: ClassVar[str] = "cnnspot"
+    SIGMA_MAX: ClassVar[float] = 3.0
+    QUALITY: ClassVar[tuple[int, int]] = (30, 100)
+    p: float = Field(0.5, ge=0, le=1, description="probability of blur, and separately of JPEG")
+
+    def draw(self, generator: "torch.Generator") -> Degradation:
+        import torch
+
+        u = torch.rand(3, generator=generator, dtype=torch.float64)
+        quality = int(torch.randint(self.QUALITY[0], self.QUALITY[1] + 1, (1,), generator=generator))
+        steps: list[Degradation] = []
+        if float(u[0]) < self.p:
+            steps.append(Blur(s=self.SIGMA_MAX * float(u[1])))
+        if float(u[2]) < self.p:
+            steps.append(Jpeg(q=quality))
+        return Chain.of(steps)
+
+
+AUGMENTATIONS.register("cnnspot", CNNSpotAugment)
+
+
+@dataclass(frozen=True)
+class AugmentPreset:
+    name: str
+    spec: str
+    citation: str
+    notes: str = ""
+
+
+AUGMENT_PRESETS: Registry[AugmentPreset] = Registry("augmentation preset")
+for _p in ("0.5", "0.1"):
+    AUGMENT_PRESETS.register(
+        f"cnnspot-blur-jpeg-{_p}",
+        AugmentPreset(
+            f"cnnspot-blur-jpeg-{_p}",
+            f"cnnspot(p={_p})",
+            "Wang et al., CNN-generated images are surprisingly easy to spot... for now, CVPR 2020",
+            f"Blur+JPEG ({_p}): blur sigma U[0,3] with p {_p}, then JPEG q U{{30..100}} with p {_p} (PIL only). "
+            "CNNSpot resized to 256 and cropped 224 around it; here it runs on the decoded image, "
+            "before the detector's train_transform.",
+        ),
+    )
+
+
+def augment(spec: str) -> Augmentation:
+    """``cnnspot(p=0.5)`` or an augmentation preset name -> an object with ``.apply(img, generator)``."""
+    if spec in AUGMENT_PRESETS:
+        spec = AUGMENT_PRESETS.get(spec).spec
+    call = read(spec)
+    return AUGMENTATIONS.get(call.name).from_call(call)

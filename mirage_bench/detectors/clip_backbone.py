@@ -1,0 +1,96 @@
+"""Loading a CLIP backbone from open_clip: a model name plus a pretrained tag, a local file, or none.
+
+The rules come from the field's failures (see shared pitfalls): weights that were asked for either load or
+raise :class:`WeightsError` (``require_pretrained=True``, never a logged warning and a random model); the
+QuickGELU variant must match OpenAI's weights (a mismatch is an error, not open_clip's warning); a local
+file is identified by its sha256 so that checkpoints name the exact weights they were trained on.
+``pretrained: none`` builds random weights, which the identity records (``random: True``) and every table
+labels. Our tiny test architecture ``mb-tiny-clip`` is registered from ``mirage_bench/model_configs``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mirage_bench.config import BackboneConfig
+from mirage_bench.errors import WeightsError
+
+MODEL_CONFIG_DIR = Path(__file__).resolve().parent.parent / "model_configs"
+_registered = False
+
+
+def register_model_configs() -> None:
+    """Make our JSON architectures (``mb-tiny-clip``) known to open_clip, once."""
+    global _registered
+    if not _registered:
+        import open_clip
+
+        open_clip.add_model_config(MODEL_CONFIG_DIR)
+        _registered = True
+
+
+def _is_path(pretrained: str) -> bool:
+    return "/" in pretrained or "\\" in pretrained or Path(pretrained).suffix in {".pt", ".pth", ".bin", ".safetensors"}
+
+
+def load_clip(cfg: BackboneConfig) -> tuple[Any, dict[str, Any]]:
+    """Build ``cfg.name`` with its weights; returns ``(open_clip.CLIP in eval mode, identity dict)``."""
+    import open_clip
+
+    from mirage_bench.detectors.checkpoint import sha256_file
+
+    register_model_configs()
+    if cfg.name not in open_clip.list_models():
+        import difflib
+
+        close = difflib.get_close_matches(cfg.name, open_clip.list_models(), n=3, cutoff=0.6)
+        raise WeightsError(
+            f"open_clip has no architecture {cfg.name!r}."
+            + (f" Did you mean {' or '.join(map(repr, close))}?" if close else "")
+            + " See open_clip.list_models()."
+        )
+    identity: dict[str, Any] = {"name": cfg.name, "pretrained": cfg.pretrained, "sha256": None, "random": cfg.is_random}
+    if cfg.is_random:
+        model = open_clip.create_model(cfg.name, pretrained=None)
+        identity["pretrained"] = "none"
+    elif _is_path(cfg.pretrained):
+        path = Path(cfg.pretrained).expanduser()
+        if not path.is_file():
+            raise WeightsError(
+                f"backbone weights file {path} does not exist. Pass an existing file, an open_clip pretrained "
+                f"tag ({', '.join(open_clip.list_pretrained_tags_by_model(cfg.name)) or 'none known'}), or "
+                "pretrained: none for a random backbone."
+            )
+        identity["sha256"] = sha256_file(path)
+        model = _create(open_clip, cfg, str(path))
+    else:
+        tags = open_clip.list_pretrained_tags_by_model(cfg.name)
+        if cfg.pretrained not in tags:
+            raise WeightsError(
+                f"open_clip has no pretrained tag {cfg.pretrained!r} for {cfg.name!r}; known tags: "
+                f"{', '.join(tags) or '(none)'}. Or pass a local weights file, or pretrained: none."
+            )
+        tag_cfg = open_clip.get_pretrained_cfg(cfg.name, cfg.pretrained)
+        model_cfg = open_clip.get_model_config(cfg.name) or {}
+        if bool(tag_cfg.get("quick_gelu", False)) != bool(model_cfg.get("quick_gelu", False)):
+            raise WeightsError(
+                f"pretrained tag {cfg.pretrained!r} was trained with quick_gelu={tag_cfg.get('quick_gelu', False)}, "
+                f"but architecture {cfg.name!r} uses quick_gelu={model_cfg.get('quick_gelu', False)}: the features "
+                f"would be silently wrong. Use {cfg.name + '-quickgelu' if tag_cfg.get('quick_gelu') else cfg.name.removesuffix('-quickgelu')!r}."
+            )
+        model = _create(open_clip, cfg, cfg.pretrained)
+    model.eval().requires_grad_(False)
+    return model, identity
+
+
+def _create(open_clip: Any, cfg: BackboneConfig, pretrained: str) -> Any:
+    try:
+        return open_clip.create_model(cfg.name, pretrained=pretrained, require_pretrained=cfg.require_pretrained)
+    except Exception as exc:  # network, hub and strict-load failures all end here, re-raised with advice
+        raise WeightsError(
+            f"could not load weights {pretrained!r} for backbone {cfg.name!r}: {type(exc).__name__}: {exc}. "
+            "Without internet access, download the weights elsewhere and pass the file "
+            "(backbone.pretrained=/path/to/weights.safetensors), or use backbone.pretrained=none for a random "
+            "backbone (its results are labelled as random)."
+        ) from exc
