@@ -26,12 +26,12 @@ def test_run_prints_table_from_store_and_dry_run_lists_cells(stub_data, tmp_path
     cli = CliRunner()
     dry = cli.invoke(app, ["run", "--out", str(out), "--dry-run"], terminal_width=200)
     assert dry.exit_code == 0, dry.output
-    assert "to do" in dry.output and "train on 16 images" in dry.output
+    assert "to do" in dry.output and "train on 16 images" in dry.output and "4 cells" in dry.output
     result = cli.invoke(app, ["run", "--out", str(out), "--bootstrap", "20"], terminal_width=250)
     assert result.exit_code == 0, result.output
     store = Store(out)
     predictions = store.read_predictions()
-    g2 = predictions[predictions.generator == "g2"]
+    g2 = predictions[(predictions.generator == "g2") & (predictions.degradation == "none")]
     expected = f"{100 * compute('acc', g2.label, g2.p_fake):.1f} / {100 * compute('ap', g2.label, g2.p_fake):.1f}"
     assert expected in result.output
     metrics = pd.read_csv(store.run_dir(store.latest_run_id()) / "metrics.csv")
