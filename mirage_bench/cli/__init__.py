@@ -15,6 +15,7 @@ from mirage_bench.cli import cards as cards_cli
 from mirage_bench.cli import data as data_cli
 from mirage_bench.cli import degradations as degradations_cli
 from mirage_bench.cli import doctor as doctor_cli
+from mirage_bench.cli import run as run_cli
 from mirage_bench.cli.console import console, err_console
 from mirage_bench.errors import MirageBenchError
 
@@ -57,6 +58,9 @@ app.add_typer(cards_cli.detectors_app, name="detectors")
 app.add_typer(cards_cli.protocols_app, name="protocols")
 app.add_typer(data_cli.data_app, name="data")
 app.add_typer(degradations_cli.degradations_app, name="degradations")
+app.command("train")(run_cli.train)
+app.command("eval")(run_cli.evaluate)
+app.command("run")(run_cli.run)
 
 
 def main() -> None:

@@ -1,0 +1,72 @@
+"""Content-addressed cells: what a result depends on, hashed, so finished work is found and skipped.
+
+- A training cell is (resolved recipe, training + validation manifests, seed) -> checkpoint.
+- An evaluation cell is (checkpoint content, test subset manifest, degradation spec) -> predictions.
+
+Hashes are over canonical JSON and over the manifest columns that identify the data (image id, content
+hash, label, generator), so a renamed folder keeps its hash and a changed image changes it.
+The checkpoint hash is over its *content* (recipe, backbone, tensors, metadata), not the file's bytes:
+``torch.save`` writes the temporary file name into the archive, so equal checkpoints differ as files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pandas as pd
+import torch
+
+from mirage_bench.config import RecipeCard
+
+#: Bump when a change to the engine changes results, so old cells are not reused.
+ENGINE_VERSION = 1
+_IDENTITY_COLUMNS = ["image_id", "sha256", "label", "generator"]
+
+
+def canonical_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def digest(data: Any) -> str:
+    return hashlib.sha256(canonical_json(data).encode()).hexdigest()
+
+
+def frame_hash(manifest: pd.DataFrame) -> str:
+    """Hash of a manifest's identity columns, independent of row order."""
+    rows = manifest[_IDENTITY_COLUMNS].sort_values("image_id").astype(str)
+    h = hashlib.sha256()
+    for row in rows.itertuples(index=False):
+        h.update(("\t".join(row) + "\n").encode())
+    return h.hexdigest()
+
+
+def recipe_hash(recipe: RecipeCard) -> str:
+    """The recipe as resolved, minus where it was read from."""
+    return digest(recipe.model_dump(mode="json", exclude={"source"}))
+
+
+def train_cell_id(recipe: RecipeCard, train: pd.DataFrame, validation: pd.DataFrame, seed: int) -> str:
+    return digest(
+        {"engine": ENGINE_VERSION, "recipe": recipe_hash(recipe), "train": frame_hash(train),
+         "validation": frame_hash(validation), "seed": seed}
+    )[:20]
+
+
+def eval_cell_id(checkpoint_sha256: str, subset_hash: str, degradation: str, degradation_base_seed: int) -> str:
+    return digest(
+        {"engine": ENGINE_VERSION, "checkpoint": checkpoint_sha256, "subset": subset_hash,
+         "degradation": degradation, "degradation_base_seed": degradation_base_seed}
+    )[:20]
+
+
+def checkpoint_content_hash(payload: dict[str, Any]) -> str:
+    """sha256 over a checkpoint payload's recipe, backbone, metadata and tensor bytes (sorted keys)."""
+    h = hashlib.sha256()
+    h.update(canonical_json({k: payload[k] for k in ("format", "detector", "recipe", "backbone", "metadata")}).encode())
+    for name in sorted(payload["state"]):
+        tensor = payload["state"][name]
+        h.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}:".encode())
+        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())  # any dtype
+    return h.hexdigest()

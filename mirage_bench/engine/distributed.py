@@ -1,0 +1,96 @@
+"""torchrun support: process groups, sharding without padding, gathering, gradient averaging.
+
+Launch with ``torchrun --nproc_per_node N -m mirage_bench run ...``. Evaluation shards rows ``rank::world``
+(never a padded sampler, which would score some images twice); training splits each global batch the same
+way and averages gradients, so every rank holds the same weights. Rank 0 writes every file.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from mirage_bench.errors import DataError
+
+
+def rank_and_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def is_main() -> bool:
+    return rank_and_world()[0] == 0
+
+
+def init_from_env(device: str) -> str:
+    """Join the torchrun process group if launched by torchrun; return the device this rank uses."""
+    if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) <= 1 or dist.is_initialized():
+        return device
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.startswith("cuda"):
+        torch.cuda.set_device(local_rank)
+        dist.init_process_group("nccl")
+        return f"cuda:{local_rank}"
+    dist.init_process_group("gloo")
+    return device
+
+
+def barrier() -> None:
+    if rank_and_world()[1] > 1:
+        dist.barrier()
+
+
+def broadcast_object(obj: object) -> object:
+    """Rank 0's ``obj`` on every rank."""
+    if rank_and_world()[1] == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def gather_shards(shard: np.ndarray, local: np.ndarray, total: int) -> np.ndarray:
+    """Put every rank's ``local[:, j]`` (for row ``shard[j]``) into a ``[D, total]`` array on every rank.
+
+    Raises if a row is missing or scored twice: exactly-once is checked, not assumed.
+    """
+    _, world = rank_and_world()
+    parts = [(shard, local)]
+    if world > 1:
+        parts = [None] * world
+        dist.all_gather_object(parts, (shard, local))
+    out = np.full((local.shape[0], total), np.nan, dtype=np.float32)
+    counts = np.zeros(total, dtype=np.int64)
+    for rows, values in parts:
+        out[:, rows] = values
+        np.add.at(counts, rows, 1)
+    if not (counts == 1).all():
+        raise DataError(
+            f"sharded scoring covered {int((counts > 0).sum())} of {total} images, {int((counts > 1).sum())} more "
+            "than once; every image must be scored exactly once"
+        )
+    return out
+
+
+def average_gradients(parameters: list[torch.nn.Parameter]) -> None:
+    """All-reduce and average gradients across ranks (the data-parallel step)."""
+    _, world = rank_and_world()
+    if world == 1:
+        return
+    for p in parameters:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        dist.all_reduce(p.grad)
+        p.grad /= world
+
+
+def sync_module(module: torch.nn.Module) -> None:
+    """Copy rank 0's parameters and buffers (e.g. BatchNorm statistics) to every rank."""
+    if rank_and_world()[1] == 1:
+        return
+    for tensor in [*module.parameters(), *module.buffers()]:
+        dist.broadcast(tensor.data, src=0)

@@ -1,0 +1,291 @@
+"""Planning and running a benchmark: train what is missing, score what is missing, record the run.
+
+The plan is a list of content-addressed cells (see :mod:`mirage_bench.engine.cells`); a cell whose output
+exists is skipped, so a second run recomputes nothing and a killed run resumes where it stopped. Scores are
+written to the prediction store, one file per evaluation cell, and every table is computed from there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mirage_bench.config import RecipeCard
+from mirage_bench.engine import cells, distributed, sources
+from mirage_bench.engine.record import base_record
+from mirage_bench.errors import DataError
+from mirage_bench.protocol import ProtocolCard
+from mirage_bench.store import Store, write_json
+
+#: Degradation seeds are ``image_seed(DEGRADATION_BASE_SEED, image_id)``: fixed, so cells are comparable.
+DEGRADATION_BASE_SEED = 0
+#: The engine applies every degradation with its reference (CPU) implementation.
+DEGRADATION_IMPL = "reference"
+
+
+@dataclass
+class Subsets:
+    """What a protocol resolves to on disk: ``train``/``validation``/``test`` dicts of name -> manifest."""
+
+    train: dict[str, pd.DataFrame]
+    validation: dict[str, pd.DataFrame]
+    test: dict[str, pd.DataFrame]
+
+
+@dataclass
+class Benchmark:
+    protocol: ProtocolCard
+    subsets: Subsets
+    recipes: list[RecipeCard]
+    degradations: list[Any]
+    seeds: list[int]
+
+
+@dataclass
+class TrainCell:
+    recipe: RecipeCard
+    train_generators: str
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    seed: int
+    cell_id: str
+
+    def steps(self) -> int:
+        cfg = self.recipe.train
+        return int(min(cfg.epochs * -(-len(self.train) // cfg.batch_size), cfg.max_steps or 10**12))
+
+    def work(self) -> str:
+        return f"train on {len(self.train)} images ({self.steps()} steps), validate on {len(self.validation)}"
+
+
+@dataclass
+class EvalJob:
+    """One checkpoint on one test subset under the degradations whose cells are not done yet."""
+
+    train_cell: TrainCell
+    generator: str
+    subset: pd.DataFrame
+    cell_ids: dict[str, str] = field(default_factory=dict)  # degradation spec -> eval cell id
+
+    def work(self, degradations: Sequence[Any]) -> str:
+        return f"score {len(self.subset)} images x {len(degradations)} degradations"
+
+
+@dataclass
+class Options:
+    out: Path = Path("results/runs")
+    device: str = "cpu"
+    workers: int = 0
+    eval_batch_size: int = 64
+    state_every: int = 50
+
+
+def validation_for(name: str, train: pd.DataFrame, validation: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The validation manifest of a training set: under its own name, or pooled from its generators."""
+    if name in validation:
+        return validation[name]
+    generators = sorted(train["generator"].unique())
+    missing = [g for g in generators if g not in validation]
+    if missing:
+        raise DataError(f"no validation data for training set {name!r} (generators {missing}); have {sorted(validation)}")
+    return pd.concat([validation[g] for g in generators], ignore_index=True)
+
+
+def train_cells(bench: Benchmark) -> list[TrainCell]:
+    out = []
+    for recipe in bench.recipes:
+        for name in sorted(bench.subsets.train):
+            train = bench.subsets.train[name]
+            validation = validation_for(name, train, bench.subsets.validation)
+            for seed in bench.seeds:
+                cell_id = cells.train_cell_id(recipe, train, validation, seed)
+                out.append(TrainCell(recipe, name, train, validation, seed, cell_id))
+    return out
+
+
+def checkpoint_hash(store: Store, cell: TrainCell) -> str | None:
+    """Content hash of a finished training cell's checkpoint, or None when it is not trained yet."""
+    from mirage_bench.detectors.checkpoint import read_checkpoint
+
+    path = store.checkpoint_dir(cell.cell_id) / "model.pt"
+    return cells.checkpoint_content_hash(read_checkpoint(path)) if path.is_file() else None
+
+
+def eval_jobs(bench: Benchmark, cell: TrainCell, ckpt_hash: str) -> list[EvalJob]:
+    jobs = []
+    for generator in bench.protocol.test:
+        subset = bench.subsets.test[generator]
+        subset_hash = cells.frame_hash(subset)
+        ids = {d.spec: cells.eval_cell_id(ckpt_hash, subset_hash, d.spec, DEGRADATION_BASE_SEED) for d in bench.degradations}
+        jobs.append(EvalJob(cell, generator, subset, ids))
+    return jobs
+
+
+def describe_plan(bench: Benchmark, store: Store) -> pd.DataFrame:
+    """Every cell with its status (``done`` / ``to do``) and the work it needs (``--dry-run``)."""
+    rows = []
+    for cell in train_cells(bench):
+        ckpt = checkpoint_hash(store, cell)
+        rows.append({"kind": "train", "cell": cell.cell_id, "detector": cell.recipe.name, "train": cell.train_generators,
+                     "seed": cell.seed, "subset": "-", "degradation": "-", "status": "done" if ckpt else "to do",
+                     "work": "-" if ckpt else cell.work()})
+        if ckpt is None:
+            rows.append({"kind": "eval", "cell": "(after training)", "detector": cell.recipe.name, "train": cell.train_generators,
+                         "seed": cell.seed, "subset": ",".join(bench.protocol.test), "degradation": f"{len(bench.degradations)} specs",
+                         "status": "to do", "work": f"{len(bench.protocol.test) * len(bench.degradations)} cells"})
+            continue
+        for job in eval_jobs(bench, cell, ckpt):
+            for spec, cell_id in job.cell_ids.items():
+                done = store.has_predictions(cell_id)
+                rows.append({"kind": "eval", "cell": cell_id, "detector": cell.recipe.name, "train": cell.train_generators,
+                             "seed": cell.seed, "subset": job.generator, "degradation": spec, "status": "done" if done else "to do",
+                             "work": "-" if done else f"score {len(job.subset)} images"})
+    return pd.DataFrame(rows)
+
+
+Progress = Callable[[str, int], Callable[[int], None]]  # (description, total) -> advance(n)
+
+
+def _no_progress(description: str, total: int) -> Callable[[int], None]:
+    return lambda n: None
+
+
+def execute(bench: Benchmark, options: Options, *, train: bool = True, evaluate: bool = True,
+            progress: Progress = _no_progress) -> dict[str, Any]:
+    """Run the plan; returns the run record (also written to ``runs/<run_id>/record.json``)."""
+    store = Store(options.out)
+    device = distributed.init_from_env(options.device)
+    rank, world = distributed.rank_and_world()
+    run_id = distributed.broadcast_object(store.new_run_id() if rank == 0 else None)
+    record = base_record(run_id, device, world)
+    record.update(protocol={"name": bench.protocol.name, "version": bench.protocol.version, "card": bench.protocol.model_dump(mode="json")},
+                  recipes={r.name: r.model_dump(mode="json") for r in bench.recipes}, seeds=bench.seeds,
+                  degradations=[d.spec for d in bench.degradations], degradation_impl=DEGRADATION_IMPL,
+                  data={"train": {k: cells.frame_hash(v) for k, v in bench.subsets.train.items()},
+                        "validation": {k: cells.frame_hash(v) for k, v in bench.subsets.validation.items()},
+                        "test": {k: cells.frame_hash(v) for k, v in bench.subsets.test.items()}},
+                  train_cells=[], eval_cells=[])
+    for cell in train_cells(bench):
+        ckpt = checkpoint_hash(store, cell)
+        trained_now = ckpt is None
+        if ckpt is None:
+            if not train:
+                raise DataError(f"{cell.recipe.name} (train {cell.train_generators}, seed {cell.seed}) has no checkpoint in "
+                                f"{store.checkpoint_dir(cell.cell_id)}; run `mirage-bench train` or `mirage-bench run` first")
+            _train(cell, store, options, device, progress)
+            ckpt = checkpoint_hash(store, cell)
+        ckpt_path = store.checkpoint_dir(cell.cell_id) / "model.pt"
+        record["train_cells"].append({"cell_id": cell.cell_id, "detector": cell.recipe.name, "train_generators": cell.train_generators,
+                                      "seed": cell.seed, "checkpoint": str(ckpt_path), "checkpoint_sha256": ckpt,
+                                      "trained_in_this_run": trained_now, "train_manifest": cells.frame_hash(cell.train),
+                                      "validation_manifest": cells.frame_hash(cell.validation)})
+        if evaluate:
+            for job in eval_jobs(bench, cell, ckpt):
+                computed = _evaluate(job, bench, store, options, device, run_id, ckpt, progress)
+                for spec, cell_id in job.cell_ids.items():
+                    record["eval_cells"].append({"cell_id": cell_id, "train_cell_id": cell.cell_id, "generator": job.generator,
+                                                 "degradation": spec, "images": len(job.subset), "computed_in_this_run": spec in computed})
+    if rank == 0:
+        write_json(store.run_dir(run_id) / "record.json", record)
+    distributed.barrier()
+    return record
+
+
+def _train(cell: TrainCell, store: Store, options: Options, device: str, progress: Progress) -> None:
+    from mirage_bench.detectors.build import build_detector
+    from mirage_bench.engine.trainer import train_cell
+
+    torch.manual_seed(cell.seed)  # the initial weights are a function of the seed
+    detector = build_detector(cell.recipe)
+    advance = progress(f"train {cell.recipe.name} on {cell.train_generators} (seed {cell.seed})", cell.steps())
+    train_cell(detector, cell.train, cell.validation, cell.seed, store.checkpoint_dir(cell.cell_id), device=device,
+               workers=options.workers, state_every=options.state_every, eval_batch_size=options.eval_batch_size,
+               metadata={"train_cell_id": cell.cell_id, "train_generators": cell.train_generators,
+                         "train_manifest": cells.frame_hash(cell.train), "validation_manifest": cells.frame_hash(cell.validation)},
+               on_step=lambda step, total: advance(1))
+
+
+def _evaluate(job: EvalJob, bench: Benchmark, store: Store, options: Options, device: str, run_id: str, ckpt: str,
+              progress: Progress) -> list[str]:
+    """Score the job's missing degradation cells (one decode per image) and store each; returns their specs."""
+    from mirage_bench.detectors.checkpoint import load_checkpoint
+    from mirage_bench.engine.evaluator import score_subset
+
+    todo = [d for d in bench.degradations if not store.has_predictions(job.cell_ids[d.spec])]
+    if not todo:
+        return []
+    detector, meta = load_checkpoint(store.checkpoint_dir(job.train_cell.cell_id) / "model.pt", device)
+    advance = progress(f"score {job.train_cell.recipe.name}/{job.train_cell.train_generators}/s{job.train_cell.seed} on {job.generator}",
+                       len(job.subset) * len(todo))
+    scores = score_subset(detector, job.subset, todo, base_seed=DEGRADATION_BASE_SEED, batch_size=options.eval_batch_size,
+                          device=device, workers=options.workers, on_batch=advance)
+    if distributed.is_main():
+        for d, logits in zip(todo, scores.logits):
+            frame = _prediction_frame(job, scores.manifest, d.spec, scores.seeds, logits, run_id, ckpt, meta, detector)
+            store.write_predictions(job.cell_ids[d.spec], frame)
+    distributed.barrier()
+    return [d.spec for d in todo]
+
+
+def _prediction_frame(job: EvalJob, manifest: pd.DataFrame, spec: str, seeds: np.ndarray, logits: np.ndarray, run_id: str,
+                      ckpt: str, meta: dict[str, Any], detector: Any) -> pd.DataFrame:
+    cell = job.train_cell
+    logits = logits.astype(np.float32)
+    return pd.DataFrame({
+        "run_id": run_id, "cell_id": job.cell_ids[spec], "detector": cell.recipe.name, "recipe_hash": cells.recipe_hash(cell.recipe),
+        "train_generators": cell.train_generators, "seed": cell.seed, "checkpoint_sha256": ckpt,
+        "image_id": manifest["image_id"].astype(str).to_numpy(), "path": manifest["path"].astype(str).to_numpy(),
+        "rel_path": manifest["rel_path"].astype(str).to_numpy(), "sha256": manifest["sha256"].astype(str).to_numpy(),
+        "generator": job.generator, "family": manifest["family"].astype(str).to_numpy(),
+        "label": manifest["label"].astype(int).to_numpy(), "degradation": spec, "degradation_seed": seeds,
+        "logit": logits, "p_fake": detector.p_fake(torch.from_numpy(logits)).numpy().astype(np.float32),
+        "threshold": float(meta["threshold"]), "impl": DEGRADATION_IMPL, "random_backbone": bool(detector.random_backbone),
+    })
+
+
+def run_predictions(store: Store, record: dict[str, Any]) -> pd.DataFrame:
+    """The predictions of a run's cells from the store, with the exactly-once count checked per cell."""
+    predictions = store.read_predictions([c["cell_id"] for c in record["eval_cells"]])
+    counts = predictions.groupby("cell_id").size()
+    for c in record["eval_cells"]:
+        n = int(counts.get(c["cell_id"], 0))
+        unique = predictions.loc[predictions["cell_id"] == c["cell_id"], "image_id"].nunique()
+        if n != c["images"] or unique != n:
+            raise DataError(f"cell {c['cell_id']} ({c['generator']}, {c['degradation']}) holds {n} predictions of {unique} images; "
+                            f"its manifest counts {c['images']}. The store is inconsistent; re-run into a new --out folder")
+    return predictions
+
+
+def load_benchmark(
+    protocol: str = "mini", detectors: Sequence[str] = ("tinycnn",), data_root: str | Path | None = None,
+    seeds: Sequence[int] = (0,), overrides: Sequence[str] = (), backbone: str | None = None, pretrained: str | None = None,
+    recipe_dirs: Sequence[str | Path] = (), protocol_dirs: Sequence[str | Path] = (),
+) -> Benchmark:
+    """Resolve cards and data: the protocol, its subsets on disk, the recipes (with ``--set`` applied to all)."""
+    from mirage_bench.cards import load_recipe
+    from mirage_bench.data import build_manifest, protocol_subsets
+    from mirage_bench.protocol import load_protocol
+
+    card = load_protocol(protocol, (), protocol_dirs)
+    if data_root is None:
+        if not card.name.startswith("mini"):
+            raise DataError(f"protocol {card.name!r} needs its data: pass --data-root DIR (only the built-in mini protocols ship data)")
+        from mirage_bench.mini import default_root
+
+        data_root = default_root()
+    manifest, _ = build_manifest(Path(data_root), card.layout, card)
+    data = protocol_subsets(card, manifest)
+    recipes = []
+    for name in detectors:
+        recipe = load_recipe(name, overrides, recipe_dirs)
+        swap = [f"backbone.name={backbone}"] * bool(backbone) + [f"backbone.pretrained={pretrained}"] * bool(pretrained)
+        if swap and recipe.backbone is not None:  # recipes without a backbone (e.g. a CNN from scratch) are unaffected
+            recipe = load_recipe(name, [*overrides, *swap], recipe_dirs)
+        recipes.append(recipe)
+    return Benchmark(card, Subsets(dict(data.train), dict(data.validation), dict(data.test)), recipes,
+                     sources.expand_degradations(card.degradations), list(seeds))

@@ -1,0 +1,251 @@
+"""Training one cell: a loop that reads top to bottom, resumable exactly from its last full state.
+
+Everything random is a function of (seed, epoch, position): the epoch's order is a permutation seeded by
+(seed, epoch), and each sample's crop/flip/augmentation draws from a generator seeded by (seed, epoch,
+index). The full state (model, optimiser, schedule, torch RNG, data position, best-so-far) is saved every
+``state_every`` steps and after each epoch, so a killed run resumes to bit-identical weights on CPU.
+
+The checkpoint is chosen, and the threshold calibrated, on validation data carved from the training
+generators only; the threshold is stored in the checkpoint's metadata.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from mirage_bench.config import InputSpec, TrainConfig
+from mirage_bench.detectors.base import Detector
+from mirage_bench.detectors.checkpoint import atomic_torch_save, save_checkpoint
+from mirage_bench.engine import distributed, sources
+from mirage_bench.engine.evaluator import score_subset
+from mirage_bench.errors import DataError
+
+STATE_FILE = "state.pt"
+MODEL_FILE = "model.pt"
+
+
+def _seed_of(*parts: int) -> int:
+    """A 63-bit seed from integers (stable across processes, unlike ``hash``)."""
+    value = 0x9E3779B97F4A7C15
+    for part in parts:
+        value = (value * 6364136223846793005 + int(part) + 1442695040888963407) % (1 << 63)
+    return value
+
+
+class _TrainImages(Dataset):
+    """Item ``i`` of epoch ``e``: the training transform of image ``i`` with its own seeded generator."""
+
+    def __init__(self, manifest: pd.DataFrame, spec: InputSpec, augment: Any, seed: int) -> None:
+        self.paths = manifest["path"].tolist()
+        self.labels = manifest["label"].astype(int).tolist()
+        self.spec, self.augment, self.seed = spec, augment, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        generator = torch.Generator().manual_seed(_seed_of(self.seed, self.epoch, i))
+        image = sources.open_rgb(self.paths[i])
+        if self.augment is not None:
+            image = self.augment.apply(image, generator)
+        from mirage_bench.preprocess import train_transform
+
+        return train_transform(image, self.spec, generator, self.paths[i]), self.labels[i]
+
+
+class LRSchedule:
+    """Per-epoch learning rate: warm-up, then constant, cosine (to 0 at the last epoch) or plateau."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.plateau_lr = cfg.lr
+        self.plateau_best = math.inf
+        self.plateau_bad = 0
+
+    def lr(self, epoch: int) -> float:
+        s, base = self.cfg.schedule, self.cfg.lr
+        if epoch < s.warmup_epochs:
+            return s.warmup_lr if s.warmup_lr is not None else base * (epoch + 1) / (s.warmup_epochs + 1)
+        if s.kind == "cosine":
+            span = max(1, self.cfg.epochs - s.warmup_epochs)
+            return 0.5 * base * (1 + math.cos(math.pi * (epoch - s.warmup_epochs) / span))
+        if s.kind == "plateau":
+            return self.plateau_lr
+        return base
+
+    def observe(self, val_loss: float) -> bool:
+        """Feed the epoch's validation loss; False when a plateau schedule has decayed below ``min_lr``."""
+        s = self.cfg.schedule
+        if s.kind != "plateau":
+            return True
+        if val_loss < self.plateau_best:
+            self.plateau_best, self.plateau_bad = val_loss, 0
+        else:
+            self.plateau_bad += 1
+            if self.plateau_bad > s.plateau_patience:
+                self.plateau_lr *= s.plateau_factor
+                self.plateau_bad = 0
+        return self.plateau_lr >= s.min_lr
+
+    def state_dict(self) -> dict[str, float]:
+        return {"plateau_lr": self.plateau_lr, "plateau_best": self.plateau_best, "plateau_bad": self.plateau_bad}
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        self.plateau_lr, self.plateau_best, self.plateau_bad = state["plateau_lr"], state["plateau_best"], int(state["plateau_bad"])
+
+
+def build_optimizer(detector: Detector, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for _, p in detector.trainable_parameters()]
+    if not params:
+        raise DataError(f"detector {detector.recipe.name!r} has no trainable parameters; nothing to train")
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
+    return cls(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+
+
+def calibrate_threshold(labels: np.ndarray, p_fake: np.ndarray) -> float:
+    """The ``p_fake`` threshold with the best balanced accuracy on validation (ties: closest to 0.5)."""
+    labels = np.asarray(labels, dtype=int)
+    if len(np.unique(labels)) < 2:
+        raise DataError(f"validation holds only class {labels[0] if len(labels) else '-'}; cannot calibrate a threshold")
+    values = np.unique(np.asarray(p_fake, dtype=np.float64))
+    candidates = np.r_[0.0 if values[0] > 0 else -1.0, (values[:-1] + values[1:]) / 2, values[-1]]
+    predicted = np.asarray(p_fake)[None, :] > candidates[:, None]  # [T, N]
+    balanced = (predicted[:, labels == 1].mean(axis=1) + (~predicted[:, labels == 0]).mean(axis=1)) / 2
+    best = np.flatnonzero(balanced == balanced.max())
+    return float(candidates[best[np.argmin(np.abs(candidates[best] - 0.5))]])
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path
+    threshold: float
+    best_epoch: int
+
+
+def train_cell(
+    detector: Detector,
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    seed: int,
+    workdir: Path,
+    *,
+    device: str = "cpu",
+    workers: int = 0,
+    state_every: int = 50,
+    eval_batch_size: int = 64,
+    metadata: dict[str, Any] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> TrainResult:
+    """Train ``detector`` (built under ``torch.manual_seed(seed)``) and write ``workdir/model.pt``."""
+    cfg = detector.recipe.train
+    rank, world = distributed.rank_and_world()
+    detector.to(device)
+    distributed.sync_module(detector)
+    optimizer = build_optimizer(detector, cfg)
+    schedule = LRSchedule(cfg)
+    dataset = _TrainImages(train.reset_index(drop=True), detector.input_spec, sources.training_augmentation(cfg.augment), seed)
+    steps_per_epoch = math.ceil(len(dataset) / cfg.batch_size)
+    total_steps = min(cfg.epochs * steps_per_epoch, cfg.max_steps or math.inf)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.bf16 and str(device).startswith("cuda") else nullcontext()
+    none = sources.expand_degradations(["none"])
+
+    # Position and best-so-far; replaced by the saved state when resuming.
+    pos = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "epoch_done": False}
+    best: dict[str, Any] = {"val_loss": math.inf, "epoch": -1, "model": None, "threshold": None}
+    history: list[dict[str, float]] = []
+    torch.manual_seed(_seed_of(seed, 1))  # model-side randomness (dropout) starts from a known state
+    state_path = workdir / STATE_FILE
+    if state_path.is_file():
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        detector.load_state_dict(state["model"], strict=True)
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        torch.set_rng_state(state["rng"])
+        pos, best, history = state["position"], state["best"], state["history"]
+        if pos["epoch_done"]:
+            pos = {"epoch": pos["epoch"] + 1, "step_in_epoch": 0, "global_step": pos["global_step"], "epoch_done": False}
+
+    def save_state() -> None:
+        if rank == 0:
+            atomic_torch_save(
+                {"model": detector.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                 "scaler": None,  # bf16 autocast needs no gradient scaler
+                 "rng": torch.get_rng_state(), "position": dict(pos), "best": best, "history": history},
+                state_path,
+            )
+        distributed.barrier()
+
+    keep_going = pos["global_step"] < total_steps
+    while keep_going and pos["epoch"] < cfg.epochs:
+        epoch = pos["epoch"]
+        dataset.epoch = epoch
+        for group in optimizer.param_groups:
+            group["lr"] = schedule.lr(epoch)
+        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(_seed_of(seed, epoch, 7))).tolist()
+        batches = [order[i : i + cfg.batch_size][rank::world] for i in range(0, len(order), cfg.batch_size)]
+        remaining = batches[pos["step_in_epoch"] :][: int(total_steps - pos["global_step"])]
+        loader = DataLoader(dataset, batch_sampler=[b for b in remaining if b], num_workers=workers)
+        detector.train()
+        for images, labels in _with_empty_batches(loader, remaining):
+            optimizer.zero_grad(set_to_none=False)
+            if images is not None:
+                with autocast:
+                    loss, _ = detector.training_loss(images.to(device), labels.to(device))
+                loss.backward()
+            params = [p for _, p in detector.trainable_parameters()]
+            distributed.average_gradients(params)
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            optimizer.step()
+            distributed.sync_module(detector)
+            pos["step_in_epoch"] += 1
+            pos["global_step"] += 1
+            if on_step:
+                on_step(pos["global_step"], int(total_steps))
+            if pos["global_step"] % state_every == 0 and pos["step_in_epoch"] < len(batches):
+                save_state()
+
+        # End of the epoch (or of max_steps): validation picks the checkpoint and the threshold.
+        scores = score_subset(detector, validation, none, batch_size=eval_batch_size, device=device, workers=workers)
+        logits = torch.from_numpy(scores.logits[0])
+        labels = torch.tensor(validation["label"].astype(int).to_numpy(), dtype=torch.float32)
+        val_loss = float(F.binary_cross_entropy_with_logits(logits, labels))
+        history.append({"epoch": epoch, "step": pos["global_step"], "val_loss": val_loss, "lr": schedule.lr(epoch)})
+        if val_loss < best["val_loss"]:
+            threshold = calibrate_threshold(labels.numpy(), torch.sigmoid(logits).numpy())
+            best = {"val_loss": val_loss, "epoch": epoch, "threshold": threshold,
+                    "model": {k: v.detach().cpu().clone() for k, v in detector.state_dict().items()}}
+        keep_going = schedule.observe(val_loss) and pos["global_step"] < total_steps
+        pos["epoch_done"] = True
+        save_state()
+        pos = {"epoch": epoch + 1, "step_in_epoch": 0, "global_step": pos["global_step"], "epoch_done": False}
+
+    detector.load_state_dict(best["model"], strict=True)
+    meta = {**(metadata or {}), "threshold": best["threshold"], "best_epoch": best["epoch"],
+            "best_val_loss": best["val_loss"], "history": history, "seed": seed}
+    checkpoint = workdir / MODEL_FILE
+    if rank == 0:
+        save_checkpoint(detector, checkpoint, meta)
+        state_path.unlink(missing_ok=True)
+    distributed.barrier()
+    return TrainResult(checkpoint, float(best["threshold"]), int(best["epoch"]))
+
+
+def _with_empty_batches(loader: DataLoader, batches: list[list[int]]):
+    """The loader's batches, with ``(None, None)`` where this rank's share of a global batch is empty."""
+    produced = iter(loader)
+    for batch in batches:
+        yield next(produced) if batch else (None, None)

@@ -1,0 +1,84 @@
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import metrics as sk
+
+from mirage_bench import metrics as M
+
+
+def _data(n, seed, ties=False):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    s = np.clip(rng.normal(0.5 + 0.2 * (y - 0.5), 0.25), 0, 1)
+    return y, np.round(s, 1) if ties else s
+
+
+def _sk_oracle(y, s):
+    cands = np.r_[-1.0, np.unique(s)]
+    return max(sk.accuracy_score(y, (s > t).astype(int)) for t in cands)
+
+
+SK = {
+    "acc": lambda y, s, t: sk.accuracy_score(y, s > 0.5),
+    "real_acc": lambda y, s, t: np.mean((s <= 0.5)[y == 0]),
+    "fake_acc": lambda y, s, t: np.mean((s > 0.5)[y == 1]),
+    "acc_cal": lambda y, s, t: sk.accuracy_score(y, s > t),
+    "ap": lambda y, s, t: sk.average_precision_score(y, s),
+    "auroc": lambda y, s, t: sk.roc_auc_score(y, s),
+    "oracle_acc": lambda y, s, t: _sk_oracle(y, s),
+}
+
+
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("name", M.DEFAULT_METRICS)
+def test_point_and_batch_equal_sklearn(name, ties):
+    for seed in range(3):
+        y, s = _data(57, seed, ties)
+        expected = SK[name](y, s, 0.3)
+        assert M.compute(name, y, s, threshold=0.3) == pytest.approx(expected, abs=1e-12)
+        thr = 0.3 if M.METRICS.get(name).threshold == "calibrated" else 0.5
+        assert M.METRICS.get(name).batch(y[None], s[None], thr)[0] == pytest.approx(expected, abs=1e-12)
+
+
+def test_single_class_gives_nan_with_warning():
+    y, s = np.ones(10, int), np.linspace(0, 1, 10)
+    with pytest.warns(UserWarning, match="only one class"):
+        assert np.isnan(M.compute("ap", y, s))
+    assert np.isnan(M.compute("real_acc", y, s))
+    assert M.compute("fake_acc", y, s) == pytest.approx(np.mean(s > 0.5))
+
+
+@pytest.mark.parametrize("name", ["acc", "ap", "auroc"])
+def test_intervals_contain_point_and_narrow_with_n(name):
+    widths = []
+    for n in (60, 600):
+        y, s = _data(n, 1)
+        point = M.compute(name, y, s)
+        lo, hi = M.bootstrap(name, y, s, n_boot=400)
+        assert lo <= point <= hi
+        widths.append(hi - lo)
+    assert widths[1] < widths[0] * 0.6
+
+
+def test_subset_metrics_means_and_seeds():
+    frames = []
+    for seed in (0, 1):
+        for g in ("a", "b"):
+            y, s = _data(40, seed * 10 + ord(g))
+            frames.append(pd.DataFrame({"detector": "d", "train_generators": "a", "seed": seed, "degradation": "none",
+                                        "generator": g, "label": y, "p_fake": s, "threshold": 0.4}))
+    table = M.subset_metrics(pd.concat(frames), ["acc", "ap"], n_boot=50)
+    assert len(table) == 2 * 2 * 2
+    one = table[(table.seed == 1) & (table.generator == "b") & (table.metric == "ap")]["value"].item()
+    y, s = _data(40, 10 + ord("b"))
+    assert one == pytest.approx(sk.average_precision_score(y, s))
+    with_mean = M.mean_over(table, "generator")
+    means = with_mean[with_mean.generator == "mean"]
+    acc0 = table[(table.seed == 0) & (table.metric == "acc")]["value"].mean()
+    assert means[(means.seed == 0) & (means.metric == "acc")]["value"].item() == pytest.approx(acc0)
+    seeds = M.over_seeds(table)
+    row = seeds[(seeds.generator == "a") & (seeds.metric == "acc")]
+    values = table[(table.generator == "a") & (table.metric == "acc")]["value"]
+    assert row["mean"].item() == pytest.approx(values.mean()) and row["std"].item() == pytest.approx(values.std())

@@ -1,0 +1,105 @@
+"""Fault injection: a killed run, started again, ends with the store of an uninterrupted run."""
+
+import pandas as pd
+import pytest
+
+import helpers
+from mirage_bench import store as store_mod
+from mirage_bench.engine import runner, trainer
+from mirage_bench.engine.runner import Options, execute, run_predictions
+from mirage_bench.store import Store
+
+
+class Killed(BaseException):
+    """Stands in for SIGKILL: nothing after the raise point runs (no except clause catches it)."""
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="module")
+def reference(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("reference")
+    record = execute(helpers.benchmark(data), Options(out=out, state_every=3))
+    return out, record
+
+
+def _logits(out):
+    frame = Store(out).read_predictions()
+    return frame.sort_values(["image_id", "cell_id"], ignore_index=True)[["image_id", "cell_id", "degradation", "logit", "p_fake"]]
+
+
+def _kill_on_call(monkeypatch, owner, name, call):
+    original = getattr(owner, name)
+    calls = {"n": 0}
+
+    def wrapper(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise Killed(name)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, wrapper)
+
+
+def _kill_mid_epoch(monkeypatch):
+    """Kill inside the second epoch's loop, after one batch (the last full state is from step 6)."""
+    original = trainer._with_empty_batches
+    seen = {"n": 0}
+
+    def batches(loader, remaining):
+        for item in original(loader, remaining):
+            seen["n"] += 1
+            if seen["n"] == 7:
+                raise Killed("mid-epoch")
+            yield item
+
+    monkeypatch.setattr(trainer, "_with_empty_batches", batches)
+
+
+FAULTS = {
+    "mid-epoch": _kill_mid_epoch,
+    "between-temp-and-rename": lambda mp: _kill_on_call(mp, store_mod, "_commit", 2),
+    "between-cells": lambda mp: _kill_on_call(mp, Store, "write_predictions", 2),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_resumed_store_equals_uninterrupted(fault, data, reference, tmp_path):
+    ref_out, ref_record = reference
+    bench = helpers.benchmark(data)
+    with pytest.MonkeyPatch.context() as mp:
+        FAULTS[fault](mp)
+        with pytest.raises(Killed):
+            execute(bench, Options(out=tmp_path, state_every=3))
+    if fault == "mid-epoch":
+        assert (Store(tmp_path).checkpoint_dir(ref_record["train_cells"][0]["cell_id"]) / trainer.STATE_FILE).is_file()
+    record = execute(bench, Options(out=tmp_path, state_every=3))
+    resumed, expected = _logits(tmp_path), _logits(ref_out)
+    pd.testing.assert_frame_equal(resumed, expected, check_exact=True)
+    assert [c["checkpoint_sha256"] for c in record["train_cells"]] == [c["checkpoint_sha256"] for c in ref_record["train_cells"]]
+    run_predictions(Store(tmp_path), record)  # the exactly-once counts hold
+
+
+def test_second_run_recomputes_nothing(data, reference):
+    out, first = reference
+    files = sorted((out / "predictions").glob("*.parquet"))
+    stamps = [p.stat().st_mtime_ns for p in files]
+    second = execute(helpers.benchmark(data), Options(out=out))
+    assert not any(c["trained_in_this_run"] for c in second["train_cells"])
+    assert not any(c["computed_in_this_run"] for c in second["eval_cells"])
+    assert [c["cell_id"] for c in second["eval_cells"]] == [c["cell_id"] for c in first["eval_cells"]]
+    assert [p.stat().st_mtime_ns for p in files] == stamps
+    assert second["run_id"] != first["run_id"]
+    plan = runner.describe_plan(helpers.benchmark(data), Store(out))
+    assert set(plan["status"]) == {"done"}
+
+
+def test_every_image_scored_once_per_cell(reference):
+    out, record = reference
+    predictions = run_predictions(Store(out), record)
+    for cell in record["eval_cells"]:
+        rows = predictions[predictions.cell_id == cell["cell_id"]]
+        assert len(rows) == cell["images"] == rows["image_id"].nunique()
