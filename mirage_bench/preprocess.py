@@ -24,13 +24,16 @@ _INTERPOLATION = {
 }
 
 
+def shorter_side_target(width: int, height: int, side: int) -> tuple[int, int]:
+    """(width, height) once the shorter side is ``side`` (the longer one scaled and rounded)."""
+    scale = side / min(width, height)
+    return max(side, round(width * scale)), max(side, round(height * scale))
+
+
 def resize_shorter(image: Image.Image, side: int, interpolation: str) -> Image.Image:
-    w, h = image.size
-    if min(w, h) == side:
+    if min(image.size) == side:
         return image
-    scale = side / min(w, h)
-    size = (max(side, round(w * scale)), max(side, round(h * scale)))
-    return image.resize(size, _INTERPOLATION[interpolation])
+    return image.resize(shorter_side_target(*image.size, side), _INTERPOLATION[interpolation])
 
 
 def _fit(image: Image.Image, spec: InputSpec, name: str, needs_crop: bool) -> Image.Image:

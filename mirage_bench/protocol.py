@@ -25,10 +25,18 @@ class GeneratorEntry(StrictModel):
 
     folder: str = Field(description="the publisher's folder name")
     aliases: list[str] = Field(default_factory=list, description="other folder names seen in the wild")
-    family: str = Field(description="gan, diffusion, autoregressive, vae, ...")
+    family: str = Field(description="gan, diffusion, autoregressive, vae, real, ...")
     display: str | None = None
+    role: Literal["both", "fake", "real"] = Field(
+        "both", description="both: the folder holds reals and fakes; fake/real: only one class (its label comes from here)"
+    )
+    reals: str | None = Field(None, description="pairing: the generator key whose real images are this subset's reals")
     expected: dict[str, SplitCounts] = Field(default_factory=dict, description="split -> published image counts")
     known_corrupt: list[str] = Field(default_factory=list, description="relative paths the publisher lists as corrupt")
+
+    def names(self) -> list[str]:
+        """Every folder name that identifies this generator: the publisher's, then its aliases."""
+        return [self.folder, *self.aliases]
 
 
 class ValidationRule(StrictModel):
@@ -47,8 +55,14 @@ class ProtocolCard(StrictModel):
     description: str = ""
     citation: str = ""
     layout: str = Field(description="registered data layout name, or 'auto'")
+    split_generator: dict[str, str] = Field(
+        default_factory=dict,
+        description="layout hint: folders under these publisher splits are object classes of this one generator "
+        "(ForenSynths' train/{class}/ is ProGAN; WildRF's train/ is Reddit)",
+    )
     generators: dict[str, GeneratorEntry]
-    train: list[str] = Field(description="generator keys used for training (and validation)")
+    train: list[str] = Field(description="generator keys used for training (and validation); empty with train_from")
+    train_from: str | None = Field(None, description="the protocol card whose training data this protocol trains on")
     train_split: str = "train"
     test: list[str]
     test_split: str = "val"
@@ -61,10 +75,38 @@ class ProtocolCard(StrictModel):
 
     @model_validator(mode="after")
     def _known_generators(self) -> "ProtocolCard":
-        unknown = sorted(set(self.train + self.test) - set(self.generators))
+        paired = [g.reals for g in self.generators.values() if g.reals is not None]
+        unknown = sorted(set(self.train + self.test + paired) - set(self.generators))
         if unknown:
-            raise ValueError(f"train/test name generators {unknown} not listed under 'generators' ({sorted(self.generators)})")
+            raise ValueError(
+                f"train/test/reals name generators {unknown} not listed under 'generators' ({sorted(self.generators)})"
+            )
+        if not self.train and self.train_from is None:
+            raise ValueError("'train' is empty: list training generators, or name the card they come from in 'train_from'")
+        owners: dict[str, str] = {}
+        for key, entry in self.generators.items():
+            for folder in entry.names():
+                other = owners.setdefault(folder.lower(), key)
+                if other != key:
+                    raise ValueError(f"folder name {folder!r} is claimed by generators {other!r} and {key!r}")
         return self
+
+    def generator_for_folder(self, folder: str) -> str | None:
+        """The generator key a publisher folder name (or alias) stands for; folder names compare case-blind."""
+        wanted = folder.lower()
+        for key, entry in self.generators.items():
+            if wanted in (name.lower() for name in entry.names()):
+                return key
+        return None
+
+    @property
+    def evaluated(self) -> list[str]:
+        """Generators whose images this protocol reads: train, test, and the real subsets they pair with."""
+        keys = dict.fromkeys(self.train + self.test)
+        for key in list(keys):
+            if self.generators[key].reals:
+                keys[self.generators[key].reals] = None
+        return list(keys)
 
 
 def load_protocol(name_or_path: str, overrides: Sequence[str] = (), extra_dirs: Sequence[str | Path] = ()) -> ProtocolCard:

@@ -8,11 +8,14 @@ and turned into exit code 2; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from mirage_bench.cli import cards as cards_cli
+from mirage_bench.cli import data as data_cli
 from mirage_bench.cli import degradations as degradations_cli
 from mirage_bench.cli import doctor as doctor_cli
+from mirage_bench.cli import run as run_cli
 from mirage_bench.cli.console import console, err_console
 from mirage_bench.errors import MirageBenchError
 
@@ -28,7 +31,7 @@ class _ErrorReportingGroup(TyperGroup):
         except MirageBenchError as exc:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_LIBRARY_ERROR) from None
 
 
@@ -53,7 +56,11 @@ def _root(
 app.command("doctor")(doctor_cli.doctor)
 app.add_typer(cards_cli.detectors_app, name="detectors")
 app.add_typer(cards_cli.protocols_app, name="protocols")
+app.add_typer(data_cli.data_app, name="data")
 app.add_typer(degradations_cli.degradations_app, name="degradations")
+app.command("train")(run_cli.train)
+app.command("eval")(run_cli.evaluate)
+app.command("run")(run_cli.run)
 
 
 def main() -> None:

@@ -1,14 +1,11 @@
 """The engine's one door to the data and degradation packages (imported lazily, when used).
 
-TEMPORARY: until the ``data`` and ``degradations`` branches are merged, ``open_rgb`` decodes strictly with
-PIL and only the ``none`` degradation is available locally; anything else requires the real package and
-raises its ImportError. Delete the local parts once both packages are on main.
+TEMPORARY: until the ``data`` branch is merged, ``open_rgb`` decodes strictly with PIL; delete that local
+part once ``mirage_bench.data`` is on main.
 """
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -41,41 +38,35 @@ def _local_open_rgb(path: Path) -> Image.Image:
         raise DataError(f"cannot decode image {path}: {exc}. Remove it or re-download the dataset.") from exc
 
 
-@dataclass(frozen=True)
-class _Identity:
-    spec: str = "none"
-
-    def apply(self, image: Image.Image, seed: int) -> Image.Image:
-        return image
-
-
 def expand_degradations(names: Sequence[str]) -> list[Any]:
     """Degradations for a protocol's list (``[]`` means ``none`` only)."""
-    names = list(names) or ["none"]
-    try:
-        from mirage_bench.degradations import expand
-    except ModuleNotFoundError as exc:
-        if not _missing(exc, "mirage_bench.degradations") or names != ["none"]:
-            raise
-        return [_Identity()]
-    return list(expand(names))
+    from mirage_bench.degradations import expand
+
+    return list(expand(list(names) or ["none"]))
 
 
 def image_seed(base_seed: int, image_id: str) -> int:
-    """The per-image degradation seed (``mirage_bench.degradations.image_seed`` once merged)."""
-    try:
-        from mirage_bench.degradations import image_seed as real
-    except ModuleNotFoundError as exc:
-        if not _missing(exc, "mirage_bench.degradations"):
-            raise
-        return int.from_bytes(hashlib.sha256(f"{base_seed}:{image_id}".encode()).digest()[:4], "big")
-    return int(real(base_seed, image_id))
+    from mirage_bench.degradations import image_seed as seed_of
+
+    return int(seed_of(base_seed, image_id))
+
+
+class _InOrder:
+    """Several augmentation policies applied one after the other, as ``train.augment`` lists them."""
+
+    def __init__(self, policies: list[Any]) -> None:
+        self.policies = policies
+
+    def apply(self, image: Image.Image, generator: Any) -> Image.Image:
+        for policy in self.policies:
+            image = policy.apply(image, generator)
+        return image
 
 
 def training_augmentation(specs: Sequence[str]) -> Any | None:
-    """The recipe's ``train.augment`` as one callable ``apply(img, generator)``, or None when empty."""
+    """The recipe's ``train.augment`` as one object with ``apply(img, generator)``, or None when empty."""
     if not specs:
         return None
     from mirage_bench.degradations import augment
 
-    return augment(list(specs))
+    return _InOrder([augment(spec) for spec in specs])

@@ -11,8 +11,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -77,12 +75,6 @@ def resize_uint8(images: torch.Tensor, size: tuple[int, int], interpolation: str
     return x.to(torch.uint8)
 
 
-def shorter_side_size(height: int, width: int, side: int) -> tuple[int, int]:
-    """The (height, width) after resizing the shorter side to ``side``; same rounding as ``preprocess``."""
-    scale = side / min(height, width)
-    return max(side, round(height * scale)), max(side, round(width * scale))
-
-
 def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
     h, w = images.shape[-2:]
     top, left = (h - size) // 2, (w - size) // 2
@@ -94,7 +86,3 @@ def normalize(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, .
     m = torch.tensor(mean, device=images.device, dtype=torch.float32).view(1, -1, 1, 1)
     s = torch.tensor(std, device=images.device, dtype=torch.float32).view(1, -1, 1, 1)
     return ((images.to(torch.float32) / 255.0 - m) / s).to(dtype)
-
-
-def downscale_size(height: int, width: int, factor: float) -> tuple[int, int]:
-    return max(1, math.floor(height * factor)), max(1, math.floor(width * factor))

@@ -55,4 +55,4 @@ def benchmark(root: Path, seeds: Sequence[int] = (0,), overrides: Sequence[str] 
         validation={"g1": write_images(root, "g1", "trainval", 4, 4, 2)},
         test={"g1": write_images(root, "g1", "val", 5, 4, 3), "g2": write_images(root, "g2", "val", 3, 4, 4)},
     )
-    return Benchmark(protocol_card(), subsets, [recipe(*overrides)], expand_degradations(["none"]), list(seeds))
+    return Benchmark(protocol_card(), subsets, [recipe(*overrides)], expand_degradations(["none", "jpeg(q=50)"]), list(seeds))

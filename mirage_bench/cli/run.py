@@ -1,0 +1,82 @@
+"""``mirage-bench train``, ``eval`` and ``run``: the benchmark matrix, resumable, from the prediction store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.table import Table
+
+from mirage_bench.cli.console import console
+from mirage_bench.cli.options import Overrides, ProtocolDirs, RecipeDirs, as_list
+
+_Protocol = typer.Option("mini", "--protocol", help="Protocol card name or YAML path.")
+_Detectors = typer.Option("tinycnn", "--detectors", help="Comma-separated recipe cards.")
+_DataRoot = typer.Option(None, "--data-root", help="Dataset root (default: the shipped mini set for mini protocols).")
+_Out = typer.Option(Path("results/runs"), "--out", help="Output folder: checkpoints, prediction store, run records.")
+_Seeds = typer.Option("0", "--seeds", help="Comma-separated training seeds, e.g. 0,1,2.")
+_Device = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N (torchrun gives each rank its own GPU).")
+_DryRun = typer.Option(False, "--dry-run", help="List the cells with their status and the work they need; run nothing.")
+_Workers = typer.Option(0, "--workers", help="Data-loading worker processes.")
+_Backbone = typer.Option(None, "--backbone", help="Backbone architecture for recipes that have one (e.g. ViT-L-14).")
+_Pretrained = typer.Option(None, "--pretrained", help="Pretrained tag or weights file for that backbone (e.g. openai).")
+_Boot = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the 95% intervals (0: none).")
+
+
+def _go(stages: tuple[bool, bool], protocol, detectors, data_root, out, seeds, overrides, device, dry_run, workers,
+        backbone, pretrained, recipes, protocols, n_boot) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from mirage_bench.engine.runner import Options, describe_plan, execute, load_benchmark
+    from mirage_bench.engine.tables import run_tables
+    from mirage_bench.store import Store
+
+    bench = load_benchmark(protocol, [d.strip() for d in detectors.split(",") if d.strip()], data_root,
+                           [int(s) for s in seeds.split(",")], as_list(overrides), backbone, pretrained,
+                           as_list(recipes), as_list(protocols))
+    store = Store(out)
+    if dry_run:
+        _print_frame(describe_plan(bench, store), f"Plan for {bench.protocol.name} v{bench.protocol.version} in {out}")
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
+        def progress(description: str, total: int):
+            task = bar.add_task(description, total=total)
+            return lambda n: bar.advance(task, n)
+
+        record = execute(bench, Options(out=out, device=device, workers=workers), train=stages[0], evaluate=stages[1], progress=progress)
+    if not stages[1]:
+        console.print(f"trained {sum(c['trained_in_this_run'] for c in record['train_cells'])} cells; run record: {store.run_dir(record['run_id'])}")
+        return
+    _, wide = run_tables(store, record, n_boot)
+    _print_frame(wide, f"{bench.protocol.name} v{bench.protocol.version}: acc / AP (%) at threshold 0.5, from the store")
+    console.print(f"run {record['run_id']}: per-image predictions in {store.root / 'predictions'}, "
+                  f"metrics with 95% intervals in {store.run_dir(record['run_id']) / 'metrics.csv'}")
+
+
+def _print_frame(frame, title: str) -> None:
+    table = Table(title=title)
+    for column in frame.columns:
+        table.add_column(str(column), overflow="fold")
+    for row in frame.itertuples(index=False):
+        table.add_row(*map(str, row))
+    console.print(table)
+
+
+def _command(stages: tuple[bool, bool], doc: str):
+    def command(
+        protocol: str = _Protocol, detectors: str = _Detectors, data_root: Optional[Path] = _DataRoot, out: Path = _Out,
+        seeds: str = _Seeds, overrides: Optional[List[str]] = Overrides, device: str = _Device, dry_run: bool = _DryRun,
+        workers: int = _Workers, backbone: Optional[str] = _Backbone, pretrained: Optional[str] = _Pretrained,
+        recipes: Optional[List[Path]] = RecipeDirs, protocols: Optional[List[Path]] = ProtocolDirs, n_boot: int = _Boot,
+    ) -> None:
+        _go(stages, protocol, detectors, data_root, out, seeds, overrides, device, dry_run, workers, backbone, pretrained,
+            recipes, protocols, n_boot)
+
+    command.__doc__ = doc
+    return command
+
+
+train = _command((True, False), "Train every missing checkpoint of the protocol x detectors x seeds matrix.")
+evaluate = _command((False, True), "Score every missing evaluation cell with existing checkpoints, then print the table.")
+run = _command((True, True), "Train what is missing, evaluate everything, print the results table (default: the mini protocol).")

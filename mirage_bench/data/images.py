@@ -1,0 +1,130 @@
+"""Decoding one image file into RGB, strictly: a file is either fully decoded or refused with its reason.
+
+Never ``ImageFile.LOAD_TRUNCATED_IMAGES`` and never a substitute image: a truncated, empty, animated,
+oversized or undecodable file raises :class:`UnusableImage`, whose ``kind`` names the problem so that an
+index lists it as an exclusion. Colour conversions are deterministic (see :func:`to_rgb`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from mirage_bench.errors import DataError
+
+#: Largest image (in pixels) that is decoded at all: 8192 x 8192. Guards against decompression bombs;
+#: lower than PIL's own warning threshold (89.5 Mpx), so PIL never decides for us.
+MAX_PIXELS = 8192 * 8192
+
+#: File extensions read as images (compared in lower case, so ``.JPG`` and ``.PNG`` count).
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+
+_SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N"}
+_ALPHA = {"RGBA", "LA", "PA", "P"}  # "P" may carry a transparent index
+_PLAIN = {"1", "L", "CMYK", "YCbCr"}
+
+
+class UnusableImage(DataError):
+    """An image file that cannot be used; ``kind`` is a short stable name of the problem."""
+
+    def __init__(self, kind: str, name: str, reason: str) -> None:
+        super().__init__(f"{name}: {reason}")
+        self.kind = kind
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """A fully decoded image with the facts an index records about its file."""
+
+    image: Image.Image  # RGB
+    width: int
+    height: int
+    format: str
+    mode: str  # the file's own colour mode, before conversion
+    bytes: int
+    sha256: str
+
+
+def open_rgb(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """The image at ``path`` as a fully decoded RGB image; raises :class:`UnusableImage` (a DataError)."""
+    return decode_file(path, max_pixels).image
+
+
+def decode_file(path: str | Path, max_pixels: int = MAX_PIXELS) -> DecodedImage:
+    """Read ``path`` once, hash its bytes and decode it completely."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UnusableImage("unreadable", str(path), f"cannot read the file ({exc.strerror or exc})") from None
+    return decode_bytes(data, str(path), max_pixels)
+
+
+def decode_bytes(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> DecodedImage:
+    """Decode an image file's bytes; ``name`` is used in messages only."""
+    if not data:
+        raise UnusableImage("empty", name, "zero-byte file")
+    with warnings.catch_warnings():
+        # PIL only *warns* between its own limit and twice that; turn that warning into a refusal too.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data))
+        except UnidentifiedImageError:
+            raise UnusableImage("not-an-image", name, "not an image file PIL can identify") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise UnusableImage("too-large", name, f"refused as a decompression bomb ({exc})") from None
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise UnusableImage("decode-failed", name, f"cannot read the image header ({exc})") from None
+    with image:
+        width, height = image.size
+        if width * height > max_pixels:
+            raise UnusableImage(
+                "too-large", name, f"{width}x{height} = {width * height:,} pixels exceeds the cap of {max_pixels:,} pixels"
+            )
+        frames = getattr(image, "n_frames", 1)
+        if frames > 1:
+            raise UnusableImage("animated", name, f"animated {image.format} with {frames} frames; which frame to score is undefined")
+        try:
+            image.load()
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise UnusableImage("decode-failed", name, f"decoding failed: {exc}") from None
+        fmt, mode = str(image.format), image.mode
+        rgb = to_rgb(image, name)
+    return DecodedImage(rgb, width, height, fmt, mode, len(data), hashlib.sha256(data).hexdigest())
+
+
+def to_rgb(image: Image.Image, name: str = "<image>") -> Image.Image:
+    """Convert a decoded image to 8-bit RGB, deterministically.
+
+    - 16-bit grey: ``round(v / 257)``, so 0..65535 maps onto 0..255 within half a grey level (PIL's own
+      ``convert`` clips everything above 255 to white).
+    - alpha (RGBA, LA, P with transparency): the alpha channel is dropped, colour kept as stored; this is
+      what the field's loaders (``convert("RGB")``) do, so scores stay comparable with published numbers.
+    - CMYK, YCbCr, 1-bit, greyscale: PIL's conversion (CMYK without ICC handling).
+    - EXIF orientation is not applied: pixels are scored as stored, as the publishers' loaders do.
+    - Float and 32-bit integer images are refused: their value range is not defined by the file.
+    """
+    mode = image.mode
+    if mode == "RGB":
+        return image.copy()
+    if mode in _SIXTEEN_BIT or (mode == "I" and image.format == "PNG"):  # PNG's "I" is at most 16-bit
+        values = np.asarray(image, dtype=np.uint32)
+        grey = ((values * 255 + 32767) // 65535).astype(np.uint8)  # exact integer round(v * 255 / 65535)
+        return Image.fromarray(np.stack([grey] * 3, axis=-1), "RGB")
+    if mode in _ALPHA:
+        return image.convert("RGBA").convert("RGB")
+    if mode in _PLAIN:
+        return image.convert("RGB")
+    raise UnusableImage(
+        "unsupported-mode",
+        name,
+        f"colour mode {mode!r} ({image.format}) has no defined 8-bit RGB conversion; "
+        f"supported: RGB, 16-bit grey, {', '.join(sorted(_ALPHA | _PLAIN))}",
+    )

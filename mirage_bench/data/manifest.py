@@ -1,0 +1,166 @@
+"""Building the manifest of a data root: every usable image, fully decoded, hashed and named.
+
+A file that cannot be used is never a row: it becomes an exclusion with its kind and reason, and
+``strict=True`` turns any exclusion into an error. Folder names become generator keys through the
+protocol card's folder names and aliases; the publisher's known-corrupt files are excluded by name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+import pandas as pd
+
+from mirage_bench.data.images import MAX_PIXELS, UnusableImage, decode_file
+from mirage_bench.data.layouts import LAYOUTS, Record, detect_layout
+from mirage_bench.errors import DataError
+
+if TYPE_CHECKING:
+    from mirage_bench.protocol import ProtocolCard
+
+MANIFEST_COLUMNS = [
+    "image_id", "path", "rel_path", "label", "generator", "family", "split", "source",
+    "width", "height", "format", "mode", "bytes", "sha256",
+]
+EXCLUSION_COLUMNS = ["rel_path", "kind", "reason", "generator", "split", "label"]
+UNKNOWN_FAMILY = "unknown"
+
+
+def image_id(generator: str, split: str, label: int, rel_path: str) -> str:
+    """Stable id of one image in one role: 16 hex digits of sha1("generator/split/label/rel_path")."""
+    return hashlib.sha1(f"{generator}/{split}/{label}/{rel_path}".encode()).hexdigest()[:16]
+
+
+def build_manifest(
+    root: str | Path,
+    layout: str = "auto",
+    protocol: "ProtocolCard | None" = None,
+    strict: bool = False,
+    max_pixels: int = MAX_PIXELS,
+    workers: int = 1,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(manifest, exclusions) of ``root``; ``manifest.attrs`` records the layout and how it was chosen."""
+    root = Path(root)
+    if not root.exists():
+        raise DataError(f"data root {root} does not exist")
+    name, how = _choose_layout(root, layout, protocol)
+    records = LAYOUTS.get(name)().scan(root, protocol)
+    records = [_resolve(r, protocol) for r in records]
+    candidates = [r for r in records if r.problem is None]
+    with _pool(workers) as pool:
+        results = list(pool.map(_examine, [(r.path, max_pixels) for r in candidates], chunksize=32))
+    rows, excluded = [], [r for r in records if r.problem is not None]
+    for record, result in zip(candidates, results):
+        if isinstance(result, tuple):
+            excluded.append(Record(**{**record.__dict__, "problem": result}))
+        else:
+            rows.append(_row(record, result))
+    manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS).sort_values("rel_path", kind="stable", ignore_index=True)
+    manifest = manifest.astype({"label": "int64", "width": "int64", "height": "int64", "bytes": "int64"})
+    exclusions = pd.DataFrame(
+        [[r.rel_path, *r.problem, r.generator, r.split, r.label] for r in excluded], columns=EXCLUSION_COLUMNS
+    ).sort_values("rel_path", kind="stable", ignore_index=True)
+    exclusions["label"] = exclusions["label"].astype("Int64")
+    manifest.attrs.update({"root": str(root.absolute()), "layout": name, "layout_reason": how})
+    if strict and len(exclusions):
+        raise DataError(
+            f"{root}: {len(exclusions)} file(s) cannot be used and --strict forbids exclusions:\n"
+            + "\n".join(f"  {r.rel_path} ({r.kind}): {r.reason}" for r in exclusions.head(20).itertuples())
+            + ("\n  ..." if len(exclusions) > 20 else "")
+            + "\nRun `mirage-bench data verify` for the full list, then repair or remove those files."
+        )
+    if manifest.empty:
+        raise DataError(
+            f"{root}: no usable images found with layout {name!r} ({len(exclusions)} file(s) excluded). "
+            "Check the root and --layout; `mirage-bench data verify` lists every excluded file."
+        )
+    return manifest, exclusions
+
+
+def _choose_layout(root: Path, layout: str, protocol: "ProtocolCard | None") -> tuple[str, str]:
+    if layout != "auto":
+        LAYOUTS.get(layout)  # unknown names fail here with "did you mean"
+        return layout, "given"
+    name, evidence = detect_layout(root)
+    if protocol is not None and protocol.layout not in ("auto", name):
+        raise DataError(
+            f"{root} looks like layout {name!r} (found {evidence}), but protocol {protocol.name!r} expects "
+            f"{protocol.layout!r}. Point at the right root, or pass --layout {protocol.layout} if the detection is wrong."
+        )
+    return name, f"detected: found {evidence}"
+
+
+def _resolve(record: Record, protocol: "ProtocolCard | None") -> Record:
+    """Folder names -> the card's generator key and family; the publisher's known-corrupt files excluded."""
+    if record.generator is None or protocol is None:
+        return record
+    key = next((k for k in map(protocol.generator_for_folder, record.names) if k is not None), None)
+    if key is None:
+        return record
+    entry = protocol.generators[key]
+    problem = record.problem
+    if problem is None and any(record.rel_path == c or record.rel_path.endswith("/" + c.lstrip("/")) for c in entry.known_corrupt):
+        problem = ("known-corrupt", f"listed as corrupt by the publisher (protocol {protocol.name!r} v{protocol.version})")
+    return Record(**{**record.__dict__, "generator": key, "family": entry.family, "problem": problem})
+
+
+def _examine(job: tuple[str, int]):
+    """Decode one file: its facts, or (kind, reason). Runs in worker processes, so it returns plain data."""
+    path, max_pixels = job
+    try:
+        decoded = decode_file(path, max_pixels)
+    except UnusableImage as exc:
+        return (exc.kind, exc.reason)
+    return {k: getattr(decoded, k) for k in ("width", "height", "format", "mode", "bytes", "sha256")}
+
+
+def _row(record: Record, facts: dict) -> dict:
+    return {
+        "image_id": image_id(record.generator, record.split, record.label, record.rel_path),
+        "path": record.path, "rel_path": record.rel_path, "label": record.label, "generator": record.generator,
+        "family": record.family or UNKNOWN_FAMILY, "split": record.split, "source": record.source, **facts,
+    }
+
+
+class _Serial:
+    """The ``Executor.map`` interface, in this process (workers=1 keeps tests and small roots simple)."""
+
+    def map(self, fn: Callable, items, chunksize: int = 1):
+        return map(fn, items)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def _pool(workers: int):
+    if workers < 1:
+        raise DataError(f"workers must be >= 1, got {workers}")
+    return _Serial() if workers == 1 else ProcessPoolExecutor(max_workers=workers)
+
+
+def write_manifest(manifest: pd.DataFrame, path: str | Path) -> Path:
+    """Write a manifest as Parquet; an existing file is never overwritten."""
+    path = Path(path)
+    if path.exists():
+        raise DataError(f"{path} already exists; refusing to overwrite it. Remove it or choose another --out.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    manifest.to_parquet(path, index=False)
+    return path
+
+
+def read_manifest(path: str | Path) -> pd.DataFrame:
+    """Read a Parquet manifest and check that it has every manifest column."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"manifest {path} does not exist; write one with `mirage-bench data index ROOT --out {path}`")
+    manifest = pd.read_parquet(path)
+    missing = [c for c in MANIFEST_COLUMNS if c not in manifest.columns]
+    if missing:
+        raise DataError(f"{path} is not a mirage-bench manifest: missing columns {missing}")
+    return manifest

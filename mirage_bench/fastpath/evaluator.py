@@ -1,0 +1,157 @@
+"""The fast evaluation path: CPU workers decode once, the GPU degrades, preprocesses and scores.
+
+Per image, one decode feeds the whole degradation grid. Degradations that the GPU reproduces (see
+``gpu_degrade``) run there, batched over images of the same size; the others (JPEG, WebP, noise, crops)
+run in the DataLoader workers with the reference implementation on the same decoded image. With
+``nvjpeg=True`` and a grid that is all GPU-capable, JPEG files are decoded on the GPU
+(``torchvision.io.decode_jpeg(device="cuda")``) and PNGs in the workers. Preprocessing follows the
+detector's input spec on the GPU, then one bf16-autocast forward per degradation (scores in fp32).
+
+Each prediction records which implementation produced it (``impl``), because the fast path matches the
+reference within stated tolerances, not bit for bit.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from mirage_bench.detectors.base import Detector
+from mirage_bench.fastpath.gpu_degrade import gpu_plan
+from mirage_bench.fastpath.gpu_preprocess import eval_preprocess, supported
+from mirage_bench.errors import ConfigError
+
+_JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+def _pil_to_uint8(image: Any) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()  # [3, H, W]
+
+
+class _DecodedGrid(Dataset):
+    """Item: (row, clean uint8 [3,H,W] or JPEG bytes, {degradation index: CPU-degraded uint8})."""
+
+    def __init__(self, manifest: pd.DataFrame, degradations: Sequence[Any], cpu_indices: list[int], base_seed: int, raw_jpeg: bool) -> None:
+        self.paths = manifest["path"].tolist()
+        self.ids = manifest["image_id"].tolist()
+        self.degradations = list(degradations)
+        self.cpu_indices = cpu_indices
+        self.base_seed = base_seed
+        self.raw_jpeg = raw_jpeg
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor, bool, dict[int, torch.Tensor]]:
+        from mirage_bench.data.images import open_rgb
+        from mirage_bench.degradations import image_seed
+
+        if self.raw_jpeg:  # only when every degradation runs on the GPU (no CPU variant needs pixels)
+            with open(self.paths[i], "rb") as fh:
+                data = fh.read()
+            if data[:3] == _JPEG_MAGIC:
+                return i, torch.frombuffer(bytearray(data), dtype=torch.uint8), True, {}
+        image = open_rgb(self.paths[i])
+        seed = image_seed(self.base_seed, self.ids[i])
+        variants = {j: _pil_to_uint8(self.degradations[j].apply(image, seed)) for j in self.cpu_indices}
+        return i, _pil_to_uint8(image), False, variants
+
+
+def _collate(items: list) -> list:
+    return items
+
+
+def _by_shape(tensors: list[torch.Tensor], fn: Callable[[torch.Tensor], torch.Tensor]) -> list[torch.Tensor]:
+    """Apply a batched ``fn`` to each group of equally sized images; results back in input order."""
+    groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
+    for k, t in enumerate(tensors):
+        groups[tuple(t.shape)].append(k)
+    out: list[torch.Tensor | None] = [None] * len(tensors)
+    for indices in groups.values():
+        for k, result in zip(indices, fn(torch.stack([tensors[k] for k in indices])).unbind(0)):
+            out[k] = result
+    return out  # type: ignore[return-value]
+
+
+def implementation_names(degradations: Sequence[Any], nvjpeg: bool) -> list[str]:
+    """The ``impl`` recorded for each degradation's predictions."""
+    decode = "nvjpeg" if nvjpeg else "pil"
+    return [f"fast:{decode}+{'gpu' if gpu_plan(d) is not None else 'cpu-ref'}-degrade+gpu-preprocess" for d in degradations]
+
+
+@torch.no_grad()
+def score_subset_fast(
+    detector: Detector,
+    manifest: pd.DataFrame,
+    degradations: Sequence[Any],
+    *,
+    base_seed: int = 0,
+    batch_size: int = 64,
+    device: str | torch.device = "cuda",
+    workers: int = 8,
+    nvjpeg: bool = True,
+    bf16: bool = True,
+    on_batch: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, list[str]]:
+    """Logits ``[D, N]`` (fp32, manifest order) of every image under every degradation, and the impl names."""
+    spec = detector.input_spec
+    if not supported(spec):
+        raise ConfigError(
+            f"the fast path reproduces bicubic/bilinear preprocessing only; detector {detector.recipe.name!r} uses "
+            f"{spec.interpolation!r}. Use --impl reference."
+        )
+    device = torch.device(device)
+    manifest = manifest.reset_index(drop=True)
+    plans = [gpu_plan(d) for d in degradations]
+    cpu_indices = [j for j, plan in enumerate(plans) if plan is None]
+    use_nvjpeg = nvjpeg and device.type == "cuda" and not cpu_indices
+    dataset = _DecodedGrid(manifest, degradations, cpu_indices, base_seed, raw_jpeg=use_nvjpeg)
+    loader = DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=_collate,
+        pin_memory=device.type == "cuda", persistent_workers=False, prefetch_factor=4 if workers else None,
+    )
+    logits = torch.empty(len(degradations), len(manifest), dtype=torch.float32)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda")
+    was_training = detector.training
+    detector.eval()
+    for items in loader:
+        rows = [item[0] for item in items]
+        clean = _to_device([item for item in items], device)
+        for j, plan in enumerate(plans):
+            degraded = _by_shape(clean, plan) if plan is not None else [item[3][j].to(device, non_blocking=True) for item in items]
+            batch = _by_shape(degraded, lambda x: eval_preprocess(x, spec))
+            with autocast:
+                scores = _forward_by_shape(detector, batch)
+            logits[j, rows] = scores.float().cpu()
+        if on_batch:
+            on_batch(len(items) * len(plans))
+    detector.train(was_training)
+    return logits.numpy(), implementation_names(degradations, use_nvjpeg)
+
+
+def _to_device(items: list, device: torch.device) -> list[torch.Tensor]:
+    """Clean images on the device; JPEG bytes are decoded there in one nvjpeg batch call."""
+    out: list[torch.Tensor | None] = [None] * len(items)
+    jpeg = [k for k, item in enumerate(items) if item[2]]
+    if jpeg:
+        from torchvision.io import ImageReadMode, decode_jpeg
+
+        decoded = decode_jpeg([items[k][1] for k in jpeg], mode=ImageReadMode.RGB, device=device)
+        for k, image in zip(jpeg, decoded):
+            out[k] = image
+    for k, item in enumerate(items):
+        if not item[2]:
+            out[k] = item[1].to(device, non_blocking=True)
+    return out  # type: ignore[return-value]
+
+
+def _forward_by_shape(detector: Detector, batch: list[torch.Tensor]) -> torch.Tensor:
+    """One forward per output size (one in all, unless the spec keeps native resolution)."""
+    if len({tuple(t.shape) for t in batch}) == 1:
+        return detector(torch.stack(batch).contiguous(memory_format=torch.channels_last))
+    return torch.cat(_by_shape(batch, lambda x: detector(x.contiguous(memory_format=torch.channels_last)).view(-1, 1))).view(-1)

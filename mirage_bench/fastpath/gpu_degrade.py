@@ -1,0 +1,58 @@
+"""Which degradations run on the GPU, and how: a batched plan for each spec, or None (CPU reference).
+
+Supported on the GPU: ``none``, ``blur`` (bit-exact with scipy), ``downscale`` and ``resize`` with bicubic
+or bilinear interpolation (PIL within the tolerance stated in ``ops``), and chains of those. JPEG, WebP,
+noise and crops stay on CPU workers with the reference implementation: a GPU JPEG codec does not
+reproduce PIL's bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from mirage_bench.degradations import Chain, Degradation, Identity
+from mirage_bench.degradations.ops import Blur, Downscale, Resize, _scaled_by, _shorter_side_to
+from mirage_bench.fastpath.ops import gaussian_blur_uint8, resize_uint8
+
+BatchOp = Callable[[torch.Tensor], torch.Tensor]  # uint8 [G, 3, H, W] -> uint8 [G, 3, H', W']
+_GPU_INTERPOLATIONS = {"bicubic", "bilinear"}
+
+
+def gpu_plan(degradation: Degradation) -> BatchOp | None:
+    """A batched GPU implementation of ``degradation``, or None when only the CPU reference is exact."""
+    if isinstance(degradation, Identity):
+        return lambda x: x
+    if isinstance(degradation, Blur):
+        return lambda x: gaussian_blur_uint8(x, degradation.s)
+    if isinstance(degradation, (Downscale, Resize)) and degradation.interp in _GPU_INTERPOLATIONS:
+        return lambda x: _resize_like(degradation, x)
+    if isinstance(degradation, Chain):
+        steps = [gpu_plan(step) for step in degradation.steps]
+        if any(step is None for step in steps):
+            return None
+
+        def chained(x: torch.Tensor) -> torch.Tensor:
+            for step in steps:
+                x = step(x)
+            return x
+
+        return chained
+    return None
+
+
+def _resize_like(d: Downscale | Resize, x: torch.Tensor) -> torch.Tensor:
+    """The reference's target size for this image size (see ``degradations.ops``), then a batched resize."""
+    h, w = x.shape[-2:]
+    if d.size is not None:
+        if isinstance(d, Downscale) and min(w, h) <= d.size:
+            return x
+        target = _shorter_side_to((w, h), d.size)
+    elif d.f is not None:
+        target = _scaled_by((w, h), d.f)
+    else:
+        target = (d.w, d.h)
+    if target == (w, h):
+        return x
+    return resize_uint8(x, (target[1], target[0]), d.interp)

@@ -1,0 +1,44 @@
+"""The detector's evaluation preprocessing (``preprocess.eval_transform``) on batched uint8 tensors."""
+
+from __future__ import annotations
+
+import torch
+
+from mirage_bench.config import InputSpec
+from mirage_bench.errors import DataError
+from mirage_bench.fastpath.ops import center_crop, normalize, resize_uint8
+from mirage_bench.preprocess import shorter_side_target
+
+
+def _resize_shorter(x: torch.Tensor, side: int, interpolation: str) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    if min(h, w) == side:
+        return x
+    tw, th = shorter_side_target(w, h, side)
+    return resize_uint8(x, (th, tw), interpolation)
+
+
+def eval_preprocess(x: torch.Tensor, spec: InputSpec, name: str = "<batch>", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 ``[G, 3, H, W]`` (one size) -> normalised ``[G, 3, S, S]`` exactly as ``eval_transform`` orders it."""
+    crop = spec.eval_crop == "center"
+    if spec.resize is not None:
+        x = _resize_shorter(x, spec.resize, spec.interpolation)
+    if crop and min(x.shape[-2:]) < spec.size:
+        if spec.small_image == "error":
+            h, w = x.shape[-2:]
+            raise DataError(
+                f"image {name} is {w}x{h} px, smaller than the {spec.size} px crop, and the input spec says "
+                "small_image: error. Set input.small_image=upscale to resize such images up."
+            )
+        x = _resize_shorter(x, spec.size, spec.interpolation)
+    if spec.odd_size == "crop-even":
+        h, w = x.shape[-2:]
+        x = x[..., : h - h % 2, : w - w % 2]
+    if crop:
+        x = center_crop(x, spec.size)
+    return normalize(x, spec.mean, spec.std, dtype)
+
+
+def supported(spec: InputSpec) -> bool:
+    """Whether the GPU preprocessing reproduces this spec (bicubic or bilinear resizing)."""
+    return spec.interpolation in {"bicubic", "bilinear"}

@@ -1,0 +1,40 @@
+"""``mirage-bench run`` end to end over a hand-built benchmark (the data package is stubbed out)."""
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import helpers
+from mirage_bench.cli import app
+from mirage_bench.engine import runner
+from mirage_bench.metrics import compute
+from mirage_bench.store import Store
+
+
+@pytest.fixture
+def stub_data(tmp_path, monkeypatch):
+    from mirage_bench.cli.console import console
+
+    monkeypatch.setattr(console, "width", 250)  # the table must not fold in the captured output
+    bench = helpers.benchmark(tmp_path / "data")
+    monkeypatch.setattr(runner, "load_benchmark", lambda *args, **kwargs: bench)
+    return bench
+
+
+def test_run_prints_table_from_store_and_dry_run_lists_cells(stub_data, tmp_path):
+    out = tmp_path / "out"
+    cli = CliRunner()
+    dry = cli.invoke(app, ["run", "--out", str(out), "--dry-run"], terminal_width=200)
+    assert dry.exit_code == 0, dry.output
+    assert "to do" in dry.output and "train on 16 images" in dry.output and "4 cells" in dry.output
+    result = cli.invoke(app, ["run", "--out", str(out), "--bootstrap", "20"], terminal_width=250)
+    assert result.exit_code == 0, result.output
+    store = Store(out)
+    predictions = store.read_predictions()
+    g2 = predictions[(predictions.generator == "g2") & (predictions.degradation == "none")]
+    expected = f"{100 * compute('acc', g2.label, g2.p_fake):.1f} / {100 * compute('ap', g2.label, g2.p_fake):.1f}"
+    assert expected in result.output
+    metrics = pd.read_csv(store.run_dir(store.latest_run_id()) / "metrics.csv")
+    assert {"acc", "ap", "oracle_acc", "acc_cal"} <= set(metrics.metric)
+    again = cli.invoke(app, ["run", "--out", str(out), "--dry-run"], terminal_width=200)
+    assert "to do" not in again.output
