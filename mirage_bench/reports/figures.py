@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from mirage_bench import metrics as M
-from mirage_bench.reports.tables import DAGGER, MEAN
+from mirage_bench.reports.tables import DAGGER, FAMILY, MEAN, ordered_columns
 
 #: Degradation kind -> (parameter, axis label) for robustness curves.
 CURVE_AXES = {"jpeg": ("q", "JPEG quality"), "webp": ("q", "WebP quality"), "blur": ("s", "blur sigma"),
@@ -58,8 +58,7 @@ def heatmaps(long: pd.DataFrame, random: set[str], generators: Sequence[str] = (
     table = _seed_means(long[long["degradation"] == "none"], metric)
     out = []
     for detector, part in table.groupby("detector", sort=True):
-        present = set(part["generator"]) - {MEAN}
-        columns = [g for g in generators if g in present] + sorted(present - set(generators)) + [MEAN]
+        columns = [c for c in ordered_columns(set(part["generator"]), generators) if not c.startswith(FAMILY)]
         grid = part.pivot(index="train_generators", columns="generator", values="mean").reindex(columns=columns) * 100
         fig, ax = plt.subplots(figsize=(1 + 0.7 * len(columns), 1 + 0.5 * len(grid)))
         image = ax.imshow(grid.to_numpy(dtype=float), vmin=0, vmax=100, cmap="viridis", aspect="auto")
@@ -115,8 +114,7 @@ def score_histograms(predictions: pd.DataFrame, random: set[str], generators: Se
     clean = predictions[predictions["degradation"] == "none"]
     out = []
     for detector, part in clean.groupby("detector", sort=True):
-        present = set(part["generator"])
-        names = [g for g in generators if g in present] + sorted(present - set(generators))
+        names = ordered_columns(set(part["generator"]), generators)
         fig, axes = plt.subplots(1, len(names), figsize=(2.2 * len(names), 2), sharey=True, squeeze=False)
         for ax, generator in zip(axes[0], names):
             rows = part[part["generator"] == generator]

@@ -18,6 +18,7 @@ from mirage_bench import metrics as M
 from mirage_bench.reports.runs import RANDOM_BACKBONE_NOTE
 
 MEAN = "mean"
+FAMILY = "family:"  # prefix of the engine's per-family mean rows
 ROW_KEYS = ["detector", "train_generators"]
 ROW_HEADER = ["detector", "train"]
 DAGGER = "†"
@@ -67,8 +68,17 @@ class Table:
 
 
 def metric_long(predictions: pd.DataFrame, metrics: Sequence[str] = M.DEFAULT_METRICS, n_boot: int = 1000) -> pd.DataFrame:
-    """Per subset, metric and seed (``metrics.subset_metrics``), plus the unweighted mean over generators."""
-    return M.mean_over(M.subset_metrics(predictions, metrics, n_boot=n_boot), "generator", MEAN)
+    """The engine's long table: per subset, metric and seed, plus the mean over generators and per family."""
+    from mirage_bench.engine.tables import long_table
+
+    return long_table(predictions, metrics, n_boot)
+
+
+def ordered_columns(present: set[str], generators: Sequence[str]) -> list[str]:
+    """Test generators in protocol order (then any others), the mean, then the family means."""
+    families = sorted(g for g in present if g.startswith(FAMILY))
+    plain = present - set(families) - {MEAN}
+    return [g for g in generators if g in plain] + sorted(plain - set(generators)) + [MEAN] * (MEAN in present) + families
 
 
 def _random_rows(predictions: pd.DataFrame) -> pd.Series:
@@ -103,11 +113,10 @@ def main_table(long: pd.DataFrame, predictions: pd.DataFrame, generators: Sequen
     """Rows detectors (x training set), columns test generators and their mean, on clean images."""
     subset = long[(long["degradation"] == degradation) & long["metric"].isin(metrics)]
     seeds = M.over_seeds(subset)
-    present = set(seeds["generator"]) - {MEAN}
-    columns = [g for g in generators if g in present] + sorted(present - set(generators)) + [MEAN]
+    columns = ordered_columns(set(seeds["generator"]), generators)
     title = f"{_titles(metrics)} (%) per test generator, degradation {degradation}; threshold 0.5"
     table = _build("main", title, seeds, "generator", columns, metrics, _random_rows(predictions))
-    table.footnotes.append("Mean: unweighted mean over the test generators.")
+    table.footnotes.append("mean: unweighted mean over the test generators; family:X: mean over the generators of family X.")
     return table
 
 

@@ -64,7 +64,8 @@ def test_markdown_and_latex_mark_best_second_and_random_backbone(written):
     best, second = ("beta", "alpha") if round(acc_beta, 1) > round(acc_alpha, 1) else ("alpha", "beta")
     md = (out / "main.md").read_text()
     lines = {line.split("|")[1].strip().rstrip("†"): line for line in md.splitlines() if line.startswith("| alpha") or line.startswith("| beta")}
-    mean_cell = lambda d: lines[d].rstrip(" |").split("|")[-1].strip()  # noqa: E731
+    header = [h.strip() for h in next(line for line in md.splitlines() if line.startswith("| detector")).split("|")]
+    mean_cell = lambda d: lines[d].split("|")[header.index("mean")].strip()  # noqa: E731
     assert mean_cell(best).startswith(f"**{max(acc_alpha, acc_beta):.1f}**")
     assert mean_cell(second).startswith(f"<u>{min(acc_alpha, acc_beta):.1f}</u>")
     assert "beta†" in md and "random backbone weights: not a pretrained result" in md
