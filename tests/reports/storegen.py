@@ -21,7 +21,8 @@ def images(generator: str, n: int = 20) -> pd.DataFrame:
     for i in range(n):
         label = i % 2
         rel = f"{generator}/val/{'ai' if label else 'nature'}/{i:03d}.png"
-        rows.append({"image_id": hashlib.sha256(rel.encode()).hexdigest()[:16], "rel_path": rel, "label": label,
+        rows.append({"image_id": hashlib.sha256(rel.encode()).hexdigest()[:16], "rel_path": rel, "path": "/nonexistent/" + rel,
+                     "sha256": hashlib.sha256(f"content {rel}".encode()).hexdigest(), "label": label,
                      "generator": generator, "family": "gan" if generator == "g1" else "diffusion"})
     return pd.DataFrame(rows)
 
@@ -47,7 +48,7 @@ def write_run(root: Path, detectors: Sequence[str] = ("alpha", "beta"), seeds: S
                         logits = (2 * subset["label"].to_numpy() - 1) * shift + rng.normal(0, 1.5, len(subset))
                         frame = subset.assign(
                             run_id=run_id, cell_id=cell_id, detector=detector, recipe_hash="r" + detector, train_generators=train,
-                            seed=seed, checkpoint_sha256="c", path="/nonexistent/" + subset["rel_path"], sha256="s",
+                            seed=seed, checkpoint_sha256="c",
                             degradation=spec, degradation_seed=0, logit=logits.astype(np.float32),
                             p_fake=(1 / (1 + np.exp(-logits))).astype(np.float32), threshold=0.45, impl="reference",
                             random_backbone=detector in random)
