@@ -15,6 +15,8 @@ from mirage_bench.cli import cards as cards_cli
 from mirage_bench.cli import data as data_cli
 from mirage_bench.cli import degradations as degradations_cli
 from mirage_bench.cli import doctor as doctor_cli
+from mirage_bench.cli import predict as predict_cli
+from mirage_bench.cli import report as report_cli
 from mirage_bench.cli import run as run_cli
 from mirage_bench.cli.console import console, err_console
 from mirage_bench.errors import MirageBenchError
@@ -61,6 +63,12 @@ app.add_typer(degradations_cli.degradations_app, name="degradations")
 app.command("train")(run_cli.train)
 app.command("eval")(run_cli.evaluate)
 app.command("run")(run_cli.run)
+app.command("report")(report_cli.report)
+app.command("leaderboard")(report_cli.leaderboard)
+app.command("ablate")(report_cli.ablate)
+app.command("check")(report_cli.check)
+app.command("predict")(predict_cli.predict)
+app.command("score-file")(predict_cli.score_file)
 
 
 def main() -> None:

@@ -85,3 +85,24 @@ def submission_evidence(scores_path: str | Path, test: dict[str, pd.DataFrame], 
         degradation_seed=0, threshold=np.nan if threshold is None else float(threshold), impl="submitted", random_backbone=False)
     merged["cell_id"] = [digest([file_hash, g, d])[:20] for g, d in zip(merged["generator"], merged["degradation"])]
     return Evidence(merged[PREDICTION_COLUMNS], protocol, version, f"test:{test_hash}", ["submission"], [], list(test))
+
+
+def protocol_test_sets(protocol: str, data_root: str | Path | None = None, manifest: str | Path | None = None,
+                       protocol_dirs: tuple = ()) -> tuple[str, int, dict[str, pd.DataFrame]]:
+    """The protocol's test subsets, from a manifest file or by indexing the data root (mini: its shipped root)."""
+    from mirage_bench.data import build_manifest, protocol_subsets
+    from mirage_bench.data.manifest import read_manifest
+    from mirage_bench.protocol import load_protocol
+
+    card = load_protocol(protocol, (), protocol_dirs)
+    if manifest is not None:
+        frame = read_manifest(manifest)
+    else:
+        if data_root is None:
+            if not card.name.startswith("mini"):
+                raise DataError(f"protocol {card.name!r} needs its data to check a submission: pass --data-root DIR or --manifest FILE")
+            from mirage_bench.mini import default_root
+
+            data_root = default_root()
+        frame, _ = build_manifest(Path(data_root), card.layout, card)
+    return card.name, card.version, protocol_subsets(card, frame).test

@@ -1,0 +1,101 @@
+"""``report``, ``leaderboard``, ``ablate`` and ``check``: what people read, computed from the prediction store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from mirage_bench.cli.console import console
+from mirage_bench.cli.options import ProtocolDirs, RecipeDirs, as_list
+
+_Store = typer.Option(Path("results/runs"), "--store", help="The output folder of the runs (prediction store and run records).")
+_Boot = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the 95% intervals (0: none).")
+_Runs = typer.Argument(None, help="Run ids in the store ('latest' by default).")
+EXIT_CHECK_FAILED = 1
+
+
+def report(
+    runs: Optional[List[str]] = _Runs, store: Path = _Store, n_boot: int = _Boot,
+    out: Optional[Path] = typer.Option(None, "--out", help="New folder for the outputs (default: STORE/reports/RUN)."),
+    figures: bool = typer.Option(True, help="Draw the heatmap, robustness curves and score histograms."),
+) -> None:
+    """Tables (Markdown, LaTeX, CSV, JSON) and one self-contained HTML page of one or more runs."""
+    from mirage_bench.reports.render import rich_table
+    from mirage_bench.reports.report import build_report, write_report
+    from mirage_bench.reports.runs import load_runs
+
+    evidence = load_runs(store, as_list(runs))
+    result = build_report(evidence, n_boot=n_boot, with_figures=figures)
+    paths = write_report(result, out or store / "reports" / "+".join(evidence.run_ids))
+    console.print(rich_table(result.tables[0]))
+    console.print(f"wrote {len(paths)} files to {paths[0].parent} (open report.html)")
+
+
+def leaderboard(
+    store: Path = _Store, protocol: Optional[str] = typer.Option(None, "--protocol", help="Rank runs of this protocol."),
+    out: Path = typer.Option(Path("results"), "--out", help="Folder for leaderboard.md and leaderboard.json."),
+    n_boot: int = _Boot,
+) -> None:
+    """Rank detectors across the store's runs of one protocol version and data set."""
+    from mirage_bench.reports.frames import frame_rich
+    from mirage_bench.reports.leaderboard import write_leaderboard
+
+    board, evidence, paths = write_leaderboard(store, out, protocol, n_boot=n_boot)
+    console.print(frame_rich(board.drop(columns=["runs"]), f"Leaderboard: {evidence.title}"))
+    console.print(f"wrote {', '.join(map(str, paths))}")
+
+
+def ablate(
+    detector: str = typer.Option(..., "--detector", help="The full model; its variants are the cards with variant_of: DETECTOR."),
+    protocol: str = typer.Option("mini", "--protocol", help="Protocol card name or YAML path."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Dataset root (default: the shipped mini set for mini protocols)."),
+    seeds: str = typer.Option("0", "--seeds", help="Comma-separated training seeds."),
+    store: Path = _Store, device: str = typer.Option("cpu", "--device"), n_boot: int = _Boot,
+    recipes: Optional[List[Path]] = RecipeDirs, protocols: Optional[List[Path]] = ProtocolDirs,
+) -> None:
+    """Run (or reuse) the full model and each ablation variant; report each change with paired 95% intervals."""
+    from mirage_bench.reports.ablation import ablation_summary, ablation_table, run_ablation
+    from mirage_bench.reports.frames import frame_markdown, frame_rich
+    from mirage_bench.reports.runs import load_runs
+    from mirage_bench.store import atomic_write
+
+    record = run_ablation(detector, protocol, data_root, [int(s) for s in seeds.split(",")], store, as_list(recipes),
+                          as_list(protocols), device)
+    table = ablation_table(load_runs(store, [record["run_id"]]).predictions, detector, n_boot=n_boot)
+    summary = ablation_summary(table)
+    title = f"Ablation of {detector} on {protocol}: change against the full model (points, paired 95% bootstrap interval)"
+    run_dir = store / "runs" / record["run_id"]
+    atomic_write(run_dir / "ablation.csv", lambda tmp: table.to_csv(tmp, index=False))
+    atomic_write(run_dir / "ablation.md", lambda tmp: tmp.write_text(frame_markdown(summary, title)))
+    console.print(frame_rich(summary, title))
+    console.print(f"every generator and degradation: {run_dir / 'ablation.csv'}")
+
+
+def check(
+    runs: Optional[List[str]] = _Runs, store: Path = _Store,
+    baseline: Path = typer.Option(..., "--baseline", help="Baseline JSON (e.g. results/baselines/mini.json)."),
+    tolerance: Optional[List[str]] = typer.Option(None, "--tolerance", help="Allowed change in points: 1.0, or per metric ap=2 (repeatable)."),
+    update: bool = typer.Option(False, "--update", help="Write the run's metrics as the new baseline instead of checking."),
+) -> None:
+    """Compare a run's metrics with a committed baseline; exit 1 listing every metric beyond tolerance."""
+    from mirage_bench.reports import check as C
+    from mirage_bench.reports.frames import frame_rich
+    from mirage_bench.reports.runs import load_runs
+
+    evidence = load_runs(store, as_list(runs))
+    if update:
+        C.write_baseline(baseline, C.make_baseline(evidence))
+        console.print(f"wrote baseline {baseline} from runs {', '.join(evidence.run_ids)}")
+        return
+    default, per_metric = C.parse_tolerances(as_list(tolerance))
+    result = C.compare(C.read_baseline(baseline), evidence, default, per_metric)
+    compared = f"{len(result.rows)} values compared with {baseline}" + (f"; {result.new} values not in the baseline" if result.new else "")
+    if result.passed:
+        console.print(f"check passed: {compared}, all within tolerance")
+        return
+    shown = result.failures
+    console.print(frame_rich(shown, f"check FAILED: {len(shown)} of {len(result.rows)} values beyond tolerance (points)"))
+    console.print(compared)
+    raise typer.Exit(EXIT_CHECK_FAILED)

@@ -1,0 +1,84 @@
+"""The CLI end to end: a real (tiny) engine run, reported, checked against a baseline, perturbed, ranked."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from mirage_bench.cli import app
+from mirage_bench.engine.runner import Options, execute
+
+_HELPERS = Path(__file__).parents[1] / "engine" / "helpers.py"
+
+
+def _engine_helpers():
+    spec = importlib.util.spec_from_file_location("engine_test_helpers", _HELPERS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A tiny real run: tinycnn trained and scored by the engine, predictions in the store."""
+    data, out = tmp_path_factory.mktemp("data"), tmp_path_factory.mktemp("runs")
+    record = execute(_engine_helpers().benchmark(data), Options(out=out))
+    return out, record["run_id"]
+
+
+def _invoke(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_check_passes_unchanged_and_fails_when_scores_are_perturbed(run, tmp_path):
+    out, run_id = run
+    baseline = tmp_path / "baselines" / "tiny.json"
+    assert _invoke("check", run_id, "--store", out, "--baseline", baseline, "--update").exit_code == 0
+    assert json.loads(baseline.read_text())["protocol"] == "tiny"
+    ok = _invoke("check", run_id, "--store", out, "--baseline", baseline)
+    assert ok.exit_code == 0, ok.output
+    assert "check passed" in ok.output
+    # Perturb a copy of the committed run: every fake of one test subset now scores as real.
+    copy = tmp_path / "perturbed"
+    for path in sorted(out.rglob("*")):
+        if path.is_file() and (path.suffix in {".parquet", ".json"}):
+            target = copy / path.relative_to(out)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            frame = pd.read_parquet(path) if path.suffix == ".parquet" else None
+            if frame is not None and (frame.generator == "g2").all():
+                frame.loc[frame.label == 1, "p_fake"] = 0.0
+                frame.to_parquet(target, index=False)
+            else:
+                target.write_bytes(path.read_bytes())
+    failed = _invoke("check", run_id, "--store", copy, "--baseline", baseline)
+    assert failed.exit_code == 1, failed.output
+    assert "check FAILED" in failed.output and "g2" in failed.output and "worse" in failed.output
+    assert _invoke("check", run_id, "--store", copy, "--baseline", baseline, "--tolerance", "100").exit_code == 0
+
+
+def test_report_and_leaderboard_commands_write_their_files(run, tmp_path):
+    out, run_id = run
+    result = _invoke("report", run_id, "--store", out, "--out", tmp_path / "rep", "--bootstrap", "0", "--no-figures")
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in (tmp_path / "rep").iterdir()} >= {"main.md", "main.tex", "main.csv", "main.json", "report.html"}
+    assert "tinycnn" in result.output
+    again = _invoke("report", run_id, "--store", out, "--out", tmp_path / "rep", "--bootstrap", "0", "--no-figures")
+    assert again.exit_code == 2 and "already exists" in again.output
+    board = _invoke("leaderboard", "--store", out, "--out", tmp_path, "--bootstrap", "0")
+    assert board.exit_code == 0, board.output
+    assert json.loads((tmp_path / "leaderboard.json").read_text())["rows"][0]["detector"] == "tinycnn"
+
+
+def test_predict_command_prints_json(run, tmp_path):
+    out, run_id = run
+    record = json.loads((out / "runs" / run_id / "record.json").read_text())
+    checkpoint = record["train_cells"][0]["checkpoint"]
+    frame = pd.read_parquet(sorted((out / "predictions").glob("*.parquet"))[0])
+    result = _invoke("predict", *frame.path[:3], "--checkpoint", checkpoint, "--format", "json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [r["p_fake"] for r in rows] == pytest.approx(list(frame.p_fake[:3]), abs=1e-6)
+    assert [r["threshold"] for r in rows] == pytest.approx([frame.threshold.iloc[0]] * 3)
