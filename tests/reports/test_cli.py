@@ -82,3 +82,39 @@ def test_predict_command_prints_json(run, tmp_path):
     rows = json.loads(result.output)
     assert [r["p_fake"] for r in rows] == pytest.approx(list(frame.p_fake[:3]), abs=1e-6)
     assert [r["threshold"] for r in rows] == pytest.approx([frame.threshold.iloc[0]] * 3)
+
+
+def test_ablate_runs_full_model_and_variants_on_the_same_cells(tmp_path, monkeypatch):
+    import yaml
+
+    from mirage_bench.cards import load_recipe
+    from mirage_bench.engine import runner
+    from mirage_bench.reports.ablation import ablation_table, run_ablation
+    from mirage_bench.reports.runs import load_runs
+
+    helpers = _engine_helpers()
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    tiny = {"params": {"width": 4, "stages": 2}, "input": {"size": 16}, "train": {"batch_size": 4, "epochs": 1}}
+    (cards / "tfull.yaml").write_text(yaml.safe_dump({"name": "tfull", "base": "tinycnn", **tiny}))
+    (cards / "tfull-narrow.yaml").write_text(yaml.safe_dump({"name": "tfull-narrow", "base": "tfull", "variant_of": "tfull",
+                                                             "params": {"width": 2}}))
+    asked = {}
+
+    def load_benchmark(protocol, detectors, data_root, seeds, overrides, backbone, pretrained, recipe_dirs, protocol_dirs):
+        asked.update(detectors=list(detectors), seeds=list(seeds))
+        bench = helpers.benchmark(tmp_path / "data", seeds)
+        bench.recipes = [load_recipe(d, (), recipe_dirs) for d in detectors]
+        return bench
+
+    monkeypatch.setattr(runner, "load_benchmark", load_benchmark)
+    record = run_ablation("tfull", "tiny", seeds=[0], out=tmp_path / "runs", recipe_dirs=[cards])
+    assert asked == {"detectors": ["tfull", "tfull-narrow"], "seeds": [0]}
+    table = ablation_table(load_runs(tmp_path / "runs", [record["run_id"]]).predictions, "tfull", n_boot=100)
+    assert set(table.variant) == {"tfull-narrow"} and set(table.generator) == {"g1", "g2", "mean"}
+    assert ((table.lo <= table.delta + 1e-9) & (table.delta <= table.hi + 1e-9)).all()
+    preds = load_runs(tmp_path / "runs", [record["run_id"]]).predictions
+    g2 = preds[(preds.generator == "g2") & (preds.degradation == "none")]
+    acc = {d: 100 * ((g.p_fake > 0.5) == g.label).mean() for d, g in g2.groupby("detector")}
+    row = table[(table.generator == "g2") & (table.metric == "acc") & (table.degradation == "none")].iloc[0]
+    assert row.delta == pytest.approx(acc["tfull-narrow"] - acc["tfull"])
