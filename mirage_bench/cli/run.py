@@ -21,11 +21,12 @@ _DryRun = typer.Option(False, "--dry-run", help="List the cells with their statu
 _Workers = typer.Option(0, "--workers", help="Data-loading worker processes.")
 _Backbone = typer.Option(None, "--backbone", help="Backbone architecture for recipes that have one (e.g. ViT-L-14).")
 _Pretrained = typer.Option(None, "--pretrained", help="Pretrained tag or weights file for that backbone (e.g. openai).")
+_Impl = typer.Option("auto", "--impl", help="Evaluation path: reference (PIL/scipy, exact), fast (GPU ops, tested tolerances), auto (fast on CUDA).")
 _Boot = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the 95% intervals (0: none).")
 
 
 def _go(stages: tuple[bool, bool], protocol, detectors, data_root, out, seeds, overrides, device, dry_run, workers,
-        backbone, pretrained, recipes, protocols, n_boot) -> None:
+        backbone, pretrained, recipes, protocols, n_boot, impl) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from mirage_bench.engine.runner import Options, describe_plan, execute, load_benchmark
@@ -37,14 +38,14 @@ def _go(stages: tuple[bool, bool], protocol, detectors, data_root, out, seeds, o
                            as_list(recipes), as_list(protocols))
     store = Store(out)
     if dry_run:
-        _print_frame(describe_plan(bench, store), f"Plan for {bench.protocol.name} v{bench.protocol.version} in {out}")
+        _print_frame(describe_plan(bench, store, Options(impl=impl).resolved_impl(device)), f"Plan for {bench.protocol.name} v{bench.protocol.version} in {out}")
         return
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
         def progress(description: str, total: int):
             task = bar.add_task(description, total=total)
             return lambda n: bar.advance(task, n)
 
-        record = execute(bench, Options(out=out, device=device, workers=workers), train=stages[0], evaluate=stages[1], progress=progress)
+        record = execute(bench, Options(out=out, device=device, workers=workers, impl=impl), train=stages[0], evaluate=stages[1], progress=progress)
     if not stages[1]:
         console.print(f"trained {sum(c['trained_in_this_run'] for c in record['train_cells'])} cells; run record: {store.run_dir(record['run_id'])}")
         return
@@ -69,9 +70,10 @@ def _command(stages: tuple[bool, bool], doc: str):
         seeds: str = _Seeds, overrides: Optional[List[str]] = Overrides, device: str = _Device, dry_run: bool = _DryRun,
         workers: int = _Workers, backbone: Optional[str] = _Backbone, pretrained: Optional[str] = _Pretrained,
         recipes: Optional[List[Path]] = RecipeDirs, protocols: Optional[List[Path]] = ProtocolDirs, n_boot: int = _Boot,
+        impl: str = _Impl,
     ) -> None:
         _go(stages, protocol, detectors, data_root, out, seeds, overrides, device, dry_run, workers, backbone, pretrained,
-            recipes, protocols, n_boot)
+            recipes, protocols, n_boot, impl)
 
     command.__doc__ = doc
     return command

@@ -29,3 +29,5 @@ def register_detector(name: str) -> Callable[[D], D]:
 
 # Built-in implementations, imported only when first asked for.
 DETECTORS.register_lazy("tinycnn", "mirage_bench.detectors.tinycnn:TinyCNN")
+DETECTORS.register_lazy("mirage", "mirage_bench.detectors.mirage:MiraGe")
+DETECTORS.register_lazy("coop", "mirage_bench.detectors.coop:CoOp")

@@ -9,6 +9,7 @@ mismatch is a :class:`CheckpointError` that lists the offending keys.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import platform
 import tempfile
@@ -50,7 +51,9 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        torch.save(obj, tmp)
+        buffer = io.BytesIO()  # saved from memory: the archive does not record the temporary file's name
+        torch.save(obj, buffer)
+        Path(tmp).write_bytes(buffer.getvalue())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -13,11 +13,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from mirage_bench.config import BackboneConfig
 from mirage_bench.errors import WeightsError
 
 MODEL_CONFIG_DIR = Path(__file__).resolve().parent.parent / "model_configs"
 _registered = False
+RANDOM_INIT_SEED = 0  # seed of 'pretrained: none' weights
 
 
 def register_model_configs() -> None:
@@ -52,8 +55,14 @@ def load_clip(cfg: BackboneConfig) -> tuple[Any, dict[str, Any]]:
         )
     identity: dict[str, Any] = {"name": cfg.name, "pretrained": cfg.pretrained, "sha256": None, "random": cfg.is_random}
     if cfg.is_random:
-        model = open_clip.create_model(cfg.name, pretrained=None)
-        identity["pretrained"] = "none"
+        # Random weights come from a fixed seed, without disturbing the caller's RNG: a checkpoint trained on
+        # a random frozen backbone reloads onto the same weights. On the default device, so that building
+        # under ``torch.device('meta')`` (parameter counting) works: open_clip otherwise moves the model to
+        # 'cpu', which a meta tensor refuses.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_INIT_SEED)
+            model = open_clip.create_model(cfg.name, pretrained=None, device=torch.get_default_device())
+        identity.update(pretrained="none", init_seed=RANDOM_INIT_SEED)
     elif _is_path(cfg.pretrained):
         path = Path(cfg.pretrained).expanduser()
         if not path.is_file():

@@ -54,11 +54,14 @@ def train_cell_id(recipe: RecipeCard, train: pd.DataFrame, validation: pd.DataFr
     )[:20]
 
 
-def eval_cell_id(checkpoint_sha256: str, subset_hash: str, degradation: str, degradation_base_seed: int) -> str:
-    return digest(
-        {"engine": ENGINE_VERSION, "checkpoint": checkpoint_sha256, "subset": subset_hash,
-         "degradation": degradation, "degradation_base_seed": degradation_base_seed}
-    )[:20]
+def eval_cell_id(checkpoint_sha256: str, subset_hash: str, degradation: str, degradation_base_seed: int,
+                 impl: str = "reference") -> str:
+    """Reference and fast scores are different cells: the fast path matches within tolerances, not bitwise."""
+    key = {"engine": ENGINE_VERSION, "checkpoint": checkpoint_sha256, "subset": subset_hash,
+           "degradation": degradation, "degradation_base_seed": degradation_base_seed}
+    if impl != "reference":
+        key["impl"] = impl
+    return digest(key)[:20]
 
 
 def checkpoint_content_hash(payload: dict[str, Any]) -> str:

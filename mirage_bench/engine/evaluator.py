@@ -85,11 +85,11 @@ def score_subset(
     local = torch.cat(chunks, dim=1).numpy() if chunks else np.zeros((len(degradations), 0), np.float32)
     logits = distributed.gather_shards(shard, local, len(manifest))
     seeds = np.array([sources.image_seed(base_seed, i) for i in manifest["image_id"]], dtype=np.int64)
-    _assert_exactly_once(manifest, logits)
+    assert_exactly_once(manifest, logits)
     return Scores(manifest, list(degradations), logits, seeds)
 
 
-def _assert_exactly_once(manifest: pd.DataFrame, logits: np.ndarray) -> None:
+def assert_exactly_once(manifest: pd.DataFrame, logits: np.ndarray) -> None:
     from mirage_bench.errors import DataError
 
     if manifest["image_id"].duplicated().any():

@@ -24,8 +24,9 @@ from mirage_bench.store import Store, write_json
 
 #: Degradation seeds are ``image_seed(DEGRADATION_BASE_SEED, image_id)``: fixed, so cells are comparable.
 DEGRADATION_BASE_SEED = 0
-#: The engine applies every degradation with its reference (CPU) implementation.
-DEGRADATION_IMPL = "reference"
+#: ``reference``: PIL/scipy on CPU workers, exact. ``fast``: GPU degradations and preprocessing
+#: (``mirage_bench.fastpath``), within stated tolerances. ``auto``: fast on CUDA, reference elsewhere.
+IMPLEMENTATIONS = ("auto", "reference", "fast")
 
 
 @dataclass
@@ -83,6 +84,14 @@ class Options:
     workers: int = 0
     eval_batch_size: int = 64
     state_every: int = 50
+    impl: str = "auto"
+
+    def resolved_impl(self, device: str) -> str:
+        if self.impl not in IMPLEMENTATIONS:
+            raise DataError(f"--impl {self.impl!r} is not one of {', '.join(IMPLEMENTATIONS)}")
+        if self.impl == "auto":
+            return "fast" if str(device).startswith("cuda") else "reference"
+        return self.impl
 
 
 def validation_for(name: str, train: pd.DataFrame, validation: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -116,17 +125,17 @@ def checkpoint_hash(store: Store, cell: TrainCell) -> str | None:
     return cells.checkpoint_content_hash(read_checkpoint(path)) if path.is_file() else None
 
 
-def eval_jobs(bench: Benchmark, cell: TrainCell, ckpt_hash: str) -> list[EvalJob]:
+def eval_jobs(bench: Benchmark, cell: TrainCell, ckpt_hash: str, impl: str = "reference") -> list[EvalJob]:
     jobs = []
     for generator in bench.protocol.test:
         subset = bench.subsets.test[generator]
         subset_hash = cells.frame_hash(subset)
-        ids = {d.spec: cells.eval_cell_id(ckpt_hash, subset_hash, d.spec, DEGRADATION_BASE_SEED) for d in bench.degradations}
+        ids = {d.spec: cells.eval_cell_id(ckpt_hash, subset_hash, d.spec, DEGRADATION_BASE_SEED, impl) for d in bench.degradations}
         jobs.append(EvalJob(cell, generator, subset, ids))
     return jobs
 
 
-def describe_plan(bench: Benchmark, store: Store) -> pd.DataFrame:
+def describe_plan(bench: Benchmark, store: Store, impl: str = "reference") -> pd.DataFrame:
     """Every cell with its status (``done`` / ``to do``) and the work it needs (``--dry-run``)."""
     rows = []
     for cell in train_cells(bench):
@@ -139,7 +148,7 @@ def describe_plan(bench: Benchmark, store: Store) -> pd.DataFrame:
                          "seed": cell.seed, "subset": ",".join(bench.protocol.test), "degradation": f"{len(bench.degradations)} specs",
                          "status": "to do", "work": f"{len(bench.protocol.test) * len(bench.degradations)} cells"})
             continue
-        for job in eval_jobs(bench, cell, ckpt):
+        for job in eval_jobs(bench, cell, ckpt, impl):
             for spec, cell_id in job.cell_ids.items():
                 done = store.has_predictions(cell_id)
                 rows.append({"kind": "eval", "cell": cell_id, "detector": cell.recipe.name, "train": cell.train_generators,
@@ -160,12 +169,13 @@ def execute(bench: Benchmark, options: Options, *, train: bool = True, evaluate:
     """Run the plan; returns the run record (also written to ``runs/<run_id>/record.json``)."""
     store = Store(options.out)
     device = distributed.init_from_env(options.device)
+    impl = options.resolved_impl(device)
     rank, world = distributed.rank_and_world()
     run_id = distributed.broadcast_object(store.new_run_id() if rank == 0 else None)
     record = base_record(run_id, device, world)
     record.update(protocol={"name": bench.protocol.name, "version": bench.protocol.version, "card": bench.protocol.model_dump(mode="json")},
                   recipes={r.name: r.model_dump(mode="json") for r in bench.recipes}, seeds=bench.seeds,
-                  degradations=[d.spec for d in bench.degradations], degradation_impl=DEGRADATION_IMPL,
+                  degradations=[d.spec for d in bench.degradations], degradation_impl=impl,
                   data={"train": {k: cells.frame_hash(v) for k, v in bench.subsets.train.items()},
                         "validation": {k: cells.frame_hash(v) for k, v in bench.subsets.validation.items()},
                         "test": {k: cells.frame_hash(v) for k, v in bench.subsets.test.items()}},
@@ -185,8 +195,8 @@ def execute(bench: Benchmark, options: Options, *, train: bool = True, evaluate:
                                       "trained_in_this_run": trained_now, "train_manifest": cells.frame_hash(cell.train),
                                       "validation_manifest": cells.frame_hash(cell.validation)})
         if evaluate:
-            for job in eval_jobs(bench, cell, ckpt):
-                computed = _evaluate(job, bench, store, options, device, run_id, ckpt, progress)
+            for job in eval_jobs(bench, cell, ckpt, impl):
+                computed = _evaluate(job, bench, store, options, device, run_id, ckpt, progress, impl)
                 for spec, cell_id in job.cell_ids.items():
                     record["eval_cells"].append({"cell_id": cell_id, "train_cell_id": cell.cell_id, "generator": job.generator,
                                                  "degradation": spec, "images": len(job.subset), "computed_in_this_run": spec in computed})
@@ -211,7 +221,7 @@ def _train(cell: TrainCell, store: Store, options: Options, device: str, progres
 
 
 def _evaluate(job: EvalJob, bench: Benchmark, store: Store, options: Options, device: str, run_id: str, ckpt: str,
-              progress: Progress) -> list[str]:
+              progress: Progress, impl: str) -> list[str]:
     """Score the job's missing degradation cells (one decode per image) and store each; returns their specs."""
     from mirage_bench.detectors.checkpoint import load_checkpoint
     from mirage_bench.engine.evaluator import score_subset
@@ -222,18 +232,26 @@ def _evaluate(job: EvalJob, bench: Benchmark, store: Store, options: Options, de
     detector, meta = load_checkpoint(store.checkpoint_dir(job.train_cell.cell_id) / "model.pt", device)
     advance = progress(f"score {job.train_cell.recipe.name}/{job.train_cell.train_generators}/s{job.train_cell.seed} on {job.generator}",
                        len(job.subset) * len(todo))
-    scores = score_subset(detector, job.subset, todo, base_seed=DEGRADATION_BASE_SEED, batch_size=options.eval_batch_size,
-                          device=device, workers=options.workers, on_batch=advance)
+    if impl == "fast":
+        from mirage_bench.fastpath.evaluator import score_subset_fast
+
+        scores, impls = score_subset_fast(detector, job.subset, todo, base_seed=DEGRADATION_BASE_SEED,
+                                          batch_size=options.eval_batch_size, device=device, workers=options.workers,
+                                          bf16=job.train_cell.recipe.train.bf16, on_batch=advance)
+    else:
+        scores = score_subset(detector, job.subset, todo, base_seed=DEGRADATION_BASE_SEED, batch_size=options.eval_batch_size,
+                              device=device, workers=options.workers, on_batch=advance)
+        impls = ["reference"] * len(todo)
     if distributed.is_main():
-        for d, logits in zip(todo, scores.logits):
-            frame = _prediction_frame(job, scores.manifest, d.spec, scores.seeds, logits, run_id, ckpt, meta, detector)
+        for d, logits, used in zip(todo, scores.logits, impls):
+            frame = _prediction_frame(job, scores.manifest, d.spec, scores.seeds, logits, run_id, ckpt, meta, detector, used)
             store.write_predictions(job.cell_ids[d.spec], frame)
     distributed.barrier()
     return [d.spec for d in todo]
 
 
 def _prediction_frame(job: EvalJob, manifest: pd.DataFrame, spec: str, seeds: np.ndarray, logits: np.ndarray, run_id: str,
-                      ckpt: str, meta: dict[str, Any], detector: Any) -> pd.DataFrame:
+                      ckpt: str, meta: dict[str, Any], detector: Any, impl: str) -> pd.DataFrame:
     cell = job.train_cell
     logits = logits.astype(np.float32)
     return pd.DataFrame({
@@ -244,7 +262,7 @@ def _prediction_frame(job: EvalJob, manifest: pd.DataFrame, spec: str, seeds: np
         "generator": job.generator, "family": manifest["family"].astype(str).to_numpy(),
         "label": manifest["label"].astype(int).to_numpy(), "degradation": spec, "degradation_seed": seeds,
         "logit": logits, "p_fake": detector.p_fake(torch.from_numpy(logits)).numpy().astype(np.float32),
-        "threshold": float(meta["threshold"]), "impl": DEGRADATION_IMPL, "random_backbone": bool(detector.random_backbone),
+        "threshold": float(meta["threshold"]), "impl": impl, "random_backbone": bool(detector.random_backbone),
     })
 
 

@@ -1,8 +1,4 @@
-"""The engine's one door to the data and degradation packages (imported lazily, when used).
-
-TEMPORARY: until the ``data`` branch is merged, ``open_rgb`` decodes strictly with PIL; delete that local
-part once ``mirage_bench.data`` is on main.
-"""
+"""The engine's one door to the data and degradation packages (imported lazily, when used)."""
 
 from __future__ import annotations
 
@@ -11,31 +7,13 @@ from typing import Any, Sequence
 
 from PIL import Image
 
-from mirage_bench.errors import DataError
-
-
-def _missing(exc: ModuleNotFoundError, package: str) -> bool:
-    return exc.name is not None and (exc.name == package or package.startswith(exc.name + ".") or exc.name.startswith(package))
 
 
 def open_rgb(path: str | Path) -> Image.Image:
-    """A fully decoded RGB image (``mirage_bench.data.images.open_rgb`` once merged)."""
-    try:
-        from mirage_bench.data.images import open_rgb as real
-    except ModuleNotFoundError as exc:
-        if not _missing(exc, "mirage_bench.data"):
-            raise
-        return _local_open_rgb(Path(path))
-    return real(path)
+    """A fully decoded RGB image, strict (see ``mirage_bench.data.images``)."""
+    from mirage_bench.data.images import open_rgb as decode
 
-
-def _local_open_rgb(path: Path) -> Image.Image:
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return image.convert("RGB")
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot decode image {path}: {exc}. Remove it or re-download the dataset.") from exc
+    return decode(path)
 
 
 def expand_degradations(names: Sequence[str]) -> list[Any]:

@@ -21,7 +21,10 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from mirage_bench.degradations import image_seed
 from mirage_bench.detectors.base import Detector
+from mirage_bench.engine import distributed
+from mirage_bench.engine.evaluator import Scores, assert_exactly_once
 from mirage_bench.fastpath.gpu_degrade import gpu_plan
 from mirage_bench.fastpath.gpu_preprocess import eval_preprocess, supported
 from mirage_bench.errors import ConfigError
@@ -97,8 +100,9 @@ def score_subset_fast(
     nvjpeg: bool = True,
     bf16: bool = True,
     on_batch: Callable[[int], None] | None = None,
-) -> tuple[np.ndarray, list[str]]:
-    """Logits ``[D, N]`` (fp32, manifest order) of every image under every degradation, and the impl names."""
+) -> tuple[Scores, list[str]]:
+    """Scores of every image under every degradation (sharded across ranks as the reference scorer), and
+    the implementation name recorded for each degradation."""
     spec = detector.input_spec
     if not supported(spec):
         raise ConfigError(
@@ -107,6 +111,9 @@ def score_subset_fast(
         )
     device = torch.device(device)
     manifest = manifest.reset_index(drop=True)
+    rank, world = distributed.rank_and_world()
+    shard = np.arange(len(manifest))[rank::world]
+    full, manifest = manifest, manifest.iloc[shard].reset_index(drop=True)
     plans = [gpu_plan(d) for d in degradations]
     cpu_indices = [j for j, plan in enumerate(plans) if plan is None]
     use_nvjpeg = nvjpeg and device.type == "cuda" and not cpu_indices
@@ -131,7 +138,10 @@ def score_subset_fast(
         if on_batch:
             on_batch(len(items) * len(plans))
     detector.train(was_training)
-    return logits.numpy(), implementation_names(degradations, use_nvjpeg)
+    gathered = distributed.gather_shards(shard, logits.numpy(), len(full))
+    seeds = np.array([image_seed(base_seed, i) for i in full["image_id"]], dtype=np.int64)
+    assert_exactly_once(full, gathered)
+    return Scores(full, list(degradations), gathered, seeds), implementation_names(degradations, use_nvjpeg)
 
 
 def _to_device(items: list, device: torch.device) -> list[torch.Tensor]:

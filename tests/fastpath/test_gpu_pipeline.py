@@ -79,7 +79,8 @@ def test_fast_scorer_matches_reference_scores(tmp_path):
     degradations = [parse(s) for s in ["none", "blur(s=2)", "jpeg(q=50)", "downscale(size=30)"]]
     torch.manual_seed(0)
     detector = build_tiny("tinycnn", ["input.size=32", "input.resize=36"]).eval()
-    logits, impls = score_subset_fast(detector, manifest, degradations, device="cpu", workers=0, batch_size=3)
+    scores, impls = score_subset_fast(detector, manifest, degradations, device="cpu", workers=0, batch_size=3)
+    logits = scores.logits
     assert logits.shape == (4, 5)
     assert impls[2].startswith("fast:pil+cpu-ref") and impls[1].startswith("fast:pil+gpu")
     with torch.no_grad():

@@ -1,0 +1,97 @@
+"""What CoOp and MiraGe share: a frozen open_clip CLIP, one prompt learner and cosine logits to two anchors.
+
+Scores: f = normalised image embedding of the prompted vision encoder, t_real / t_fake = normalised
+embeddings of the prompted class prompts, s = CLIP's ``logit_scale.exp()`` (100 for OpenAI's weights, about
+14.3 for random ones). ``forward`` returns ``s * (f.t_fake - f.t_real)``, whose sigmoid is the two-class
+softmax. Logits are computed in fp32 with autocast off: bf16 cosines at scale 100 saturate and tie.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor
+
+from mirage_bench.config import RecipeCard
+from mirage_bench.detectors.base import Detector
+from mirage_bench.detectors.clip_backbone import load_clip
+from mirage_bench.detectors.prompt_learner import PromptConfig, PromptLearner, tokenizer_for
+from mirage_bench.detectors.prompted_clip import check_clip, encode_image_prompted, encode_text_prompted
+from mirage_bench.errors import ConfigError
+
+TINY_CLIP_OVERRIDES = (
+    "backbone.name=mb-tiny-clip",
+    "backbone.pretrained=none",
+    "input.size=32",
+    "input.resize=32",
+    "train.batch_size=4",
+)
+
+
+class PromptParams(BaseModel):
+    """Prompt knobs shared by every prompted-CLIP detector."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_ctx: int = Field(2, ge=1, description="learnable context tokens per layer")
+    ctx_init: str | None = Field("a photo of a", description="initialise the context from this text's first n_ctx tokens; null = random")
+    class_names: tuple[str, str] = Field(("real", "fake"), description="class words, real first")
+    class_position: Literal["front", "end"] = Field("end", description="class token after ('end') or before ('front') the context")
+    init_std: float = Field(0.02, gt=0, description="std of the normal init of random prompts")
+    checkpointing: bool = Field(False, description="activation checkpointing per CLIP block (large batches)")
+
+
+class PromptedCLIPDetector(Detector):
+    """Frozen CLIP + :class:`PromptLearner`; subclasses say how the learner is configured and trained."""
+
+    Params: ClassVar[type[BaseModel]] = PromptParams
+
+    def __init__(self, recipe: RecipeCard) -> None:
+        super().__init__(recipe)
+        if recipe.backbone is None:
+            raise ConfigError(
+                f"recipe {recipe.name!r}: detector {recipe.detector!r} needs a 'backbone' section "
+                "(an open_clip model name and pretrained tag, file or 'none')"
+            )
+        cfg = self.prompt_config()
+        clip, self._identity = load_clip(recipe.backbone)
+        check_clip(clip, cfg.depth, cfg.vision_prompts)
+        self.hold_frozen("clip", clip)
+        self.prompts = PromptLearner(clip, tokenizer_for(recipe.backbone.name), cfg)
+
+    def prompt_config(self) -> PromptConfig:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def backbone_identity(self) -> dict[str, Any]:
+        return dict(self._identity)
+
+    def logit_scale(self) -> Tensor:
+        """CLIP's frozen scale s = logit_scale.exp(), fp32 (100 for OpenAI's weights)."""
+        return self.clip.logit_scale.detach().float().exp()
+
+    def features(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """Normalised fp32 image features ``[B, E]`` and class anchors ``[2, E]`` (real, fake)."""
+        checkpointing = bool(self.params.checkpointing)
+        image = encode_image_prompted(self.clip, images, self.prompts.vision_prompt_list(), checkpointing)
+        text = encode_text_prompted(
+            self.clip, self.prompts.token_ids, self.prompts.text_prompt_list(), self.prompts.ctx_index, checkpointing
+        )
+        return F.normalize(image.float(), dim=-1), F.normalize(text.float(), dim=-1)
+
+    def class_logits(self, feats: Tensor, anchors: Tensor) -> Tensor:
+        """``s * [f.t_real, f.t_fake]`` in fp32, ``[B, 2]``."""
+        with torch.autocast(device_type=feats.device.type, enabled=False):
+            return self.logit_scale() * feats.float() @ anchors.float().T
+
+    def forward(self, images: Tensor) -> Tensor:
+        logits = self.class_logits(*self.features(images))
+        return self.check_output(images, logits[:, 1] - logits[:, 0])
+
+    def training_loss(self, images: Tensor, labels: Tensor, image_ids: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
+        """Cross-entropy over the two cosine logits (CoOp's objective)."""
+        logits = self.class_logits(*self.features(images))
+        loss = F.cross_entropy(logits, labels.long().to(logits.device))
+        return loss, {"loss": float(loss.detach()), "logit_scale": float(self.logit_scale())}
