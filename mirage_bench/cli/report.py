@@ -56,7 +56,11 @@ def ablate(
     recipes: Optional[List[Path]] = RecipeDirs, protocols: Optional[List[Path]] = ProtocolDirs,
 ) -> None:
     """Run (or reuse) the full model and each ablation variant; report each change with paired 95% intervals."""
-    from mirage_bench.reports.ablation import ablation_summary, ablation_table, run_ablation
+    from mirage_bench.reports.ablation import (
+        ablation_summary,
+        ablation_table,
+        run_ablation,
+    )
     from mirage_bench.reports.frames import frame_markdown, frame_rich
     from mirage_bench.reports.runs import load_runs
     from mirage_bench.store import atomic_write

@@ -22,7 +22,7 @@ from mirage_bench.errors import DataError
 from mirage_bench.reports.frames import frame_markdown
 from mirage_bench.reports.resample import Subset, interval, resampled_means
 from mirage_bench.reports.runs import RANDOM_BACKBONE_NOTE, Evidence, load_runs
-from mirage_bench.reports.tables import DAGGER, MEAN, metric_long
+from mirage_bench.reports.tables import DAGGER, metric_long
 
 
 def select_runs(root: str | Path, protocol: str | None = None) -> list[str]:
@@ -92,8 +92,8 @@ def markdown(board: pd.DataFrame, evidence: Evidence, metrics: Sequence[str]) ->
         shown[f"{M.METRICS.get(name).title} (%)"] = [f"{v:.1f} [{lo:.1f}, {hi:.1f}]" if np.isfinite(lo) else f"{v:.1f}"
                                                      for v, lo, hi in zip(board[name], board[f"{name} lo"], board[f"{name} hi"])]
     shown["hardware"], shown["images/s"], shown["runs"] = board["hardware"], board["images/s"], board["runs"]
-    notes = [f"Protocol {evidence.title}; data manifest hash {evidence.data_hash}. Mean over test generators and seeds, "
-             "clean images, threshold 0.5; [95% bootstrap interval]. images/s: – where the runs recorded no timing."]
+    notes = [(f"Protocol {evidence.title}; data manifest hash {evidence.data_hash}. Mean over test generators and seeds, "
+              "clean images, threshold 0.5; [95% bootstrap interval]. images/s: – where the runs recorded no timing.")]
     if board["detector"].str.endswith(DAGGER).any():
         notes.append(f"{DAGGER} {RANDOM_BACKBONE_NOTE}.")
     return frame_markdown(shown, f"Leaderboard: {evidence.protocol} v{evidence.protocol_version}", notes)

@@ -32,7 +32,7 @@ def _header(table: Table) -> list[str]:
 
 
 def markdown(table: Table) -> str:
-    style = lambda text, mark: {"best": f"**{text}**", "second": f"<u>{text}</u>"}.get(mark, text)  # noqa: E731
+    style = lambda text, mark: {"best": f"**{text}**", "second": f"<u>{text}</u>"}.get(mark, text)
     lines = [f"**{table.title}**", "", "| " + " | ".join(_header(table)) + " |",
              "|" + "|".join([":--"] * len(table.row_header) + ["--:"] * len(table.columns)) + "|"]
     for r, cells in enumerate(_cells(table, style)):
@@ -51,7 +51,7 @@ def latex_escape(text: str) -> str:
 
 
 def latex(table: Table) -> str:
-    style = lambda text, mark: {"best": rf"\textbf{{{latex_escape(text)}}}",  # noqa: E731
+    style = lambda text, mark: {"best": rf"\textbf{{{latex_escape(text)}}}",
                                 "second": rf"\underline{{{latex_escape(text)}}}"}.get(mark, latex_escape(text))
     spec = "l" * len(table.row_header) + "c" * len(table.columns)
     lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{latex_escape(table.title)}}}", rf"\begin{{tabular}}{{{spec}}}",
@@ -100,7 +100,7 @@ def json_text(table: Table) -> str:
 
 
 def html_table(table: Table) -> str:
-    style = lambda text, mark: {"best": f"<b>{html.escape(text)}</b>", "second": f"<u>{html.escape(text)}</u>"}.get(  # noqa: E731
+    style = lambda text, mark: {"best": f"<b>{html.escape(text)}</b>", "second": f"<u>{html.escape(text)}</u>"}.get(
         mark, html.escape(text))
     head = "".join(f"<th>{html.escape(h)}</th>" for h in _header(table))
     body = "".join(
@@ -114,7 +114,7 @@ def html_table(table: Table) -> str:
 def rich_table(table: Table) -> Any:
     from rich.table import Table as RichTable
 
-    style = lambda text, mark: {"best": f"[bold]{text}[/]", "second": f"[underline]{text}[/]"}.get(mark, text)  # noqa: E731
+    style = lambda text, mark: {"best": f"[bold]{text}[/]", "second": f"[underline]{text}[/]"}.get(mark, text)
     out = RichTable(title=table.title, caption="\n".join(table.footnotes) or None)
     for h in table.row_header:
         out.add_column(h)

@@ -18,7 +18,12 @@ from mirage_bench.reports import figures as F
 from mirage_bench.reports.page import page
 from mirage_bench.reports.render import TEXT_FORMATS
 from mirage_bench.reports.runs import RANDOM_BACKBONE_NOTE, Evidence
-from mirage_bench.reports.tables import Table, degradation_table, main_table, metric_long
+from mirage_bench.reports.tables import (
+    Table,
+    degradation_table,
+    main_table,
+    metric_long,
+)
 
 
 @dataclass

@@ -15,7 +15,9 @@ from typing import Sequence
 import numpy as np
 
 from mirage_bench import metrics as M
-from mirage_bench.metrics import _threshold_for  # the metric's threshold rule, written once in metrics
+from mirage_bench.metrics import (
+    _threshold_for,  # the metric's threshold rule, written once in metrics
+)
 
 
 @dataclass

@@ -1,14 +1,17 @@
 """Ablation report: paired bootstrap of each variant's change against the full model, on a generated store."""
 
 import numpy as np
-import pandas as pd
 import pytest
+import storegen
 import yaml
 from sklearn.metrics import average_precision_score
 
-import storegen
 from mirage_bench.errors import ConfigError, DataError
-from mirage_bench.reports.ablation import ablation_summary, ablation_table, find_variants
+from mirage_bench.reports.ablation import (
+    ablation_summary,
+    ablation_table,
+    find_variants,
+)
 from mirage_bench.reports.runs import load_runs
 
 

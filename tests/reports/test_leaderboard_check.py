@@ -5,10 +5,16 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
 import storegen
+
 from mirage_bench.errors import DataError
-from mirage_bench.reports.check import compare, make_baseline, parse_tolerances, read_baseline, write_baseline
+from mirage_bench.reports.check import (
+    compare,
+    make_baseline,
+    parse_tolerances,
+    read_baseline,
+    write_baseline,
+)
 from mirage_bench.reports.leaderboard import write_leaderboard
 from mirage_bench.reports.runs import load_runs
 
@@ -16,9 +22,9 @@ from mirage_bench.reports.runs import load_runs
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     root = tmp_path_factory.mktemp("store")
-    first = storegen.write_run(root, detectors=("alpha", "beta"), degradations=("none",), strength={"alpha": 0.5, "beta": 3.0})
-    second = storegen.write_run(root, detectors=("gamma",), degradations=("none",), random=["gamma"], strength={"gamma": 1.5}, rng_seed=1)
-    return root, first, second
+    storegen.write_run(root, detectors=("alpha", "beta"), degradations=("none",), strength={"alpha": 0.5, "beta": 3.0})
+    storegen.write_run(root, detectors=("gamma",), degradations=("none",), random=["gamma"], strength={"gamma": 1.5}, rng_seed=1)
+    return root
 
 
 def _clean_acc(root, detector):
@@ -28,7 +34,7 @@ def _clean_acc(root, detector):
 
 
 def test_leaderboard_ranks_across_runs_with_intervals(store, tmp_path):
-    root, first, second = store
+    root = store
     board, _, paths = write_leaderboard(root, tmp_path, n_boot=200)
     expected = sorted(("alpha", "beta", "gamma"), key=lambda d: -_clean_acc(root, d))
     assert [d.rstrip("†") for d in board.detector] == expected

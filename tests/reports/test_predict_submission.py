@@ -3,10 +3,10 @@
 import numpy as np
 import pandas as pd
 import pytest
+import storegen
 import torch
 from PIL import Image
 
-import storegen
 from mirage_bench.data.images import open_rgb
 from mirage_bench.detectors.build import build_tiny
 from mirage_bench.detectors.checkpoint import save_checkpoint

@@ -7,9 +7,9 @@ from html.parser import HTMLParser
 import numpy as np
 import pandas as pd
 import pytest
+import storegen
 from sklearn.metrics import average_precision_score
 
-import storegen
 from mirage_bench.errors import DataError
 from mirage_bench.reports.report import build_report, write_report
 from mirage_bench.reports.runs import load_runs
@@ -59,13 +59,13 @@ def test_degradation_table_is_the_mean_over_generators(written):
 
 
 def test_markdown_and_latex_mark_best_second_and_random_backbone(written):
-    root, out, report = written
+    root, out, _ = written
     acc_alpha, acc_beta = (np.mean([_expected(root, d, g)[0] for g in storegen.GENERATORS]) for d in ("alpha", "beta"))
     best, second = ("beta", "alpha") if round(acc_beta, 1) > round(acc_alpha, 1) else ("alpha", "beta")
     md = (out / "main.md").read_text()
     lines = {line.split("|")[1].strip().rstrip("†"): line for line in md.splitlines() if line.startswith("| alpha") or line.startswith("| beta")}
     header = [h.strip() for h in next(line for line in md.splitlines() if line.startswith("| detector")).split("|")]
-    mean_cell = lambda d: lines[d].split("|")[header.index("mean")].strip()  # noqa: E731
+    mean_cell = lambda d: lines[d].split("|")[header.index("mean")].strip()
     assert mean_cell(best).startswith(f"**{max(acc_alpha, acc_beta):.1f}**")
     assert mean_cell(second).startswith(f"<u>{min(acc_alpha, acc_beta):.1f}</u>")
     assert "beta†" in md and "random backbone weights: not a pretrained result" in md
