@@ -22,7 +22,7 @@ from mirage_bench.errors import DataError
 from mirage_bench.reports.frames import frame_markdown
 from mirage_bench.reports.resample import Subset, interval, resampled_means
 from mirage_bench.reports.runs import RANDOM_BACKBONE_NOTE, Evidence, load_runs
-from mirage_bench.reports.tables import DAGGER, metric_long
+from mirage_bench.reports.tables import DAGGER, MEAN, metric_long
 
 
 def select_runs(root: str | Path, protocol: str | None = None) -> list[str]:
@@ -55,7 +55,8 @@ def leaderboard(evidence: Evidence, metrics: Sequence[str] = ("acc", "ap"), n_bo
     preds = evidence.predictions[evidence.predictions["degradation"] == "none"]
     if preds.empty:
         raise DataError(f"runs {evidence.run_ids} hold no clean ('none') predictions to rank")
-    means = M.over_seeds(metric_long(preds, metrics, n_boot=0).query("generator == @MEAN"))
+    long = metric_long(preds, metrics, n_boot=0)
+    means = M.over_seeds(long[long["generator"] == MEAN])
     devices = sorted({r["device"] for r in evidence.records})
     rows = []
     for (detector, train), group in preds.groupby(["detector", "train_generators"], sort=True):
