@@ -39,11 +39,11 @@ def leaderboard(
     n_boot: int = _Boot,
 ) -> None:
     """Rank detectors across the store's runs of one protocol version and data set."""
+    from mirage_bench.reports import leaderboard as L
     from mirage_bench.reports.frames import frame_rich
-    from mirage_bench.reports.leaderboard import write_leaderboard
 
-    board, evidence, paths = write_leaderboard(store, out, protocol, n_boot=n_boot)
-    console.print(frame_rich(board.drop(columns=["runs"]), f"Leaderboard: {evidence.title}"))
+    board, evidence, paths = L.write_leaderboard(store, out, protocol, n_boot=n_boot)
+    console.print(frame_rich(L.display(board, ("acc", "ap")).drop(columns=["runs"]), L.title(evidence), L.notes(board, evidence)))
     console.print(f"wrote {', '.join(map(str, paths))}")
 
 

@@ -95,6 +95,8 @@ def robustness_curves(long: pd.DataFrame, random: set[str], metric: str = "acc")
         fig, ax = plt.subplots(figsize=(4, 3))
         for (detector, train), part in table.groupby(["detector", "train_generators"], sort=True):
             points = sorted((axes[s][1], 100 * v) for s, v in zip(part["degradation"], part["mean"]) if axes.get(s) and axes[s][0] == kind)
+            if not points:
+                continue
             line = ax.plot(*zip(*points), marker="o", label=f"{_label(detector, random)} ({train})")[0]
             clean = part.loc[part["degradation"] == "none", "mean"]
             if len(clean):

@@ -23,10 +23,12 @@ def frame_markdown(frame: pd.DataFrame, title: str = "", notes: Sequence[str] = 
 
 def frame_rich(frame: pd.DataFrame, title: str = "", notes: Sequence[str] = ()) -> Any:
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title or None, caption="\n".join(notes) or None)
+    # Plain Text throughout: values are data, never rich markup or emoji codes.
+    table = Table(title=Text(title) if title else None, caption=Text("\n".join(notes)) if notes else None)
     for column in frame.columns:
-        table.add_column(str(column), overflow="fold")
+        table.add_column(Text(str(column)), overflow="fold")
     for row in frame.itertuples(index=False):
-        table.add_row(*(_text(v) for v in row))
+        table.add_row(*(Text(_text(v)) for v in row))
     return table

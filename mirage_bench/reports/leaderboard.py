@@ -87,17 +87,26 @@ def _replace(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def markdown(board: pd.DataFrame, evidence: Evidence, metrics: Sequence[str]) -> str:
+def display(board: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+    """The leaderboard as people read it: one column per metric, 'value [lo, hi]'."""
     shown = board[["rank", "detector", "train", "seeds"]].copy()
     for name in metrics:
         shown[f"{M.METRICS.get(name).title} (%)"] = [f"{v:.1f} [{lo:.1f}, {hi:.1f}]" if np.isfinite(lo) else f"{v:.1f}"
                                                      for v, lo, hi in zip(board[name], board[f"{name} lo"], board[f"{name} hi"])]
     shown["hardware"], shown["images/s"], shown["runs"] = board["hardware"], board["images/s"], board["runs"]
-    notes = [(f"Protocol {evidence.title}; data manifest hash {evidence.data_hash}. Mean over test generators and seeds, "
+    return shown
+
+
+def notes(board: pd.DataFrame, evidence: Evidence) -> list[str]:
+    out = [(f"Protocol {evidence.title}; data manifest hash {evidence.data_hash}. Mean over test generators and seeds, "
               "clean images, threshold 0.5; [95% bootstrap interval]. images/s: – where the runs recorded no timing.")]
     if board["detector"].str.endswith(DAGGER).any():
-        notes.append(f"{DAGGER} {RANDOM_BACKBONE_NOTE}.")
-    return frame_markdown(shown, f"Leaderboard: {evidence.protocol} v{evidence.protocol_version}", notes)
+        out.append(f"{DAGGER} {RANDOM_BACKBONE_NOTE}.")
+    return out
+
+
+def title(evidence: Evidence) -> str:
+    return f"Leaderboard: {evidence.protocol} v{evidence.protocol_version}"
 
 
 def write_leaderboard(root: str | Path, out: str | Path = "results", protocol: str | None = None,
@@ -107,7 +116,7 @@ def write_leaderboard(root: str | Path, out: str | Path = "results", protocol: s
     board = leaderboard(evidence, metrics, n_boot)
     out = Path(out)
     paths = [out / "leaderboard.md", out / "leaderboard.json"]
-    _replace(paths[0], markdown(board, evidence, metrics))
+    _replace(paths[0], frame_markdown(display(board, metrics), title(evidence), notes(board, evidence)))
     payload = {"protocol": evidence.protocol, "protocol_version": evidence.protocol_version, "data_hash": evidence.data_hash,
                "unit": "percent", "metrics": list(metrics), "random_backbone_note": RANDOM_BACKBONE_NOTE,
                "rows": json.loads(board.to_json(orient="records"))}

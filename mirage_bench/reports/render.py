@@ -113,15 +113,17 @@ def html_table(table: Table) -> str:
 
 def rich_table(table: Table) -> Any:
     from rich.table import Table as RichTable
+    from rich.text import Text
 
+    # Plain Text for names and notes: rich would read ':x:' in 'family:x: ...' as an emoji code.
     style = lambda text, mark: {"best": f"[bold]{text}[/]", "second": f"[underline]{text}[/]"}.get(mark, text)
-    out = RichTable(title=table.title, caption="\n".join(table.footnotes) or None)
+    out = RichTable(title=Text(table.title), caption=Text("\n".join(table.footnotes)) if table.footnotes else None)
     for h in table.row_header:
-        out.add_column(h)
+        out.add_column(Text(h))
     for col in table.columns:
-        out.add_column(col, justify="right")
+        out.add_column(Text(col), justify="right")
     for r, cells in enumerate(_cells(table, style)):
-        out.add_row(*table.row_label(r), *cells)
+        out.add_row(*map(Text, table.row_label(r)), *cells)
     return out
 
 
