@@ -29,3 +29,5 @@ def register_detector(name: str) -> Callable[[D], D]:
 
 # Built-in implementations, imported only when first asked for.
 DETECTORS.register_lazy("tinycnn", "mirage_bench.detectors.tinycnn:TinyCNN")
+DETECTORS.register_lazy("cnnspot", "mirage_bench.detectors.cnnspot:CNNSpot")
+DETECTORS.register_lazy("npr", "mirage_bench.detectors.npr:NPR")
