@@ -13,11 +13,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from mirage_bench.config import BackboneConfig
 from mirage_bench.errors import WeightsError
 
 MODEL_CONFIG_DIR = Path(__file__).resolve().parent.parent / "model_configs"
 _registered = False
+RANDOM_INIT_SEED = 0
 
 
 def register_model_configs() -> None:
@@ -52,7 +55,12 @@ def load_clip(cfg: BackboneConfig) -> tuple[Any, dict[str, Any]]:
         )
     identity: dict[str, Any] = {"name": cfg.name, "pretrained": cfg.pretrained, "sha256": None, "random": cfg.is_random}
     if cfg.is_random:
-        model = open_clip.create_model(cfg.name, pretrained=None)
+        # Random weights are drawn from a fixed seed, so a checkpoint of a detector on a random frozen
+        # backbone rebuilds the same backbone. On the meta device (parameter counting) open_clip's final
+        # .to("cpu") would fail: build in place.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_INIT_SEED)
+            model = open_clip.create_model(cfg.name, pretrained=None, device=torch.get_default_device())
         identity["pretrained"] = "none"
     elif _is_path(cfg.pretrained):
         path = Path(cfg.pretrained).expanduser()
