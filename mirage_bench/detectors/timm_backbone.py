@@ -27,7 +27,8 @@ IMAGENET = "imagenet"
 def _tiny_resnet(num_classes: int) -> nn.Module:
     from timm.models.resnet import BasicBlock, ResNet
 
-    return ResNet(BasicBlock, (1, 1, 1, 1), channels=(8, 16, 32, 64), num_classes=num_classes)
+    # A deep stem of width 4 (not the 64-channel 7x7 stem) keeps it fast on a CPU.
+    return ResNet(BasicBlock, (1, 1, 1, 1), channels=(8, 16, 32, 64), stem_type="deep", stem_width=4, num_classes=num_classes)
 
 
 LOCAL_ARCHITECTURES: dict[str, Callable[[int], nn.Module]] = {"mb-tiny-resnet": _tiny_resnet}
