@@ -81,7 +81,7 @@ class NPR(Detector):
         return self.check_output(images, self.fc(x.mean(dim=(2, 3))).squeeze(1).float())
 
 
-def _make_layer(block: type[BasicBlock] | type[Bottleneck], in_channels: int, planes: int, blocks: int, stride: int) -> tuple[nn.Sequential, int]:
+def _make_layer(block: type[BasicBlock | Bottleneck], in_channels: int, planes: int, blocks: int, stride: int) -> tuple[nn.Sequential, int]:
     out_channels = planes * block.expansion
     downsample = None
     if stride != 1 or in_channels != out_channels:

@@ -39,7 +39,7 @@ class EncodeSpy:
 
 def _run(detector, cache, paths, degradation="none"):
     keys = feature_keys(detector, [sha256_file(p) for p in paths], degradation)
-    load = lambda i: eval_transform(Image.open(paths[i]).convert("RGB"), detector.input_spec)  # noqa: E731
+    load = lambda i: eval_transform(Image.open(paths[i]).convert("RGB"), detector.input_spec)
     return encode_with_cache(detector, cache, keys, load, batch_size=2)
 
 
@@ -89,7 +89,7 @@ def test_another_backbone_identity_misses(setup, monkeypatch) -> None:
 
 
 def test_random_backbones_with_other_weights_miss(setup) -> None:
-    detector, _, paths, cache = setup
+    detector = setup[0]
     other = build_tiny("univfd-cached").eval()
     with torch.no_grad():
         next(other.encoder.parameters()).add_(1.0)  # same identity (random mb-tiny-clip), other weights
@@ -98,7 +98,7 @@ def test_random_backbones_with_other_weights_miss(setup) -> None:
 
 
 def test_another_input_spec_misses(setup) -> None:
-    detector, _, paths, cache = setup
+    detector = setup[0]
     other = build_tiny("univfd-cached", ["input.interpolation=bicubic"])
     assert feature_keys(detector, ["0" * 64])[0].input_spec != feature_keys(other, ["0" * 64])[0].input_spec
 
@@ -116,7 +116,7 @@ def _keys(n: int, tag: str) -> list[FeatureKey]:
 def test_cap_evicts_the_oldest_shard_and_refuses_a_batch_above_it(tmp_path) -> None:
     one_shard = 128 + 4 * 8 * 2  # npy header + 4 rows of 8 fp16 values
     cache = FeatureCache(tmp_path, cap_bytes=2 * one_shard)
-    compute = lambda idx: torch.randn(len(idx), 8)  # noqa: E731
+    compute = lambda idx: torch.randn(len(idx), 8)
     cache.get_or_compute(_keys(4, "a"), compute)
     cache.get_or_compute(_keys(4, "b"), compute)
     cache.get_or_compute(_keys(4, "c"), compute)
