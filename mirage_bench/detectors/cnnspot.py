@@ -44,5 +44,10 @@ class CNNSpot(Detector):
     def forward(self, images: Tensor) -> Tensor:
         return self.check_output(images, self.net(images).squeeze(1).float())
 
+    backbone_in_state = True  # all weights train: a checkpoint needs no ImageNet download to load
+
     def backbone_identity(self) -> dict[str, Any]:
         return dict(self._identity)
+
+    def restore_identity(self, identity: dict[str, Any]) -> None:
+        self._identity = dict(identity)
