@@ -31,3 +31,6 @@ def register_detector(name: str) -> Callable[[D], D]:
 DETECTORS.register_lazy("tinycnn", "mirage_bench.detectors.tinycnn:TinyCNN")
 DETECTORS.register_lazy("mirage", "mirage_bench.detectors.mirage:MiraGe")
 DETECTORS.register_lazy("coop", "mirage_bench.detectors.coop:CoOp")
+DETECTORS.register_lazy("cnnspot", "mirage_bench.detectors.cnnspot:CNNSpot")
+DETECTORS.register_lazy("npr", "mirage_bench.detectors.npr:NPR")
+DETECTORS.register_lazy("univfd", "mirage_bench.detectors.univfd:UnivFD")

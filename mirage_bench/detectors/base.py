@@ -38,6 +38,10 @@ class Detector(nn.Module):
     #: ``--set`` overrides that make the detector tiny and offline (random weights): used by the
     #: conformance suite and the tests, so a new detector is tested by registering it.
     tiny_overrides: ClassVar[tuple[str, ...]] = ()
+    #: True when ``state_dict()`` holds every backbone weight (the backbone trains, e.g. CNNSpot): loading a
+    #: checkpoint then rebuilds the architecture only, with no weights file or download, and restores the
+    #: recorded identity through :meth:`restore_identity`.
+    backbone_in_state: ClassVar[bool] = False
 
     def __init__(self, recipe: RecipeCard) -> None:
         super().__init__()
@@ -99,6 +103,10 @@ class Detector(nn.Module):
     def backbone_identity(self) -> dict[str, Any]:
         """What the frozen or initial weights are: ``{"name", "pretrained", "sha256", "random"}``."""
         return {"name": None, "pretrained": "none", "sha256": None, "random": True}
+
+    def restore_identity(self, identity: dict[str, Any]) -> None:
+        """Adopt the identity stored in a checkpoint (only for ``backbone_in_state`` detectors)."""
+        raise NotImplementedError(f"{type(self).__name__} sets backbone_in_state but does not restore its identity")
 
     @property
     def random_backbone(self) -> bool:

@@ -103,10 +103,21 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """
     from mirage_bench.detectors.build import build_detector
 
+    from mirage_bench.detectors import DETECTORS
+
     payload = read_checkpoint(path)
     recipe = RecipeCard.model_validate(payload["recipe"])
-    detector = build_detector(recipe)
-    check_backbone(payload["backbone"], detector.backbone_identity(), path)
+    if DETECTORS.get(recipe.detector).backbone_in_state and recipe.backbone is not None:
+        # Every backbone weight is in the checkpoint: build the bare architecture (no download, no file).
+        bare = recipe.model_copy(deep=True)
+        bare.backbone.pretrained = "none"
+        detector = build_detector(bare)
+        check_backbone({"name": payload["backbone"].get("name")}, {"name": detector.backbone_identity().get("name")}, path)
+        detector.recipe = recipe
+        detector.restore_identity(payload["backbone"])
+    else:
+        detector = build_detector(recipe)
+        check_backbone(payload["backbone"], detector.backbone_identity(), path)
     load_state_strict(detector, payload["state"], path)
     detector.to(map_location).eval()
     return detector, dict(payload.get("metadata", {}))

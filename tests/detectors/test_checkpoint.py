@@ -63,3 +63,27 @@ def test_missing_and_foreign_files(tmp_path):
     garbage.write_bytes(b"not a checkpoint at all")
     with pytest.raises(CheckpointError, match="cannot be read"):
         load_checkpoint(garbage)
+
+
+def test_trained_backbone_checkpoint_loads_without_its_pretrained_weights(tmp_path, monkeypatch):
+    """CNNSpot's checkpoint holds every weight: loading must not fetch ImageNet weights again."""
+    from mirage_bench.detectors import timm_backbone
+
+    torch.manual_seed(0)
+    detector = build_tiny("cnnspot").eval()
+    path = tmp_path / "cnnspot.ckpt"
+    save_checkpoint(detector, path)
+    payload = read_checkpoint(path)
+    payload["recipe"]["backbone"]["pretrained"] = "imagenet"  # as trained online
+    payload["backbone"] = {**payload["backbone"], "pretrained": "imagenet", "random": False}
+    online = tmp_path / "online.ckpt"
+    torch.save(payload, online)
+    calls = []
+    original = timm_backbone._create
+    monkeypatch.setattr(timm_backbone, "_create", lambda *a, **k: calls.append(k.get("pretrained")) or original(*a, **k))
+    restored, _ = load_checkpoint(online)
+    assert not any(calls)  # never asked timm for pretrained weights
+    assert restored.backbone_identity()["pretrained"] == "imagenet" and not restored.random_backbone
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(detector(images), restored(images))

@@ -1,0 +1,204 @@
+"""Evaluation throughput: model-only vs our end-to-end path vs the field's naive loop, in one run.
+
+Rows (all on the same machine, model, batch size and dtype, random backbone weights):
+  (a) model-only forward, images/s: random input already on the device, warmed up, synchronised.
+  (b) our end-to-end evaluation (``--impl`` fast on CUDA, reference on CPU) over a generated folder of
+      half JPEG (500x375) and half PNG (512x512) images under the ``genimage`` degradation grid plus the clean
+      image, counted as scored (image, degradation) pairs per second: one decode per image for the grid.
+  (c) the naive loop of the field's scripts: for each degradation a DataLoader over all cores that opens
+      the file with PIL, degrades it, preprocesses it on the CPU, then the model.
+Also: a training-throughput line per prompt-learning detector (images/s, peak memory).
+
+    python benchmarks/eval_throughput.py --device cuda --images 768            # H100: under 5 minutes
+    python benchmarks/eval_throughput.py --device cpu --images 24 --backbone mb-tiny-clip --size 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+
+def make_folder(root: Path, n: int, seed: int = 0) -> pd.DataFrame:
+    """n images, half JPEG (q 90, 500x375, ImageNet-like reals), half PNG (512x512, SD-like fakes)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k in range(n):
+        jpeg = k % 2 == 0
+        w, h = (500, 375) if jpeg else (512, 512)
+        coarse = rng.integers(0, 256, (h // 8, w // 8, 3), dtype=np.uint8)
+        image = Image.fromarray(coarse).resize((w, h), Image.BICUBIC)
+        noisy = np.clip(np.asarray(image).astype(np.int16) + rng.integers(-12, 13, (h, w, 3)), 0, 255).astype(np.uint8)
+        path = root / f"img{k:05d}.{'jpg' if jpeg else 'png'}"
+        Image.fromarray(noisy).save(path, quality=90) if jpeg else Image.fromarray(noisy).save(path)
+        rows.append({"path": str(path), "image_id": f"bench-{k}"})
+    return pd.DataFrame(rows)
+
+
+def build(card: str, backbone: str | None, size: int | None, device: torch.device):
+    from mirage_bench.cards import load_recipe
+    from mirage_bench.detectors.build import build_detector
+
+    overrides = ["backbone.pretrained=none"]
+    if backbone:
+        overrides.append(f"backbone.name={backbone}")
+    if size:
+        overrides += [f"input.size={size}", f"input.resize={size}"]
+    torch.manual_seed(0)
+    return build_detector(load_recipe(card, overrides)).to(device).eval()
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+@torch.no_grad()
+def model_only(detector, device: torch.device, batch: int, iters: int, bf16: bool) -> float:
+    size = detector.input_spec.size
+    x = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=torch.channels_last)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+    with autocast:
+        for _ in range(3):
+            detector(x)
+        sync(device)
+        start = time.perf_counter()
+        for _ in range(iters):
+            detector(x)
+        sync(device)
+    return batch * iters / (time.perf_counter() - start)
+
+
+class NaiveImages(Dataset):
+    """What the field's eval scripts do: open with PIL, degrade, preprocess, per image, per degradation."""
+
+    def __init__(self, manifest: pd.DataFrame, degradation, spec) -> None:
+        self.paths, self.ids, self.degradation, self.spec = manifest["path"].tolist(), manifest["image_id"].tolist(), degradation, spec
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        from mirage_bench.degradations import image_seed
+        from mirage_bench.preprocess import eval_transform
+
+        image = Image.open(self.paths[i]).convert("RGB")
+        return eval_transform(self.degradation.apply(image, image_seed(0, self.ids[i])), self.spec)
+
+
+@torch.no_grad()
+def naive_loop(detector, manifest, degradations, device, batch: int, workers: int, bf16: bool) -> float:
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+    start = time.perf_counter()
+    for d in degradations:
+        loader = DataLoader(NaiveImages(manifest, d, detector.input_spec), batch_size=batch, num_workers=workers)
+        for x in loader:
+            with autocast:
+                detector(x.to(device)).float().cpu()
+    sync(device)
+    return len(manifest) * len(degradations) / (time.perf_counter() - start)
+
+
+def ours(detector, manifest, degradations, device, batch: int, workers: int, bf16: bool) -> tuple[float, str]:
+    from mirage_bench.engine.evaluator import score_subset
+    from mirage_bench.fastpath.evaluator import score_subset_fast
+
+    start = time.perf_counter()
+    if device.type == "cuda":
+        _, impls = score_subset_fast(detector, manifest, degradations, batch_size=batch, device=device, workers=workers, bf16=bf16)
+        impl = "fast (" + ", ".join(sorted(set(i.split(":")[1] for i in impls))) + ")"
+    else:
+        score_subset(detector, manifest, degradations, batch_size=batch, device=device, workers=workers)
+        impl = "reference (CPU)"
+    sync(device)
+    return len(manifest) * len(degradations) / (time.perf_counter() - start), impl
+
+
+def train_throughput(card: str, backbone: str | None, size: int | None, device, batch: int, steps: int, bf16: bool) -> tuple[float, float]:
+    detector = build(card, backbone, size, device).train()
+    params = [p for _, p in detector.trainable_parameters()]
+    optimiser = torch.optim.SGD(params, lr=0.002, momentum=0.9)
+    s = detector.input_spec.size
+    images = torch.randn(batch, 3, s, s, device=device)
+    labels = torch.arange(batch, device=device) % 2
+    ids = torch.arange(batch, device=device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+    for step in range(steps + 2):
+        if step == 2:
+            sync(device)
+            start = time.perf_counter()
+        with autocast:
+            loss, _ = detector.training_loss(images, labels, ids + step * batch)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+    sync(device)
+    rate = batch * steps / (time.perf_counter() - start)
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
+    return rate, peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--detector", default="univfd", help="card for rows a-c")
+    parser.add_argument("--backbone", default=None, help="override the backbone (default: the card's, ViT-L/14)")
+    parser.add_argument("--size", type=int, default=None, help="override input size (tiny CPU runs)")
+    parser.add_argument("--images", type=int, default=768)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--iters", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
+    parser.add_argument("--train-cards", default="mirage,coop")
+    parser.add_argument("--train-batch", type=int, default=32)
+    parser.add_argument("--train-steps", type=int, default=10)
+    parser.add_argument("--compile", action="store_true", help="also time model-only under torch.compile")
+    args = parser.parse_args()
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from mirage_bench.degradations import expand
+
+    device = torch.device(args.device)
+    bf16 = device.type == "cuda"
+    torch.backends.cuda.matmul.allow_tf32 = True
+    detector = build(args.detector, args.backbone, args.size, device)
+    degradations = expand(["none", "genimage"])
+    rows = []
+    a = model_only(detector, device, args.batch, args.iters, bf16)
+    rows.append(("(a) model-only forward", f"{a:,.0f}", "1.00", "-", f"{args.detector}, batch {args.batch}, {'bf16' if bf16 else 'fp32'}"))
+    if args.compile:
+        compiled = torch.compile(detector)
+        rows.append(("(a') model-only, torch.compile", f"{model_only(compiled, device, args.batch, args.iters, bf16):,.0f}", "-", "-", ""))
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = make_folder(Path(tmp), args.images)
+        c = naive_loop(detector, manifest, degradations, device, args.batch, args.workers, bf16)
+        b, impl = ours(detector, manifest, degradations, device, args.batch, args.workers, bf16)
+    rows.append(("(b) ours end-to-end", f"{b:,.0f}", f"{b / a:.2f}", f"{b / c:.2f}", f"{impl}; {len(degradations)} degradations, {args.images} images"))
+    rows.append(("(c) naive loop", f"{c:,.0f}", f"{c / a:.2f}", "1.00", f"PIL per image per degradation, {args.workers} workers"))
+    del detector
+    for card in [c.strip() for c in args.train_cards.split(",") if c.strip()]:
+        rate, peak = train_throughput(card, args.backbone, args.size, device, args.train_batch, args.train_steps, bf16)
+        rows.append((f"train {card}", f"{rate:,.0f}", "-", "-", f"batch {args.train_batch}, peak {peak:.1f} GiB"))
+    name = torch.cuda.get_device_name(0) if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
+    table = Table(title=f"Evaluation throughput on {name}, torch {torch.__version__}")
+    for column in ("row", "images/s", "vs (a)", "vs (c)", "setting"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    Console(width=160).print(table)
+
+
+if __name__ == "__main__":
+    main()
