@@ -44,7 +44,7 @@ def make_folder(root: Path, n: int, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def build(card: str, backbone: str | None, size: int | None, device: torch.device):
+def build(card: str, backbone: str | None, size: int | None, device: torch.device, extra: list[str] = ()):
     from mirage_bench.cards import load_recipe
     from mirage_bench.detectors.build import build_detector
 
@@ -54,7 +54,7 @@ def build(card: str, backbone: str | None, size: int | None, device: torch.devic
     if size:
         overrides += [f"input.size={size}", f"input.resize={size}"]
     torch.manual_seed(0)
-    return build_detector(load_recipe(card, overrides)).to(device).eval()
+    return build_detector(load_recipe(card, [*overrides, *extra])).to(device).eval()
 
 
 def sync(device: torch.device) -> None:
@@ -123,8 +123,9 @@ def ours(detector, manifest, degradations, device, batch: int, workers: int, bf1
     return len(manifest) * len(degradations) / (time.perf_counter() - start), impl
 
 
-def train_throughput(card: str, backbone: str | None, size: int | None, device, batch: int, steps: int, bf16: bool) -> tuple[float, float]:
-    detector = build(card, backbone, size, device).train()
+def train_throughput(card: str, backbone: str | None, size: int | None, device, batch: int, steps: int, bf16: bool,
+                     extra: list[str]) -> tuple[float, float]:
+    detector = build(card, backbone, size, device, extra).train()
     params = [p for _, p in detector.trainable_parameters()]
     optimiser = torch.optim.SGD(params, lr=0.002, momentum=0.9)
     s = detector.input_spec.size
@@ -162,6 +163,7 @@ def main() -> None:
     parser.add_argument("--train-cards", default="mirage,coop")
     parser.add_argument("--train-batch", type=int, default=32)
     parser.add_argument("--train-steps", type=int, default=10)
+    parser.add_argument("--train-set", action="append", default=[], help="override for the training cards (e.g. params.depth=2)")
     parser.add_argument("--compile", action="store_true", help="also time model-only under torch.compile")
     args = parser.parse_args()
 
@@ -189,7 +191,7 @@ def main() -> None:
     rows.append(("(c) naive loop", f"{c:,.0f}", f"{c / a:.2f}", "1.00", f"PIL per image per degradation, {args.workers} workers"))
     del detector
     for card in [c.strip() for c in args.train_cards.split(",") if c.strip()]:
-        rate, peak = train_throughput(card, args.backbone, args.size, device, args.train_batch, args.train_steps, bf16)
+        rate, peak = train_throughput(card, args.backbone, args.size, device, args.train_batch, args.train_steps, bf16, args.train_set)
         rows.append((f"train {card}", f"{rate:,.0f}", "-", "-", f"batch {args.train_batch}, peak {peak:.1f} GiB"))
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
     table = Table(title=f"Evaluation throughput on {name}, torch {torch.__version__}")

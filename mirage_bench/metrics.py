@@ -156,7 +156,7 @@ DEFAULT_METRICS = ("acc", "real_acc", "fake_acc", "acc_cal", "ap", "auroc", "ora
 # -- computing ----------------------------------------------------------------------------------------------
 
 
-def _threshold_for(metric: Metric, threshold: float | None) -> float:
+def threshold_for(metric: Metric, threshold: float | None) -> float:
     if metric.threshold == "fixed":
         return 0.5
     if metric.threshold == "calibrated":
@@ -176,7 +176,7 @@ def compute(name: str, labels: Sequence[int], scores: Sequence[float], threshold
     if metric.needs_both_classes and len(np.unique(y)) < 2:
         warnings.warn(f"metric {name!r}{where}: only one class present ({int(y[0])}); reporting NaN", stacklevel=2)
         return float("nan")
-    return metric.fn(y, s, _threshold_for(metric, threshold))
+    return metric.fn(y, s, threshold_for(metric, threshold))
 
 
 def bootstrap(
@@ -194,7 +194,7 @@ def bootstrap(
         [rng.choice(np.flatnonzero(y == c), size=(n_boot, int(np.sum(y == c))), replace=True) for c in np.unique(y)],
         axis=1,
     )  # [R, n]
-    values = metric.batch(y[index], s[index], _threshold_for(metric, threshold))
+    values = metric.batch(y[index], s[index], threshold_for(metric, threshold))
     values = values[np.isfinite(values)]
     if len(values) == 0:
         return float("nan"), float("nan")

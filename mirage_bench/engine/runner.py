@@ -7,6 +7,8 @@ written to the prediction store, one file per evaluation cell, and every table i
 
 from __future__ import annotations
 
+import time
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -196,10 +198,14 @@ def execute(bench: Benchmark, options: Options, *, train: bool = True, evaluate:
                                       "validation_manifest": cells.frame_hash(cell.validation)})
         if evaluate:
             for job in eval_jobs(bench, cell, ckpt, impl):
+                started = time.perf_counter()
                 computed = _evaluate(job, bench, store, options, device, run_id, ckpt, progress, impl)
+                # scoring time, shared equally by the degradation cells scored together (one decode each)
+                seconds = (time.perf_counter() - started) / max(1, len(computed))
                 for spec, cell_id in job.cell_ids.items():
                     record["eval_cells"].append({"cell_id": cell_id, "train_cell_id": cell.cell_id, "generator": job.generator,
-                                                 "degradation": spec, "images": len(job.subset), "computed_in_this_run": spec in computed})
+                                                 "degradation": spec, "images": len(job.subset), "computed_in_this_run": spec in computed,
+                                                 "seconds": seconds if spec in computed else None})
     if rank == 0:
         write_json(store.run_dir(run_id) / "record.json", record)
     distributed.barrier()

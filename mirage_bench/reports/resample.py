@@ -16,7 +16,7 @@ import numpy as np
 
 from mirage_bench import metrics as M
 from mirage_bench.metrics import (
-    _threshold_for,  # the metric's threshold rule, written once in metrics
+    threshold_for,  # the metric's threshold rule, written once in metrics
 )
 
 
@@ -49,7 +49,7 @@ def resampled_means(name: str, subsets: Sequence[Subset], n_boot: int = 1000, se
     for s in subsets:
         index = _indices(s.labels, n_boot, rng)
         for a in range(arms):
-            total[a] += metric.batch(s.labels[index], s.scores[a][index], _threshold_for(metric, s.thresholds[a]))
+            total[a] += metric.batch(s.labels[index], s.scores[a][index], threshold_for(metric, s.thresholds[a]))
     return total / len(subsets)
 
 
