@@ -71,6 +71,7 @@ class ProtocolCard(StrictModel):
     subsample: SubsampleRule = Field(default_factory=SubsampleRule)
     degradations: list[str] = Field(default_factory=list, description="degradation specs or preset names")
     metrics: list[str] = Field(default_factory=lambda: ["acc", "ap"])
+    detectors: list[str] = Field(default_factory=list, description="recipe cards a run uses when --detectors is not given")
     source: str | None = None
 
     @model_validator(mode="after")

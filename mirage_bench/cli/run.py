@@ -12,7 +12,7 @@ from mirage_bench.cli.console import console
 from mirage_bench.cli.options import Overrides, ProtocolDirs, RecipeDirs, as_list
 
 _Protocol = typer.Option("mini", "--protocol", help="Protocol card name or YAML path.")
-_Detectors = typer.Option("tinycnn", "--detectors", help="Comma-separated recipe cards.")
+_Detectors = typer.Option(None, "--detectors", help="Comma-separated recipe cards (default: the protocol card's 'detectors').")
 _DataRoot = typer.Option(None, "--data-root", help="Dataset root (default: the shipped mini set for mini protocols).")
 _Out = typer.Option(Path("results/runs"), "--out", help="Output folder: checkpoints, prediction store, run records.")
 _Seeds = typer.Option("0", "--seeds", help="Comma-separated training seeds, e.g. 0,1,2.")
@@ -33,7 +33,8 @@ def _go(stages: tuple[bool, bool], protocol, detectors, data_root, out, seeds, o
     from mirage_bench.engine.tables import run_tables
     from mirage_bench.store import Store
 
-    bench = load_benchmark(protocol, [d.strip() for d in detectors.split(",") if d.strip()], data_root,
+    names = None if detectors is None else [d.strip() for d in detectors.split(",") if d.strip()]
+    bench = load_benchmark(protocol, names, data_root,
                            [int(s) for s in seeds.split(",")], as_list(overrides), backbone, pretrained,
                            as_list(recipes), as_list(protocols))
     store = Store(out)
@@ -66,7 +67,7 @@ def _print_frame(frame, title: str) -> None:
 
 def _command(stages: tuple[bool, bool], doc: str):
     def command(
-        protocol: str = _Protocol, detectors: str = _Detectors, data_root: Optional[Path] = _DataRoot, out: Path = _Out,
+        protocol: str = _Protocol, detectors: Optional[str] = _Detectors, data_root: Optional[Path] = _DataRoot, out: Path = _Out,
         seeds: str = _Seeds, overrides: Optional[List[str]] = Overrides, device: str = _Device, dry_run: bool = _DryRun,
         workers: int = _Workers, backbone: Optional[str] = _Backbone, pretrained: Optional[str] = _Pretrained,
         recipes: Optional[List[Path]] = RecipeDirs, protocols: Optional[List[Path]] = ProtocolDirs, n_boot: int = _Boot,

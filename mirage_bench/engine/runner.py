@@ -286,7 +286,7 @@ def run_predictions(store: Store, record: dict[str, Any]) -> pd.DataFrame:
 
 
 def load_benchmark(
-    protocol: str = "mini", detectors: Sequence[str] = ("tinycnn",), data_root: str | Path | None = None,
+    protocol: str = "mini", detectors: Sequence[str] | None = None, data_root: str | Path | None = None,
     seeds: Sequence[int] = (0,), overrides: Sequence[str] = (), backbone: str | None = None, pretrained: str | None = None,
     recipe_dirs: Sequence[str | Path] = (), protocol_dirs: Sequence[str | Path] = (),
 ) -> Benchmark:
@@ -296,6 +296,10 @@ def load_benchmark(
     from mirage_bench.protocol import load_protocol
 
     card = load_protocol(protocol, (), protocol_dirs)
+    if detectors is None:
+        if not card.detectors:
+            raise DataError(f"protocol {card.name!r} names no default detectors; pass --detectors a,b (see `mirage-bench detectors list`)")
+        detectors = card.detectors
     if data_root is None:
         if not card.name.startswith("mini"):
             raise DataError(f"protocol {card.name!r} needs its data: pass --data-root DIR (only the built-in mini protocols ship data)")

@@ -40,5 +40,6 @@ def eval_preprocess(x: torch.Tensor, spec: InputSpec, name: str = "<batch>", dty
 
 
 def supported(spec: InputSpec) -> bool:
-    """Whether the GPU preprocessing reproduces this spec (bicubic or bilinear resizing)."""
-    return spec.interpolation in {"bicubic", "bilinear"}
+    """Whether the GPU preprocessing reproduces this spec: it never resizes, or resizes bicubic/bilinear."""
+    never_resizes = spec.resize is None and (spec.eval_crop == "none" or spec.small_image == "error")
+    return never_resizes or spec.interpolation in {"bicubic", "bilinear"}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The one prepared GPU session (device tool): CUDA tests, the throughput benchmark, an engine run on CUDA.
+# Run from the repo root on the GPU machine with the wheels in .whl (open_clip, ftfy, wcwidth, pydantic):
+#   bash benchmarks/gpu_run.sh            (writes logs to $OUT when set, else to ./gpu-logs)
+set -uo pipefail
+LOGS="${OUT:-gpu-logs}"; mkdir -p "$LOGS"
+export PYTHONUNBUFFERED=1
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH="/tmp/site:$PWD"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$LOGS/device.txt"
+python3 -c "import torch, torchvision, open_clip; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'open_clip', open_clip.__version__)" | tee -a "$LOGS/device.txt"
+echo "== CUDA tests"; timeout 150 python3 -m pytest tests/gpu -q -s -p no:cacheprovider 2>&1 | tee "$LOGS/gpu_tests.log" | tail -15
+echo "== throughput"; timeout 330 python3 benchmarks/eval_throughput.py --device cuda --images 768 --batch 256 --workers 15 --compile 2>&1 | grep -v "^WARNING" | tee "$LOGS/throughput.log"
+echo "== engine on CUDA (mini protocol)"; timeout 120 python3 -m mirage_bench run --device cuda --impl fast --workers 8 --out /tmp/gpu-run 2>&1 | tail -25 | tee "$LOGS/engine_run.log"
