@@ -64,6 +64,35 @@ class _TrainImages(Dataset):
         return train_transform(image, self.spec, generator, self.paths[i]), self.labels[i]
 
 
+class _CachedFeatures(Dataset):
+    """Item ``i``: the frozen encoder's cached feature of training image ``i`` (no augmentation) and its label.
+
+    For detectors that declare ``trains_on_cached_features`` (the labelled fast variant of UnivFD): the
+    features of the evaluation transform are computed once through the feature cache and reused by every
+    epoch, seed and later run; only the head trains.
+    """
+
+    def __init__(self, detector: Detector, manifest: pd.DataFrame, cache_root: Path, device: str) -> None:
+        from mirage_bench.features.cache import FeatureCache
+        from mirage_bench.features.encode import encode_with_cache, feature_keys
+        from mirage_bench.preprocess import eval_transform
+
+        paths = manifest["path"].tolist()
+        keys = feature_keys(detector, manifest["sha256"].astype(str).tolist())
+        with FeatureCache(cache_root) as cache:
+            self.features = encode_with_cache(
+                detector, cache, keys, lambda i: eval_transform(sources.open_rgb(paths[i]), detector.input_spec, paths[i]), device=device
+            )
+        self.labels = manifest["label"].astype(int).tolist()
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.features[i], self.labels[i]
+
+
 class LRSchedule:
     """Per-epoch learning rate: warm-up, then constant, cosine (to 0 at the last epoch) or plateau."""
 
@@ -156,7 +185,13 @@ def train_cell(
     distributed.sync_module(detector)
     optimizer = build_optimizer(detector, cfg)
     schedule = LRSchedule(cfg)
-    dataset = _TrainImages(train.reset_index(drop=True), detector.input_spec, sources.training_augmentation(cfg.augment), seed)
+    cached = bool(getattr(detector, "trains_on_cached_features", False))
+    if cached:
+        if cfg.augment:
+            raise DataError(f"{detector.recipe.name}: training on cached features cannot apply train.augment {cfg.augment}; set train.augment=[]")
+        dataset: Dataset = _CachedFeatures(detector, train.reset_index(drop=True), workdir.parent.parent / "features", device)
+    else:
+        dataset = _TrainImages(train.reset_index(drop=True), detector.input_spec, sources.training_augmentation(cfg.augment), seed)
     steps_per_epoch = math.ceil(len(dataset) / cfg.batch_size)
     total_steps = min(cfg.epochs * steps_per_epoch, cfg.max_steps or math.inf)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.bf16 and str(device).startswith("cuda") else nullcontext()
@@ -203,7 +238,11 @@ def train_cell(
             optimizer.zero_grad(set_to_none=False)
             if images is not None:
                 with autocast:
-                    loss, _ = detector.training_loss(images.to(device), labels.to(device))
+                    if cached:  # the head alone, on the frozen encoder's cached features
+                        logits = detector.head(images.to(device).float()).float()
+                        loss = F.binary_cross_entropy_with_logits(logits, labels.to(device).float())
+                    else:
+                        loss, _ = detector.training_loss(images.to(device), labels.to(device))
                 loss.backward()
             params = [p for _, p in detector.trainable_parameters()]
             distributed.average_gradients(params)
