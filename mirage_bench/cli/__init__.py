@@ -12,6 +12,7 @@ from typer.core import TyperGroup
 
 from mirage_bench.cli import cards as cards_cli
 from mirage_bench.cli import doctor as doctor_cli
+from mirage_bench.cli import mini as mini_cli
 from mirage_bench.cli.console import console, err_console
 from mirage_bench.errors import MirageBenchError
 
@@ -50,6 +51,7 @@ def _root(
 
 
 app.command("doctor")(doctor_cli.doctor)
+app.command("mini-build")(mini_cli.mini)
 app.add_typer(cards_cli.detectors_app, name="detectors")
 app.add_typer(cards_cli.protocols_app, name="protocols")
 
