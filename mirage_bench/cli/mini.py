@@ -16,6 +16,7 @@ def mini(
     per_generator: int = typer.Option(160, "--per-generator", help="Train-split fakes (and reals) per generator; val gets 40% of it."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda (cuda for larger sets)."),
     seed: int = typer.Option(0, "--seed", help="Seed of every random draw; same seed, same machine -> same set."),
+    threads: int = typer.Option(1, "--threads", help="torch CPU threads; the set may depend on it (recorded in the card)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing set at --out (built aside, then swapped in)."),
 ) -> None:
     """Train the four small generators (GAN, VAE, diffusion, autoencoder) and write the mini set in GenImage layout."""
@@ -35,7 +36,7 @@ def mini(
             bar.update(tasks[stage], completed=done)
 
         result = build_mini(root, size=size, per_generator=per_generator, device=device, seed=seed, force=force,
-                            progress=progress)
+                            progress=progress, threads=threads)
     card = result.card
     state = "reused (knobs match; --force rebuilds)" if result.cached else f"built in {card['timings']['total_seconds']:.0f} s"
     console.print(f"mini set {card['version']} at {result.root}: {state}")

@@ -93,10 +93,10 @@ GENERATORS: tuple[str, ...] = tuple(FAMILIES)
 
 
 def default_knobs() -> dict[str, Knobs]:
-    """The shipped set's budgets: about 10 minutes on 2 CPU cores at 32 px (see the card for the measured time)."""
+    """The shipped set's budgets: about 10 minutes on one CPU thread at 32 px (the card records the measured time)."""
     return {
         "dcgan": DCGANKnobs(iterations=3000, lr=2e-4),
-        "vae": VAEKnobs(iterations=1500, lr=1e-3),
-        "ddpm": FlowKnobs(iterations=1000, lr=1e-3),
-        "aerecon": Knobs(iterations=600, lr=1e-3),
+        "vae": VAEKnobs(iterations=2000, lr=1e-3),
+        "ddpm": FlowKnobs(iterations=2000, lr=1e-3),
+        "aerecon": Knobs(iterations=1000, lr=1e-3),
     }
