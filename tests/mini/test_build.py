@@ -116,3 +116,14 @@ def test_seed_changes_the_training_crops() -> None:
 def test_invalid_knobs_are_refused(bad: dict) -> None:
     with pytest.raises(ConfigError):
         mini_config(**{**MICRO, **bad})
+
+
+def test_cli_refuses_to_overwrite_other_files(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from mirage_bench.cli import app
+
+    (tmp_path / "mine.txt").write_text("keep me")
+    result = CliRunner().invoke(app, ["mini-build", "--out", str(tmp_path), "--size", "16"])
+    assert result.exit_code == 2, result.output
+    assert "refusing to overwrite" in result.output
