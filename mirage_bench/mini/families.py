@@ -51,7 +51,7 @@ class Family:
     train: Callable[[nn.Module, Tensor, Knobs, torch.Generator, T.Progress], T.TrainLog]
     #: (model, count, size, knobs, generator, device) -> fakes; None for reconstruction families
     sample: Callable[[nn.Module, int, int, Knobs, torch.Generator, torch.device], Tensor] | None
-    #: the training loss that must fall; the GAN's adversarial losses need not, see ``checks``
+    #: the training loss shown first; the GAN's adversarial losses need not fall (see ``checks.loss_fell``)
     objective: str
 
 

@@ -33,8 +33,8 @@ def _card(family: str, first: float, last: float, swd: tuple[float, float] | Non
                                  "swd_to_training_crops": None if swd is None else {"initial": swd[0], "final": swd[1]}}}}
 
 
-def test_loss_fell_needs_the_objective_to_fall_and_for_a_gan_the_distance_too() -> None:
+def test_loss_fell_judges_the_objective_and_a_gan_by_its_distance_to_the_training_crops() -> None:
     assert loss_fell(_card("vae", 2.0, 1.0, (5, 6)), "x")  # only GANs are judged by the distance
     assert not loss_fell(_card("vae", 1.0, 2.0, None), "x")
-    assert loss_fell(_card("gan", 1.4, 1.1, (5, 2)), "x")
+    assert loss_fell(_card("gan", 0.4, 0.5, (5, 2)), "x")  # adversarial losses may rise
     assert not loss_fell(_card("gan", 1.4, 1.1, (5, 6)), "x")
