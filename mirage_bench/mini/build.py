@@ -21,15 +21,19 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
+import torch
 from pydantic import Field
 
 from mirage_bench.config import StrictModel
 from mirage_bench.errors import ConfigError, DataError
-from mirage_bench.mini.families import FAMILIES, GENERATORS, default_knobs
+from mirage_bench.mini.checks import sliced_wasserstein
+from mirage_bench.mini.contact import write_contact_sheet
+from mirage_bench.mini.families import FAMILIES, GENERATORS, Family, Knobs, default_knobs
+from mirage_bench.mini.manifest import ImageRecord, write_image, write_manifest
 from mirage_bench.mini.photos import MIN_CROP_STD, PHOTOS, SCALES, SPLITS, Crop, sample_crops
+from mirage_bench.mini.train import reconstruct
 
 FORMAT_VERSION = 1
-LABEL_DIRS = {0: "nature", 1: "ai"}
 #: stage name, steps done, steps in that stage
 StageProgress = Callable[[str, int, int], None]
 
@@ -96,6 +100,8 @@ def build_mini(out: Path | str, size: int = 32, per_generator: int = 160, device
     """Build (or reuse) a mini set at ``out``; extra keyword knobs go to :func:`mini_config`."""
     config = mini_config(size, per_generator, device, seed, **knobs)
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out} is a file; give a folder for the mini set")
     existing = _existing_card(out)
     if existing is not None and existing.get("config") == config.model_dump(mode="json") and not force:
         return BuildResult(out, existing, cached=True)
@@ -105,11 +111,8 @@ def build_mini(out: Path | str, size: int = 32, per_generator: int = 160, device
             f"{out} already holds {what}; refusing to overwrite it. Pass --force (force=True) to rebuild it "
             "there, or choose another --out."
         )
-    if config.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ConfigError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.building-{os.getpid()}"
     if staging.exists():
@@ -145,8 +148,6 @@ def _swap_into_place(staging: Path, out: Path) -> None:
 
 @contextlib.contextmanager
 def _deterministic(threads: int, device: str) -> Iterator[None]:
-    import torch
-
     previous = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled())
     if device == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -164,8 +165,6 @@ def _deterministic(threads: int, device: str) -> Iterator[None]:
 
 
 def _to_tensor(pixels: np.ndarray, device: Any) -> Any:
-    import torch
-
     return (torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 127.5 - 1).to(device)
 
 
@@ -174,12 +173,6 @@ def _to_uint8(images: Any) -> np.ndarray:
 
 
 def _build_into(root: Path, config: MiniConfig, progress: StageProgress) -> dict[str, Any]:
-    import torch
-
-    from mirage_bench.mini.checks import sliced_wasserstein
-    from mirage_bench.mini.contact import write_contact_sheet
-    from mirage_bench.mini.manifest import ImageRecord, write_image, write_manifest
-
     started = time.perf_counter()
     device = torch.device(config.device)
     records: list[ImageRecord] = []
@@ -201,16 +194,16 @@ def _build_into(root: Path, config: MiniConfig, progress: StageProgress) -> dict
             swd = None
             if family.sample is not None:
                 swd_gen = torch.Generator().manual_seed(derived_seed(config.seed, key, "swd"))
-                swd = {"initial": _swd(family, model, config, knobs, swd_gen, device, reference, sliced_wasserstein)}
+                swd = {"initial": _swd(family, model, config, knobs, swd_gen, device, reference)}
             t0 = time.perf_counter()
             log = family.train(model, data, knobs, gen, lambda done, total, k=key: progress(f"train {k}", done, total))
             train_seconds = time.perf_counter() - t0
             if swd is not None:
                 swd_gen = torch.Generator().manual_seed(derived_seed(config.seed, key, "swd"))
-                swd["final"] = _swd(family, model, config, knobs, swd_gen, device, reference, sliced_wasserstein)
+                swd["final"] = _swd(family, model, config, knobs, swd_gen, device, reference)
             t0 = time.perf_counter()
             for split in SPLITS:
-                records += _write_subset(root, key, split, counts[split], model, family, knobs, config, device, write_image)
+                records += _write_subset(root, key, split, counts[split], model, family, knobs, config, device)
                 progress(f"write {key}", SPLITS.index(split) + 1, len(SPLITS))
             generator_cards[key] = {
                 "family": family.family,
@@ -231,15 +224,15 @@ def _build_into(root: Path, config: MiniConfig, progress: StageProgress) -> dict
     return card
 
 
-def _swd(family, model, config, knobs, gen, device, reference, sliced_wasserstein) -> float:
+def _swd(family: Family, model: Any, config: MiniConfig, knobs: Knobs, gen: Any, device: Any, reference: np.ndarray) -> float:
+    """Sliced Wasserstein distance of ``swd_samples`` samples to as many training crops (0..1 pixels)."""
     fakes = _to_uint8(family.sample(model, config.swd_samples, config.size, knobs, gen, device))
     return sliced_wasserstein(fakes.reshape(len(fakes), -1) / 255.0, reference, seed=config.seed)
 
 
-def _write_subset(root, key, split, count, model, family, knobs, config, device, write_image) -> list:
+def _write_subset(root: Path, key: str, split: str, count: int, model: Any, family: Family, knobs: Knobs,
+                  config: MiniConfig, device: Any) -> list[ImageRecord]:
     """One generator's ``split``: ``count`` fakes and ``count`` reals drawn from that split's photos."""
-    import torch
-
     rng_reals = np.random.default_rng(derived_seed(config.seed, key, split, "reals"))
     real_crops, real_pixels = sample_crops(split, count, config.size, rng_reals)
     records = [write_image(root, key, family.family, split, 0, i, real_pixels[i], "photo", real_crops[i])
@@ -247,8 +240,6 @@ def _write_subset(root, key, split, count, model, family, knobs, config, device,
     if family.sample is None:  # reconstruction family: fresh crops of this split's photos, decoded
         rng_src = np.random.default_rng(derived_seed(config.seed, key, split, "sources"))
         sources, source_pixels = sample_crops(split, count, config.size, rng_src)
-        from mirage_bench.mini.train import reconstruct
-
         fakes = _to_uint8(reconstruct(model, _to_tensor(source_pixels, device)))
         return records + [write_image(root, key, family.family, split, 1, i, fakes[i], "reconstruction", sources[i])
                           for i in range(count)]
@@ -260,7 +251,6 @@ def _write_subset(root, key, split, count, model, family, knobs, config, device,
 def _card(config: MiniConfig, content: str, generators: dict[str, Any], counts: dict[str, int],
           crops_seconds: float, total_seconds: float) -> dict[str, Any]:
     import PIL
-    import torch
 
     from mirage_bench import __version__
 
