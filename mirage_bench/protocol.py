@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 
 from mirage_bench.cards import card_paths, read_card_data
 from mirage_bench.config import StrictModel, apply_overrides, validate
+from mirage_bench.errors import ConfigError
 
 
 class SplitCounts(StrictModel):
@@ -114,7 +115,15 @@ def load_protocol(name_or_path: str, overrides: Sequence[str] = (), extra_dirs: 
     data, path = read_card_data("datasets", name_or_path, extra_dirs)
     data = apply_overrides(data, overrides)
     data["source"] = str(path)
-    return validate(ProtocolCard, data, f"{path}" + (f" with --set {' '.join(overrides)}" if overrides else ""))
+    source = f"{path}" + (f" with --set {' '.join(overrides)}" if overrides else "")
+    card: ProtocolCard = validate(ProtocolCard, data, source)
+    from mirage_bench.degradations import expand  # a typo in a degradation spec fails here, naming the card
+
+    try:
+        expand(card.degradations)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: 'degradations' holds an invalid entry: {exc}") from None
+    return card
 
 
 def list_protocols(extra_dirs: Sequence[str | Path] = ()) -> list[ProtocolCard]:

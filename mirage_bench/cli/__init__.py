@@ -15,6 +15,7 @@ from mirage_bench.cli import cards as cards_cli
 from mirage_bench.cli import data as data_cli
 from mirage_bench.cli import degradations as degradations_cli
 from mirage_bench.cli import doctor as doctor_cli
+from mirage_bench.cli import mini as mini_cli
 from mirage_bench.cli import predict as predict_cli
 from mirage_bench.cli import report as report_cli
 from mirage_bench.cli import run as run_cli
@@ -58,6 +59,7 @@ def _root(
 app.command("doctor")(doctor_cli.doctor)
 app.add_typer(cards_cli.detectors_app, name="detectors")
 app.add_typer(cards_cli.protocols_app, name="protocols")
+data_cli.data_app.command("mini")(mini_cli.mini)
 app.add_typer(data_cli.data_app, name="data")
 app.add_typer(degradations_cli.degradations_app, name="degradations")
 app.command("train")(run_cli.train)
