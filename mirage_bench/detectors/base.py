@@ -104,6 +104,14 @@ class Detector(nn.Module):
         """What the frozen or initial weights are: ``{"name", "pretrained", "sha256", "random"}``."""
         return {"name": None, "pretrained": "none", "sha256": None, "random": True}
 
+    def training_state(self) -> dict[str, Tensor]:
+        """State that exact resumption needs but inference does not (e.g. MiraGe's memory bank)."""
+        return {}
+
+    def load_training_state(self, state: dict[str, Tensor]) -> None:
+        if state:
+            raise ContractError(f"{type(self).__name__} keeps no training state, got keys {sorted(state)}")
+
     def restore_identity(self, identity: dict[str, Any]) -> None:
         """Adopt the identity stored in a checkpoint (only for ``backbone_in_state`` detectors)."""
         raise NotImplementedError(f"{type(self).__name__} sets backbone_in_state but does not restore its identity")

@@ -64,6 +64,20 @@ class MiraGe(PromptedCLIPDetector):
             class_position=p.class_position, vision_prompts=p.vision_prompts, init_std=p.init_std,
         )
 
+    def training_state(self) -> dict[str, Tensor]:
+        """The memory bank (oldest first): a resumed run continues with the bank it stopped with."""
+        if self.bank is None:
+            return {}
+        return {"bank.feats": self.bank.feats.detach().cpu(), "bank.labels": self.bank.labels.cpu(), "bank.ids": self.bank.ids.cpu()}
+
+    def load_training_state(self, state: dict[str, Tensor]) -> None:
+        if self.bank is None:
+            return super().load_training_state(state)
+        device = self.bank.feats.device
+        self.bank.feats = state["bank.feats"].to(device)
+        self.bank.labels = state["bank.labels"].to(device)
+        self.bank.ids = state["bank.ids"].to(device)
+
     def training_loss(self, images: Tensor, labels: Tensor, image_ids: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
         """``L_cls + lambda * L_disc``; the bank is updated after the loss is formed (see the module notes)."""
         p = self.params

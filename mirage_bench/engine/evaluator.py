@@ -23,7 +23,8 @@ from mirage_bench.preprocess import eval_transform
 
 
 class _GridImages(Dataset):
-    """Item ``i``: ``[D, 3, H, W]``, image ``i`` under each of the D degradations."""
+    """Item ``i``: image ``i`` under each of the D degradations, a list of D ``[3, H, W]`` tensors (sizes may
+    differ for detectors that read native resolution, e.g. after a downscale)."""
 
     def __init__(self, manifest: pd.DataFrame, degradations: Sequence[Any], spec: InputSpec, base_seed: int) -> None:
         self.paths = manifest["path"].tolist()
@@ -35,10 +36,27 @@ class _GridImages(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> torch.Tensor:
+    def __getitem__(self, i: int) -> list[torch.Tensor]:
         image = sources.open_rgb(self.paths[i])
         seed = sources.image_seed(self.base_seed, self.ids[i])
-        return torch.stack([eval_transform(d.apply(image, seed), self.spec, self.paths[i]) for d in self.degradations])
+        return [eval_transform(d.apply(image, seed), self.spec, self.paths[i]) for d in self.degradations]
+
+
+def _as_lists(items: list[list[torch.Tensor]]) -> list[list[torch.Tensor]]:
+    return items
+
+
+def forward_by_size(detector: Detector, images: list[torch.Tensor], device: str | torch.device,
+                    memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+    """Logits ``[B]`` of images in input order, one forward per distinct size (one in all for fixed-size specs)."""
+    out = torch.empty(len(images), dtype=torch.float32)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for k, image in enumerate(images):
+        groups.setdefault(tuple(image.shape), []).append(k)
+    for indices in groups.values():
+        batch = torch.stack([images[k] for k in indices]).to(device).contiguous(memory_format=memory_format)
+        out[indices] = detector(batch).float().cpu()
+    return out
 
 
 @dataclass
@@ -72,15 +90,14 @@ def score_subset(
     rank, world = distributed.rank_and_world()
     shard = np.arange(len(manifest))[rank::world]
     dataset = _GridImages(manifest.iloc[shard], degradations, detector.input_spec, base_seed)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=_as_lists)
     was_training = detector.training
     detector.eval()
     chunks = []
-    for grid in loader:  # [B, D, 3, H, W]
-        grid = grid.to(device)
-        chunks.append(torch.stack([detector(grid[:, d]).float().cpu() for d in range(grid.shape[1])]))  # [D, B]
+    for grid in loader:  # B items, each a list of D tensors
+        chunks.append(torch.stack([forward_by_size(detector, [item[d] for item in grid], device) for d in range(len(degradations))]))  # [D, B]
         if on_batch:
-            on_batch(grid.shape[0] * grid.shape[1])
+            on_batch(len(grid) * len(degradations))
     detector.train(was_training)
     local = torch.cat(chunks, dim=1).numpy() if chunks else np.zeros((len(degradations), 0), np.float32)
     logits = distributed.gather_shards(shard, local, len(manifest))

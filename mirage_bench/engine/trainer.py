@@ -54,14 +54,14 @@ class _TrainImages(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
         generator = torch.Generator().manual_seed(_seed_of(self.seed, self.epoch, i))
         image = sources.open_rgb(self.paths[i])
         if self.augment is not None:
             image = self.augment.apply(image, generator)
         from mirage_bench.preprocess import train_transform
 
-        return train_transform(image, self.spec, generator, self.paths[i]), self.labels[i]
+        return train_transform(image, self.spec, generator, self.paths[i]), self.labels[i], i
 
 
 class _CachedFeatures(Dataset):
@@ -89,8 +89,8 @@ class _CachedFeatures(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        return self.features[i], self.labels[i]
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
+        return self.features[i], self.labels[i], i
 
 
 class LRSchedule:
@@ -206,6 +206,7 @@ def train_cell(
     if state_path.is_file():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
         detector.load_state_dict(state["model"], strict=True)
+        detector.load_training_state(state["detector_training_state"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         torch.set_rng_state(state["rng"])
@@ -216,7 +217,8 @@ def train_cell(
     def save_state() -> None:
         if rank == 0:
             atomic_torch_save(
-                {"model": detector.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                {"model": detector.state_dict(), "detector_training_state": detector.training_state(),
+                 "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
                  "scaler": None,  # bf16 autocast needs no gradient scaler
                  "rng": torch.get_rng_state(), "position": dict(pos), "best": best, "history": history},
                 state_path,
@@ -234,7 +236,7 @@ def train_cell(
         remaining = batches[pos["step_in_epoch"] :][: int(total_steps - pos["global_step"])]
         loader = DataLoader(dataset, batch_sampler=[b for b in remaining if b], num_workers=workers)
         detector.train()
-        for images, labels in _with_empty_batches(loader, remaining):
+        for images, labels, image_ids in _with_empty_batches(loader, remaining):  # image_ids: row indices
             optimizer.zero_grad(set_to_none=False)
             if images is not None:
                 with autocast:
@@ -242,7 +244,7 @@ def train_cell(
                         logits = detector.head(images.to(device).float()).float()
                         loss = F.binary_cross_entropy_with_logits(logits, labels.to(device).float())
                     else:
-                        loss, _ = detector.training_loss(images.to(device), labels.to(device))
+                        loss, _ = detector.training_loss(images.to(device), labels.to(device), image_ids.to(device))
                 loss.backward()
             params = [p for _, p in detector.trainable_parameters()]
             distributed.average_gradients(params)
@@ -287,4 +289,4 @@ def _with_empty_batches(loader: DataLoader, batches: list[list[int]]):
     """The loader's batches, with ``(None, None)`` where this rank's share of a global batch is empty."""
     produced = iter(loader)
     for batch in batches:
-        yield next(produced) if batch else (None, None)
+        yield next(produced) if batch else (None, None, None)

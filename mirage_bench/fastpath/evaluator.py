@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from mirage_bench.degradations import image_seed
 from mirage_bench.detectors.base import Detector
 from mirage_bench.engine import distributed
-from mirage_bench.engine.evaluator import Scores, assert_exactly_once
+from mirage_bench.engine.evaluator import Scores, assert_exactly_once, forward_by_size
 from mirage_bench.fastpath.gpu_degrade import gpu_plan
 from mirage_bench.fastpath.gpu_preprocess import eval_preprocess, supported
 from mirage_bench.errors import ConfigError
@@ -133,7 +133,7 @@ def score_subset_fast(
             degraded = _by_shape(clean, plan) if plan is not None else [item[3][j].to(device, non_blocking=True) for item in items]
             batch = _by_shape(degraded, lambda x: eval_preprocess(x, spec))
             with autocast:
-                scores = _forward_by_shape(detector, batch)
+                scores = forward_by_size(detector, batch, device, torch.channels_last)
             logits[j, rows] = scores.float().cpu()
         if on_batch:
             on_batch(len(items) * len(plans))
@@ -158,10 +158,3 @@ def _to_device(items: list, device: torch.device) -> list[torch.Tensor]:
         if not item[2]:
             out[k] = item[1].to(device, non_blocking=True)
     return out  # type: ignore[return-value]
-
-
-def _forward_by_shape(detector: Detector, batch: list[torch.Tensor]) -> torch.Tensor:
-    """One forward per output size (one in all, unless the spec keeps native resolution)."""
-    if len({tuple(t.shape) for t in batch}) == 1:
-        return detector(torch.stack(batch).contiguous(memory_format=torch.channels_last))
-    return torch.cat(_by_shape(batch, lambda x: detector(x.contiguous(memory_format=torch.channels_last)).view(-1, 1))).view(-1)

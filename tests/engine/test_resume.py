@@ -103,3 +103,25 @@ def test_every_image_scored_once_per_cell(reference):
     for cell in record["eval_cells"]:
         rows = predictions[predictions.cell_id == cell["cell_id"]]
         assert len(rows) == cell["images"] == rows["image_id"].nunique()
+
+
+def test_mirage_resumes_with_its_memory_bank(data, tmp_path):
+    """MiraGe's bank is training state: a run killed mid-epoch resumes to the uninterrupted run's weights."""
+    from mirage_bench.cards import load_recipe
+    from mirage_bench.detectors import DETECTORS
+
+    mirage = load_recipe("mirage", [*DETECTORS.get("mirage").tiny_overrides, "train.epochs=2", "train.batch_size=4"])
+
+    def bench():
+        b = helpers.benchmark(data)
+        b.recipes, b.degradations = [mirage], b.degradations[:1]
+        return b
+
+    reference = execute(bench(), Options(out=tmp_path / "ref", state_every=3))
+    with pytest.MonkeyPatch.context() as mp:
+        _kill_mid_epoch(mp)
+        with pytest.raises(Killed):
+            execute(bench(), Options(out=tmp_path / "killed", state_every=3))
+    resumed = execute(bench(), Options(out=tmp_path / "killed", state_every=3))
+    assert [c["checkpoint_sha256"] for c in resumed["train_cells"]] == [c["checkpoint_sha256"] for c in reference["train_cells"]]
+    pd.testing.assert_frame_equal(_logits(tmp_path / "killed"), _logits(tmp_path / "ref"), check_exact=True)
