@@ -113,7 +113,9 @@ def main_table(long: pd.DataFrame, predictions: pd.DataFrame, generators: Sequen
     """Rows detectors (x training set), columns test generators and their mean, on clean images."""
     subset = long[(long["degradation"] == degradation) & long["metric"].isin(metrics)]
     seeds = M.over_seeds(subset)
-    columns = ordered_columns(set(seeds["generator"]), generators)
+    present = set(seeds["generator"])
+    singletons = {f"{FAMILY}{f}" for f, n in predictions.groupby("family")["generator"].nunique().items() if n == 1}
+    columns = [c for c in ordered_columns(present, generators) if c not in singletons]  # a one-generator family repeats its column
     title = f"{_titles(metrics)} (%) per test generator, degradation {degradation}; threshold 0.5"
     table = _build("main", title, seeds, "generator", columns, metrics, _random_rows(predictions))
     table.footnotes.append("mean: unweighted mean over the test generators; family:X: mean over the generators of family X.")
