@@ -9,6 +9,6 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 export PYTHONPATH="/tmp/site:$PWD"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$LOGS/device.txt"
 python3 -c "import torch, torchvision, open_clip; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'open_clip', open_clip.__version__)" | tee -a "$LOGS/device.txt"
-echo "== CUDA tests"; timeout 150 python3 -m pytest tests/gpu -q -s -p no:cacheprovider 2>&1 | tee "$LOGS/gpu_tests.log" | tail -15
-echo "== throughput"; timeout 330 python3 benchmarks/eval_throughput.py --device cuda --images 768 --batch 256 --workers 15 --compile 2>&1 | grep -v "^WARNING" | tee "$LOGS/throughput.log"
-echo "== engine on CUDA (mini protocol)"; timeout 120 python3 -m mirage_bench run --device cuda --impl fast --workers 8 --out /tmp/gpu-run 2>&1 | tail -25 | tee "$LOGS/engine_run.log"
+echo "== CUDA tests"; timeout 100 python3 -m pytest tests/gpu -q -s -p no:cacheprovider 2>&1 | tee "$LOGS/gpu_tests.log" | grep -v "^WARNING" | tail -12
+echo "== engine on CUDA (mini protocol, fast path)"; timeout 120 python3 -m mirage_bench run --device cuda --impl fast --out /tmp/gpu-run 2>&1 | grep -v "━\|WARNING" | tee "$LOGS/engine_run.log" | tail -30
+echo "== throughput"; timeout 280 python3 benchmarks/eval_throughput.py --device cuda --images 768 --batch 256 --workers 15 --compile 2>&1 | grep -v "^WARNING" | tee "$LOGS/throughput.log"
