@@ -165,6 +165,7 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=10)
     parser.add_argument("--train-set", action="append", default=[], help="override for the training cards (e.g. params.depth=2)")
     parser.add_argument("--compile", action="store_true", help="also time model-only under torch.compile")
+    parser.add_argument("--no-train", action="store_true", help="skip the training-throughput lines")
     args = parser.parse_args()
 
     from rich.console import Console
@@ -192,7 +193,7 @@ def main() -> None:
     add(("(b) ours end-to-end", f"{b:,.0f}", f"{b / a:.2f}", f"{b / c:.2f}", f"{impl}; {len(degradations)} degradations, {args.images} images"))
     add(("(c) naive loop", f"{c:,.0f}", f"{c / a:.2f}", "1.00", f"PIL per image per degradation, {args.workers} workers"))
     del detector
-    for card in [c.strip() for c in args.train_cards.split(",") if c.strip()]:
+    for card in [] if args.no_train else [c.strip() for c in args.train_cards.split(",") if c.strip()]:
         rate, peak = train_throughput(card, args.backbone, args.size, device, args.train_batch, args.train_steps, bf16, args.train_set)
         add((f"train {card}", f"{rate:,.0f}", "-", "-", f"batch {args.train_batch}, peak {peak:.1f} GiB"))
     if args.compile:  # last: compiling ViT-L/14 takes a minute

@@ -119,7 +119,7 @@ def rich_table(table: Table) -> Any:
     style = lambda text, mark: {"best": f"[bold]{text}[/]", "second": f"[underline]{text}[/]"}.get(mark, text)
     out = RichTable(title=Text(table.title), caption=Text("\n".join(table.footnotes)) if table.footnotes else None)
     for h in table.row_header:
-        out.add_column(Text(h))
+        out.add_column(Text(h), overflow="fold")  # names wrap rather than lose their † mark
     for col in table.columns:
         out.add_column(Text(col), justify="right")
     for r, cells in enumerate(_cells(table, style)):
