@@ -33,12 +33,31 @@ PREDICTION_COLUMNS = [
 ]
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """``write(tmp)`` then link ``tmp`` to ``path``; refuses to replace an existing ``path``."""
+def temporary_beside(path: Path) -> Path:
+    """An empty temporary file in ``path``'s folder, readable as the umask allows (mkstemp alone gives 0600)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
-    tmp = Path(tmp_name)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_name, 0o666 & ~umask)
+    return Path(tmp_name)
+
+
+def replace_text(path: Path, text: str) -> None:
+    """Atomically write ``text`` to ``path``, replacing it: only for files that are views regenerated from the
+    store (leaderboards) or replaced on explicit request (``check --update``), never for results."""
+    tmp = temporary_beside(path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """``write(tmp)`` then link ``tmp`` to ``path``; refuses to replace an existing ``path``."""
+    tmp = temporary_beside(path)
     try:
         write(tmp)
         _commit(tmp, path)

@@ -12,7 +12,6 @@ import hashlib
 import io
 import os
 import platform
-import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -47,9 +46,9 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """Write to a temporary file in the same folder, then rename: a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    from mirage_bench.store import temporary_beside
+
+    tmp = temporary_beside(path)
     try:
         buffer = io.BytesIO()  # saved from memory: the archive does not record the temporary file's name
         torch.save(obj, buffer)

@@ -10,8 +10,6 @@ improvement is recorded with ``--update``.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -20,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from mirage_bench import metrics as M
+from mirage_bench.store import replace_text
 from mirage_bench.errors import ConfigError, DataError
 from mirage_bench.reports.runs import Evidence
 from mirage_bench.reports.tables import metric_long
@@ -65,12 +64,7 @@ def make_baseline(evidence: Evidence, metrics: Sequence[str] = BASELINE_METRICS)
 
 def write_baseline(path: str | Path, baseline: dict[str, Any]) -> None:
     """Write (or replace, on purpose: ``--update``) a baseline file atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(json.dumps(baseline, indent=1) + "\n")
-    os.replace(tmp, path)
+    replace_text(Path(path), json.dumps(baseline, indent=1) + "\n")
 
 
 def read_baseline(path: str | Path) -> dict[str, Any]:

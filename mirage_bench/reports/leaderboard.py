@@ -9,8 +9,6 @@ throughput the runs recorded. Runs whose protocol version or data manifest hash 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -18,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mirage_bench import metrics as M
+from mirage_bench.store import replace_text
 from mirage_bench.errors import DataError
 from mirage_bench.reports.frames import frame_markdown
 from mirage_bench.reports.resample import Subset, interval, resampled_means
@@ -80,11 +79,7 @@ def leaderboard(evidence: Evidence, metrics: Sequence[str] = ("acc", "ap"), n_bo
 
 def _replace(path: Path, text: str) -> None:
     # The leaderboard is a view regenerated from the store, so replacing it loses no result.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    replace_text(path, text)
 
 
 def display(board: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
