@@ -117,7 +117,8 @@ def score_histograms(predictions: pd.DataFrame, random: set[str], generators: Se
     out = []
     for detector, part in clean.groupby("detector", sort=True):
         names = ordered_columns(set(part["generator"]), generators)
-        fig, axes = plt.subplots(1, len(names), figsize=(2.2 * len(names), 2), sharey=True, squeeze=False)
+        fig, axes = plt.subplots(1, len(names), figsize=(2.2 * len(names), 2.4), sharey=True, squeeze=False,
+                                 layout="constrained")  # keeps the title clear of the panel titles
         for ax, generator in zip(axes[0], names):
             rows = part[part["generator"] == generator]
             for label, name, color in ((0, "real", "tab:blue"), (1, "fake", "tab:red")):
