@@ -31,3 +31,31 @@ def test_two_processes_equal_one(tmp_path):
     two = np.load(tmp_path / "two.npy")
     assert two.shape == single.logits.shape == (1, 7)
     np.testing.assert_allclose(two, single.logits, atol=1e-6, rtol=0)
+
+
+def _train_worker(rank, init, train, validation, workdir, out):
+    from mirage_bench.engine.trainer import train_cell
+
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
+    torch.manual_seed(0)
+    detector = build_detector(helpers.recipe())
+    result = train_cell(detector, train, validation, 0, workdir, state_every=2)
+    torch.save({k: v.clone() for k, v in detector.state_dict().items()}, f"{out}.{rank}.pt")
+    if rank == 0:
+        torch.save({"threshold": result.threshold}, f"{out}.result.pt")
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_two_process_training_keeps_ranks_in_step(tmp_path):
+    """Data-parallel training: each rank sees half of every global batch, gradients are averaged, and the
+    ranks end with identical weights; rank 0 writes the one checkpoint."""
+    train = helpers.write_images(tmp_path / "data", "g1", "train", 7, 6, 1)  # 13 images: uneven shards
+    validation = helpers.write_images(tmp_path / "data", "g1", "trainval", 3, 3, 2)
+    workdir = tmp_path / "cell"
+    mp.spawn(_train_worker, args=(f"file://{tmp_path / 'rendezvous'}", train, validation, workdir, str(tmp_path / "w")), nprocs=2)
+    rank0, rank1 = (torch.load(tmp_path / f"w.{r}.pt", weights_only=True) for r in (0, 1))
+    assert rank0.keys() == rank1.keys()
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]), key
+    assert (workdir / "model.pt").is_file() and not (workdir / "state.pt").exists()
