@@ -58,7 +58,7 @@ def test_no_validation_image_appears_in_any_test_subset(genimage_root):
     # A publisher copy of one SD v1.4 val image inside the train folder: same bytes, another path.
     sd = genimage_root / "stable_diffusion_v_1_4" / "imagenet_ai_0419_sdv4"
     for i in range(SD14_TRAIN):
-        shutil.copy(sd / "val/ai" / f"000_stable_diffusion_v_1_4_00000.png", sd / "train/ai" / f"dup_{i}.png")
+        shutil.copy(sd / "val/ai" / "000_stable_diffusion_v_1_4_00000.png", sd / "train/ai" / f"dup_{i}.png")
     card = load_protocol("genimage", ["validation.fraction=0.5"])
     manifest, _ = build_manifest(genimage_root, protocol=card)
     data = protocol_subsets(card, manifest)

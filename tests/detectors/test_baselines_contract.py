@@ -1,4 +1,4 @@
-"""Every baseline card obeys the detector contract, trains on a tiny image tree, and is listed by the CLI."""
+"""Every baseline card trains on a tiny image tree and is listed by the CLI (the contract itself: test_contract.py)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,8 @@ from typer.testing import CliRunner
 
 from mirage_bench.cli import app
 from mirage_bench.detectors.build import build_tiny
-from mirage_bench.detectors.conformance import check_detector
 from mirage_bench.preprocess import train_transform
 
-BASELINE_CARDS = ["cnnspot", "cnnspot-p01", "npr", "univfd", "univfd-cached"]
-
-
-@pytest.mark.parametrize("card", BASELINE_CARDS)
-def test_conformance(card: str) -> None:
-    check_detector(card)
 
 
 def _tiny_tree(root, n_per_class: int = 4) -> list[tuple[str, int]]:
