@@ -22,11 +22,12 @@ _Workers = typer.Option(0, "--workers", help="Data-loading worker processes.")
 _Backbone = typer.Option(None, "--backbone", help="Backbone architecture for recipes that have one (e.g. ViT-L-14).")
 _Pretrained = typer.Option(None, "--pretrained", help="Pretrained tag or weights file for that backbone (e.g. openai).")
 _Impl = typer.Option("auto", "--impl", help="Evaluation path: reference (PIL/scipy, exact), fast (GPU ops, tested tolerances), auto (fast on CUDA).")
+_Compile = typer.Option(False, "--compile", help="Fast path: score with torch.compile (worth it for large backbones on GPUs).")
 _Boot = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the 95% intervals (0: none).")
 
 
 def _go(stages: tuple[bool, bool], protocol, detectors, data_root, out, seeds, overrides, device, dry_run, workers,
-        backbone, pretrained, recipes, protocols, n_boot, impl) -> None:
+        backbone, pretrained, recipes, protocols, n_boot, impl, compile_model) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from mirage_bench.engine.runner import Options, describe_plan, execute, load_benchmark
@@ -49,7 +50,7 @@ def _go(stages: tuple[bool, bool], protocol, detectors, data_root, out, seeds, o
             task = bar.add_task(description, total=total)
             return lambda n: bar.advance(task, n)
 
-        record = execute(bench, Options(out=out, device=device, workers=workers, impl=impl), train=stages[0], evaluate=stages[1], progress=progress)
+        record = execute(bench, Options(out=out, device=device, workers=workers, impl=impl, compile=compile_model), train=stages[0], evaluate=stages[1], progress=progress)
     if not stages[1]:
         console.print(f"trained {sum(c['trained_in_this_run'] for c in record['train_cells'])} cells; run record: {store.run_dir(record['run_id'])}")
         return
@@ -76,10 +77,10 @@ def _command(stages: tuple[bool, bool], doc: str):
         seeds: str = _Seeds, overrides: Optional[List[str]] = Overrides, device: str = _Device, dry_run: bool = _DryRun,
         workers: int = _Workers, backbone: Optional[str] = _Backbone, pretrained: Optional[str] = _Pretrained,
         recipes: Optional[List[Path]] = RecipeDirs, protocols: Optional[List[Path]] = ProtocolDirs, n_boot: int = _Boot,
-        impl: str = _Impl,
+        impl: str = _Impl, compile_model: bool = _Compile,
     ) -> None:
         _go(stages, protocol, detectors, data_root, out, seeds, overrides, device, dry_run, workers, backbone, pretrained,
-            recipes, protocols, n_boot, impl)
+            recipes, protocols, n_boot, impl, compile_model)
 
     command.__doc__ = doc
     return command

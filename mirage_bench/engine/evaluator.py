@@ -48,14 +48,15 @@ def _as_lists(items: list[list[torch.Tensor]]) -> list[list[torch.Tensor]]:
 
 def forward_by_size(detector: Detector, images: list[torch.Tensor], device: str | torch.device,
                     memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
-    """Logits ``[B]`` of images in input order, one forward per distinct size (one in all for fixed-size specs)."""
-    out = torch.empty(len(images), dtype=torch.float32)
+    """Logits ``[B]`` on ``device``, in input order, one forward per distinct size (one in all for fixed-size
+    specs). The caller moves them to the CPU, once, so no forward waits for a device-to-host copy."""
+    out = torch.empty(len(images), dtype=torch.float32, device=device)
     groups: dict[tuple[int, ...], list[int]] = {}
     for k, image in enumerate(images):
         groups.setdefault(tuple(image.shape), []).append(k)
     for indices in groups.values():
         batch = torch.stack([images[k] for k in indices]).to(device).contiguous(memory_format=memory_format)
-        out[indices] = detector(batch).float().cpu()
+        out[torch.tensor(indices, device=device)] = detector(batch).float()
     return out
 
 
@@ -95,7 +96,7 @@ def score_subset(
     detector.eval()
     chunks = []
     for grid in loader:  # B items, each a list of D tensors
-        chunks.append(torch.stack([forward_by_size(detector, [item[d] for item in grid], device) for d in range(len(degradations))]))  # [D, B]
+        chunks.append(torch.stack([forward_by_size(detector, [item[d] for item in grid], device) for d in range(len(degradations))]).cpu())  # [D, B]
         if on_batch:
             on_batch(len(grid) * len(degradations))
     detector.train(was_training)

@@ -87,6 +87,7 @@ class Options:
     eval_batch_size: int = 64
     state_every: int = 50
     impl: str = "auto"
+    compile: bool = False  # fast path only: torch.compile the detector for scoring
 
     def resolved_impl(self, device: str) -> str:
         if self.impl not in IMPLEMENTATIONS:
@@ -243,7 +244,7 @@ def _evaluate(job: EvalJob, bench: Benchmark, store: Store, options: Options, de
 
         scores, impls = score_subset_fast(detector, job.subset, todo, base_seed=DEGRADATION_BASE_SEED,
                                           batch_size=options.eval_batch_size, device=device, workers=options.workers,
-                                          bf16=job.train_cell.recipe.train.bf16, on_batch=advance)
+                                          bf16=job.train_cell.recipe.train.bf16, compile_model=options.compile, on_batch=advance)
     else:
         scores = score_subset(detector, job.subset, todo, base_seed=DEGRADATION_BASE_SEED, batch_size=options.eval_batch_size,
                               device=device, workers=options.workers, on_batch=advance)

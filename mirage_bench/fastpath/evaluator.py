@@ -101,10 +101,12 @@ def score_subset_fast(
     workers: int = 8,
     nvjpeg: bool = False,
     bf16: bool = True,
+    compile_model: bool = False,
     on_batch: Callable[[int], None] | None = None,
 ) -> tuple[Scores, list[str]]:
     """Scores of every image under every degradation (sharded across ranks as the reference scorer), and
-    the implementation name recorded for each degradation."""
+    the implementation name recorded for each degradation. ``compile_model`` runs the detector under
+    ``torch.compile`` (1.6x model-only on ViT-L/14 on an H100; compiling costs about a minute)."""
     spec = detector.input_spec
     if not supported(spec):
         raise ConfigError(
@@ -131,15 +133,17 @@ def score_subset_fast(
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda")
     was_training = detector.training
     detector.eval()
+    model = torch.compile(detector) if compile_model else detector
     for items in _batched(loader, batch_size):
         rows = [item[0] for item in items]
         clean = _to_device([item for item in items], device)
+        batch_logits = []
         for j, plan in enumerate(plans):
             degraded = _by_shape(clean, plan) if plan is not None else [item[3][j].to(device, non_blocking=True) for item in items]
             batch = _by_shape(degraded, lambda x: eval_preprocess(x, spec))
             with autocast:
-                scores = forward_by_size(detector, batch, device, torch.channels_last)
-            logits[j, rows] = scores.float().cpu()
+                batch_logits.append(forward_by_size(model, batch, device, torch.channels_last))
+        logits[:, rows] = torch.stack(batch_logits).cpu()  # one device-to-host copy per batch
         if on_batch:
             on_batch(len(items) * len(plans))
     detector.train(was_training)
