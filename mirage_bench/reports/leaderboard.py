@@ -88,7 +88,8 @@ def display(board: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
     for name in metrics:
         shown[f"{M.METRICS.get(name).title} (%)"] = [f"{v:.1f} [{lo:.1f}, {hi:.1f}]" if np.isfinite(lo) else f"{v:.1f}"
                                                      for v, lo, hi in zip(board[name], board[f"{name} lo"], board[f"{name} hi"])]
-    shown["hardware"], shown["images/s"], shown["runs"] = board["hardware"], board["images/s"], board["runs"]
+    rates = [f"{r:,.0f}" if np.isfinite(r) else "–" for r in board["images/s"]]
+    shown["hardware"], shown["images/s"], shown["runs"] = board["hardware"], rates, board["runs"]
     return shown
 
 

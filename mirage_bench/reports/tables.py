@@ -118,7 +118,10 @@ def main_table(long: pd.DataFrame, predictions: pd.DataFrame, generators: Sequen
     columns = [c for c in ordered_columns(present, generators) if c not in singletons]  # a one-generator family repeats its column
     title = f"{_titles(metrics)} (%) per test generator, degradation {degradation}; threshold 0.5"
     table = _build("main", title, seeds, "generator", columns, metrics, _random_rows(predictions))
-    table.footnotes.append("mean: unweighted mean over the test generators; family:X: mean over the generators of family X.")
+    note = "mean: unweighted mean over the test generators"
+    if any(c.startswith(FAMILY) for c in columns):
+        note += "; family:X: mean over the generators of family X"
+    table.footnotes.append(note + ".")
     return table
 
 
