@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from mirage_bench.errors import DataError
+from mirage_bench.errors import ConfigError, DataError
 
 
 def rank_and_world() -> tuple[int, int]:
@@ -26,8 +26,24 @@ def is_main() -> bool:
     return rank_and_world()[0] == 0
 
 
+def check_device(device: str) -> None:
+    """Refuse a device this machine cannot use, before any work starts."""
+    try:
+        kind = torch.device(device).type
+    except RuntimeError as exc:
+        raise ConfigError(f"--device {device!r} is not a torch device; use cpu, cuda or cuda:N") from exc
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"--device {device!r} was asked for, but torch {torch.__version__} sees no CUDA device here; use --device cpu "
+            "(`mirage-bench doctor` shows what this machine has)"
+        )
+    if kind not in {"cpu", "cuda"}:
+        raise ConfigError(f"--device {device!r}: only cpu and cuda are supported")
+
+
 def init_from_env(device: str) -> str:
     """Join the torchrun process group if launched by torchrun; return the device this rank uses."""
+    check_device(device)
     if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) <= 1 or dist.is_initialized():
         return device
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))

@@ -38,3 +38,15 @@ def test_run_prints_table_from_store_and_dry_run_lists_cells(stub_data, tmp_path
     assert {"acc", "ap", "oracle_acc", "acc_cal"} <= set(metrics.metric)
     again = cli.invoke(app, ["run", "--out", str(out), "--dry-run"], terminal_width=200)
     assert "to do" not in again.output
+
+
+def test_unusable_device_is_refused_before_any_work(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    result = CliRunner().invoke(app, ["run", "--detectors", "tinycnn", "--device", "cuda", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "sees no CUDA device here; use --device cpu" in result.output
+    assert not (tmp_path / "checkpoints").exists()
+    result = CliRunner().invoke(app, ["run", "--detectors", "tinycnn", "--device", "gpu", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "is not a torch device" in result.output
