@@ -76,7 +76,8 @@ def test_predict_command_prints_json(run, tmp_path):
     out, run_id = run
     record = json.loads((out / "runs" / run_id / "record.json").read_text())
     checkpoint = record["train_cells"][0]["checkpoint"]
-    frame = pd.read_parquet(sorted((out / "predictions").glob("*.parquet"))[0])
+    frames = [pd.read_parquet(p) for p in sorted((out / "predictions").glob("*.parquet"))]
+    frame = next(f for f in frames if (f.degradation == "none").all())  # predict scores clean images
     result = _invoke("predict", *frame.path[:3], "--checkpoint", checkpoint, "--format", "json")
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
