@@ -47,6 +47,27 @@ def _randn(shape: tuple[int, ...], gen: torch.Generator, device: torch.device) -
     return torch.randn(shape, generator=gen, device="cpu").to(device)
 
 
+def _step(opt: torch.optim.Optimizer, loss: Tensor) -> None:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def _fit(model: torch.nn.Module, data: Tensor, iterations: int, batch: int, lr: float, gen: torch.Generator,
+         progress: Progress, losses: Callable[[Tensor], dict[str, Tensor]]) -> TrainLog:
+    """Adam on ``model`` for ``iterations`` steps on ``losses(real_batch)["loss"]``; every entry is logged."""
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    log = TrainLog()
+    for step in range(iterations):
+        values = losses(_batch(data, batch, gen))
+        _step(opt, values["loss"])
+        log.add(**values)
+        progress(step + 1, iterations)
+    model.eval()
+    return log
+
+
 def train_dcgan(netg: DCGANGenerator, data: Tensor, iterations: int, batch: int, width: int, lr: float,
                 gen: torch.Generator, progress: Progress) -> TrainLog:
     """Non-saturating GAN loss, Adam(lr, betas 0.5/0.999), one D and one G step per iteration."""
@@ -60,13 +81,9 @@ def train_dcgan(netg: DCGANGenerator, data: Tensor, iterations: int, batch: int,
         real = _batch(data, batch, gen)
         fake = netg(_randn((batch, z_dim), gen, device))
         loss_d = F.softplus(-netd(real)).mean() + F.softplus(netd(fake.detach())).mean()
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
+        _step(opt_d, loss_d)
         loss_g = F.softplus(-netd(fake)).mean()
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
+        _step(opt_g, loss_g)
         log.add(d=loss_d, g=loss_g)
         progress(step + 1, iterations)
     netg.eval()
@@ -81,23 +98,15 @@ def sample_dcgan(netg: DCGANGenerator, count: int, gen: torch.Generator, device:
 def train_vae(model: VAE, data: Tensor, iterations: int, batch: int, kl_weight: float, lr: float,
               gen: torch.Generator, progress: Progress) -> TrainLog:
     """Loss per image: summed squared error + ``kl_weight`` x KL(q(z|x) || N(0, I))."""
-    model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    log = TrainLog()
-    for step in range(iterations):
-        real = _batch(data, batch, gen)
+
+    def losses(real: Tensor) -> dict[str, Tensor]:
         mean, logvar = model.encode(real)
         z = mean + (0.5 * logvar).exp() * _randn(tuple(mean.shape), gen, data.device)
         recon = (model.decode(z) - real).pow(2).flatten(1).sum(1).mean()
         kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).sum(1).mean()
-        loss = recon + kl_weight * kl
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        log.add(loss=loss, recon=recon, kl=kl)
-        progress(step + 1, iterations)
-    model.eval()
-    return log
+        return {"loss": recon + kl_weight * kl, "recon": recon, "kl": kl}
+
+    return _fit(model, data, iterations, batch, lr, gen, progress, losses)
 
 
 @torch.no_grad()
@@ -108,22 +117,14 @@ def sample_vae(model: VAE, count: int, gen: torch.Generator, device: torch.devic
 def train_flow(model: UNet, data: Tensor, iterations: int, batch: int, lr: float, gen: torch.Generator,
                progress: Progress) -> TrainLog:
     """Flow matching (rectified flow): x_t = (1-t) noise + t x, the U-Net regresses x - noise."""
-    model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    log = TrainLog()
-    for step in range(iterations):
-        real = _batch(data, batch, gen)
+
+    def losses(real: Tensor) -> dict[str, Tensor]:
         noise = _randn(tuple(real.shape), gen, data.device)
         t = torch.rand((batch,), generator=gen, device="cpu").to(data.device)
         xt = (1 - t)[:, None, None, None] * noise + t[:, None, None, None] * real
-        loss = F.mse_loss(model(xt, t), real - noise)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        log.add(loss=loss)
-        progress(step + 1, iterations)
-    model.eval()
-    return log
+        return {"loss": F.mse_loss(model(xt, t), real - noise)}
+
+    return _fit(model, data, iterations, batch, lr, gen, progress, losses)
 
 
 @torch.no_grad()
@@ -139,19 +140,7 @@ def sample_flow(model: UNet, count: int, size: int, steps: int, gen: torch.Gener
 def train_autoencoder(model: Autoencoder, data: Tensor, iterations: int, batch: int, lr: float,
                       gen: torch.Generator, progress: Progress) -> TrainLog:
     """Plain reconstruction autoencoder, L1 loss (the first stage of a latent diffusion model, small)."""
-    model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    log = TrainLog()
-    for step in range(iterations):
-        real = _batch(data, batch, gen)
-        loss = F.l1_loss(model(real), real)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        log.add(loss=loss)
-        progress(step + 1, iterations)
-    model.eval()
-    return log
+    return _fit(model, data, iterations, batch, lr, gen, progress, lambda real: {"loss": F.l1_loss(model(real), real)})
 
 
 @torch.no_grad()
