@@ -42,22 +42,28 @@ class _GridImages(Dataset):
         return [eval_transform(d.apply(image, seed), self.spec, self.paths[i]) for d in self.degradations]
 
 
-def _as_lists(items: list[list[torch.Tensor]]) -> list[list[torch.Tensor]]:
+def keep_list(items: list) -> list:
+    """A DataLoader collate that keeps the items as they are (their sizes may differ)."""
     return items
+
+
+def map_by_shape(tensors: list[torch.Tensor], fn: Callable[[torch.Tensor], torch.Tensor]) -> list[torch.Tensor]:
+    """Apply a batched ``fn`` to each group of equally sized tensors; results back in input order."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for k, t in enumerate(tensors):
+        groups.setdefault(tuple(t.shape), []).append(k)
+    out: list[torch.Tensor | None] = [None] * len(tensors)
+    for indices in groups.values():
+        for k, result in zip(indices, fn(torch.stack([tensors[k] for k in indices])).unbind(0)):
+            out[k] = result
+    return out  # type: ignore[return-value]
 
 
 def forward_by_size(detector: Detector, images: list[torch.Tensor], device: str | torch.device,
                     memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
     """Logits ``[B]`` on ``device``, in input order, one forward per distinct size (one in all for fixed-size
     specs). The caller moves them to the CPU, once, so no forward waits for a device-to-host copy."""
-    out = torch.empty(len(images), dtype=torch.float32, device=device)
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for k, image in enumerate(images):
-        groups.setdefault(tuple(image.shape), []).append(k)
-    for indices in groups.values():
-        batch = torch.stack([images[k] for k in indices]).to(device).contiguous(memory_format=memory_format)
-        out[torch.tensor(indices, device=device)] = detector(batch).float()
-    return out
+    return torch.stack(map_by_shape(images, lambda x: detector(x.to(device).contiguous(memory_format=memory_format)).float()))
 
 
 @dataclass
@@ -91,7 +97,7 @@ def score_subset(
     rank, world = distributed.rank_and_world()
     shard = np.arange(len(manifest))[rank::world]
     dataset = _GridImages(manifest.iloc[shard], degradations, detector.input_spec, base_seed)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=_as_lists)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=keep_list)
     was_training = detector.training
     detector.eval()
     chunks = []

@@ -15,7 +15,6 @@ reference within stated tolerances, not bit for bit.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -26,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from mirage_bench.degradations import image_seed
 from mirage_bench.detectors.base import Detector
 from mirage_bench.engine import distributed
-from mirage_bench.engine.evaluator import Scores, assert_exactly_once, forward_by_size
+from mirage_bench.engine.evaluator import Scores, assert_exactly_once, forward_by_size, keep_list, map_by_shape
 from mirage_bench.fastpath.gpu_degrade import gpu_plan
 from mirage_bench.fastpath.gpu_preprocess import eval_preprocess, supported
 from mirage_bench.errors import ConfigError
@@ -65,22 +64,6 @@ class _DecodedGrid(Dataset):
         seed = image_seed(self.base_seed, self.ids[i])
         variants = {j: _pil_to_uint8(self.degradations[j].apply(image, seed)) for j in self.cpu_indices}
         return i, _pil_to_uint8(image), False, variants
-
-
-def _collate(items: list) -> list:
-    return items
-
-
-def _by_shape(tensors: list[torch.Tensor], fn: Callable[[torch.Tensor], torch.Tensor]) -> list[torch.Tensor]:
-    """Apply a batched ``fn`` to each group of equally sized images; results back in input order."""
-    groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
-    for k, t in enumerate(tensors):
-        groups[tuple(t.shape)].append(k)
-    out: list[torch.Tensor | None] = [None] * len(tensors)
-    for indices in groups.values():
-        for k, result in zip(indices, fn(torch.stack([tensors[k] for k in indices])).unbind(0)):
-            out[k] = result
-    return out  # type: ignore[return-value]
 
 
 def implementation_names(degradations: Sequence[Any], nvjpeg: bool) -> list[str]:
@@ -126,7 +109,7 @@ def score_subset_fast(
     # gathers chunks into model batches of ``batch_size`` images.
     chunk = max(1, min(8, batch_size))
     loader = DataLoader(
-        dataset, batch_size=chunk, shuffle=False, num_workers=workers, collate_fn=_collate,
+        dataset, batch_size=chunk, shuffle=False, num_workers=workers, collate_fn=keep_list,
         pin_memory=device.type == "cuda", persistent_workers=False, prefetch_factor=4 if workers else None,
     )
     logits = torch.empty(len(degradations), len(manifest), dtype=torch.float32)
@@ -139,8 +122,8 @@ def score_subset_fast(
         clean = _to_device([item for item in items], device)
         batch_logits = []
         for j, plan in enumerate(plans):
-            degraded = _by_shape(clean, plan) if plan is not None else [item[3][j].to(device, non_blocking=True) for item in items]
-            batch = _by_shape(degraded, lambda x: eval_preprocess(x, spec))
+            degraded = map_by_shape(clean, plan) if plan is not None else [item[3][j].to(device, non_blocking=True) for item in items]
+            batch = map_by_shape(degraded, lambda x: eval_preprocess(x, spec))
             with autocast:
                 batch_logits.append(forward_by_size(model, batch, device, torch.channels_last))
         logits[:, rows] = torch.stack(batch_logits).cpu()  # one device-to-host copy per batch
