@@ -117,14 +117,15 @@ class Downscale(Primitive):
         _one_of(self, ("size", "f"))
         return self
 
-    def _apply(self, img: Image.Image, seed: int) -> Image.Image:
+    def target_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """(width, height) of the result for an image of ``size`` (unchanged when it is already small)."""
         if self.size is not None:
-            if min(img.size) <= self.size:
-                return img
-            target = _shorter_side_to(img.size, self.size)
-        else:
-            target = _scaled_by(img.size, self.f)
-        return img.resize(target, _RESAMPLE[self.interp])
+            return size if min(size) <= self.size else _shorter_side_to(size, self.size)
+        return _scaled_by(size, self.f)
+
+    def _apply(self, img: Image.Image, seed: int) -> Image.Image:
+        target = self.target_size(img.size)
+        return img if target == img.size else img.resize(target, _RESAMPLE[self.interp])
 
 
 @register("resize")
@@ -146,13 +147,16 @@ class Resize(Primitive):
         _one_of(self, ("size", "f", "w"))
         return self
 
-    def _apply(self, img: Image.Image, seed: int) -> Image.Image:
+    def target_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """(width, height) of the result for an image of ``size``."""
         if self.size is not None:
-            target = _shorter_side_to(img.size, self.size)
-        elif self.f is not None:
-            target = _scaled_by(img.size, self.f)
-        else:
-            target = (self.w, self.h)
+            return _shorter_side_to(size, self.size)
+        if self.f is not None:
+            return _scaled_by(size, self.f)
+        return (self.w, self.h)
+
+    def _apply(self, img: Image.Image, seed: int) -> Image.Image:
+        target = self.target_size(img.size)
         return img if target == img.size else img.resize(target, _RESAMPLE[self.interp])
 
 

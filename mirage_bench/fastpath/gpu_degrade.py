@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 
 from mirage_bench.degradations import Chain, Degradation, Identity
-from mirage_bench.degradations.ops import Blur, Downscale, Resize, _scaled_by, _shorter_side_to
+from mirage_bench.degradations.ops import Blur, Downscale, Resize
 from mirage_bench.fastpath.ops import gaussian_blur_uint8, resize_uint8
 
 BatchOp = Callable[[torch.Tensor], torch.Tensor]  # uint8 [G, 3, H, W] -> uint8 [G, 3, H', W']
@@ -43,16 +43,7 @@ def gpu_plan(degradation: Degradation) -> BatchOp | None:
 
 
 def _resize_like(d: Downscale | Resize, x: torch.Tensor) -> torch.Tensor:
-    """The reference's target size for this image size (see ``degradations.ops``), then a batched resize."""
+    """The reference's target size for this image size (``target_size``), then a batched resize."""
     h, w = x.shape[-2:]
-    if d.size is not None:
-        if isinstance(d, Downscale) and min(w, h) <= d.size:
-            return x
-        target = _shorter_side_to((w, h), d.size)
-    elif d.f is not None:
-        target = _scaled_by((w, h), d.f)
-    else:
-        target = (d.w, d.h)
-    if target == (w, h):
-        return x
-    return resize_uint8(x, (target[1], target[0]), d.interp)
+    tw, th = d.target_size((w, h))
+    return x if (tw, th) == (w, h) else resize_uint8(x, (th, tw), d.interp)
