@@ -31,7 +31,7 @@ def _go(stages: tuple[bool, bool], protocol, detectors, data_root, out, seeds, o
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from mirage_bench.engine.runner import Options, describe_plan, execute, load_benchmark
-    from mirage_bench.engine.tables import run_tables
+    from mirage_bench.engine.tables import save_metrics
     from mirage_bench.reports.render import rich_table
     from mirage_bench.reports.report import build_report
     from mirage_bench.reports.runs import load_runs
@@ -54,9 +54,9 @@ def _go(stages: tuple[bool, bool], protocol, detectors, data_root, out, seeds, o
     if not stages[1]:
         console.print(f"trained {sum(c['trained_in_this_run'] for c in record['train_cells'])} cells; run record: {store.run_dir(record['run_id'])}")
         return
-    run_tables(store, record, n_boot)  # metrics.csv beside the run record
-    evidence = load_runs(out, [record["run_id"]])
-    for table in build_report(evidence, n_boot=n_boot, with_figures=False).tables:
+    report = build_report(load_runs(out, [record["run_id"]]), n_boot=n_boot, with_figures=False)  # metrics computed once
+    save_metrics(store, record["run_id"], report.long)
+    for table in report.tables:
         console.print(rich_table(table))
     console.print(f"run {record['run_id']}: per-image predictions in {store.root / 'predictions'}, "
                   f"metrics with 95% intervals in {store.run_dir(record['run_id']) / 'metrics.csv'}")
