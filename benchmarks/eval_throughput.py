@@ -7,6 +7,10 @@ Rows (all on the same machine, model, batch size and dtype, random backbone weig
       image, counted as scored (image, degradation) pairs per second: one decode per image for the grid.
   (c) the naive loop of the field's scripts: for each degradation a DataLoader over all cores that opens
       the file with PIL, degrades it, preprocesses it on the CPU, then the model.
+  (d) the fast path's data stage alone: workers decode and apply the CPU-only degradations, chunks reach
+      the device; no model. Its ceiling on (b).
+  (e) the fast path without the model: (d) plus the device's degradations and preprocessing. With (a), it
+      tells where (b) loses time: these device stages share the model's stream.
 Also: a training-throughput line per prompt-learning detector (images/s, peak memory).
 
     python benchmarks/eval_throughput.py --device cuda --images 768            # H100: under 5 minutes
@@ -124,6 +128,32 @@ def ours(detector, manifest, degradations, device, batch: int, workers: int, bf1
     return len(manifest) * len(degradations) / (time.perf_counter() - start), impl
 
 
+def data_stages(detector, manifest, degradations, device, batch: int, workers: int, with_device_work: bool) -> float:
+    """Rows (d) and (e): the fast path's own pieces, timed without the model, in (image, degradation) pairs/s."""
+    from mirage_bench.fastpath.evaluator import (
+        grid_loader,
+        model_batches,
+        on_device,
+        prepared_batches,
+    )
+    from mirage_bench.fastpath.gpu_degrade import gpu_plan
+
+    plans = [gpu_plan(d) for d in degradations]
+    cpu_indices = [j for j, plan in enumerate(plans) if plan is None]
+    loader = grid_loader(manifest, degradations, cpu_indices, 0, raw_jpeg=False, chunk=min(8, batch), workers=workers,
+                         pin_memory=device.type == "cuda")
+    start = time.perf_counter()
+    if with_device_work:
+        for _, inputs in prepared_batches(loader, plans, detector.input_spec, device, batch):
+            for _ in inputs:
+                pass
+    else:
+        for parts, _ in model_batches(loader, batch):
+            on_device(parts, device)
+    sync(device)
+    return len(manifest) * len(degradations) / (time.perf_counter() - start)
+
+
 def train_throughput(card: str, backbone: str | None, size: int | None, device, batch: int, steps: int, bf16: bool,
                      extra: list[str]) -> tuple[float, float]:
     detector = build(card, backbone, size, device, extra).train()
@@ -195,6 +225,10 @@ def main() -> None:
         add(("(b) ours end-to-end", f"{b:,.0f}", f"{b / a:.2f}", f"{b / c:.2f}", f"{impl}; {len(degradations)} degradations, {args.images} images"))
         if not args.no_naive:
             add(("(c) naive loop", f"{c:,.0f}", f"{c / a:.2f}", "1.00", f"PIL per image per degradation, {args.workers} workers"))
+        d = data_stages(detector, manifest, degradations, device, args.batch, args.workers, with_device_work=False)
+        add(("(d) fast path, data stage only", f"{d:,.0f}", f"{d / a:.2f}", f"{d / c:.2f}", f"decode + CPU degradations in {args.workers} workers, to {device.type}"))
+        e = data_stages(detector, manifest, degradations, device, args.batch, args.workers, with_device_work=True)
+        add(("(e) fast path without the model", f"{e:,.0f}", f"{e / a:.2f}", f"{e / c:.2f}", f"(d) + degradations and preprocessing on {device.type}"))
         if args.compile:  # compiling ViT-L/14 takes about a minute
             compiled = torch.compile(detector)
             rate = model_only(compiled, device, args.batch, args.iters, bf16)

@@ -59,11 +59,10 @@ def map_by_shape(tensors: list[torch.Tensor], fn: Callable[[torch.Tensor], torch
     return out  # type: ignore[return-value]
 
 
-def forward_by_size(detector: Detector, images: list[torch.Tensor], device: str | torch.device,
-                    memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+def forward_by_size(detector: Detector, images: list[torch.Tensor], device: str | torch.device) -> torch.Tensor:
     """Logits ``[B]`` on ``device``, in input order, one forward per distinct size (one in all for fixed-size
     specs). The caller moves them to the CPU, once, so no forward waits for a device-to-host copy."""
-    return torch.stack(map_by_shape(images, lambda x: detector(x.to(device).contiguous(memory_format=memory_format)).float()))
+    return torch.stack(map_by_shape(images, lambda x: detector(x.to(device)).float()))
 
 
 @dataclass

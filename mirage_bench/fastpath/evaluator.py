@@ -2,7 +2,8 @@
 
 Per image, one decode feeds the whole degradation grid. Degradations that the GPU reproduces (see
 ``gpu_degrade``) run there, batched over images of the same size; the others (JPEG, WebP, noise, crops)
-run in the DataLoader workers with the reference implementation on the same decoded image. With
+run in the DataLoader workers with the reference implementation on the same decoded image, and reach the
+main process stacked per chunk (``decoded_grid``). The host never waits for the device inside the loop. With
 ``nvjpeg=True`` (opt-in) and a grid that is all GPU-capable, JPEG files are decoded on the GPU
 (``torchvision.io.decode_jpeg(device="cuda")``) and PNGs in the workers. nvjpeg is not the default: on an
 H100 (torch 2.11) its pixels differ from PIL's libjpeg-turbo decode by 6 grey levels on average
@@ -15,55 +16,25 @@ reference within stated tolerances, not bit for bit.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
+from mirage_bench.config import InputSpec
 from mirage_bench.degradations import image_seed
 from mirage_bench.detectors.base import Detector
 from mirage_bench.engine import distributed
-from mirage_bench.engine.evaluator import Scores, assert_exactly_once, forward_by_size, keep_list, map_by_shape
-from mirage_bench.fastpath.gpu_degrade import gpu_plan
-from mirage_bench.fastpath.gpu_preprocess import eval_preprocess, supported
+from mirage_bench.engine.evaluator import Scores, assert_exactly_once
 from mirage_bench.errors import ConfigError
+from mirage_bench.fastpath.decoded_grid import CLEAN, RAW_JPEG, DecodedGrid, Part
+from mirage_bench.fastpath.gpu_degrade import BatchOp, gpu_plan
+from mirage_bench.fastpath.gpu_preprocess import eval_preprocess, supported
+from mirage_bench.fastpath.ops import host_to_device
 
-_JPEG_MAGIC = b"\xff\xd8\xff"
-
-
-def _pil_to_uint8(image: Any) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()  # [3, H, W]
-
-
-class _DecodedGrid(Dataset):
-    """Item: (row, clean uint8 [3,H,W] or JPEG bytes, {degradation index: CPU-degraded uint8})."""
-
-    def __init__(self, manifest: pd.DataFrame, degradations: Sequence[Any], cpu_indices: list[int], base_seed: int, raw_jpeg: bool) -> None:
-        self.paths = manifest["path"].tolist()
-        self.ids = manifest["image_id"].tolist()
-        self.degradations = list(degradations)
-        self.cpu_indices = cpu_indices
-        self.base_seed = base_seed
-        self.raw_jpeg = raw_jpeg
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> tuple[int, torch.Tensor, bool, dict[int, torch.Tensor]]:
-        from mirage_bench.data.images import open_rgb
-        from mirage_bench.degradations import image_seed
-
-        if self.raw_jpeg:  # only when every degradation runs on the GPU (no CPU variant needs pixels)
-            with open(self.paths[i], "rb") as fh:
-                data = fh.read()
-            if data[:3] == _JPEG_MAGIC:
-                return i, torch.frombuffer(bytearray(data), dtype=torch.uint8), True, {}
-        image = open_rgb(self.paths[i])
-        seed = image_seed(self.base_seed, self.ids[i])
-        variants = {j: _pil_to_uint8(self.degradations[j].apply(image, seed)) for j in self.cpu_indices}
-        return i, _pil_to_uint8(image), False, variants
+Group = tuple[torch.Tensor, torch.Tensor]  # (manifest rows int64 [n], images [n, ...]), both on the device
 
 
 def implementation_names(degradations: Sequence[Any], nvjpeg: bool) -> list[str]:
@@ -104,61 +75,101 @@ def score_subset_fast(
     plans = [gpu_plan(d) for d in degradations]
     cpu_indices = [j for j, plan in enumerate(plans) if plan is None]
     use_nvjpeg = nvjpeg and device.type == "cuda" and not cpu_indices
-    dataset = _DecodedGrid(manifest, degradations, cpu_indices, base_seed, raw_jpeg=use_nvjpeg)
-    # Workers decode small chunks (all of them stay busy even for a few model batches); the main process
-    # gathers chunks into model batches of ``batch_size`` images.
-    chunk = max(1, min(8, batch_size))
-    loader = DataLoader(
-        dataset, batch_size=chunk, shuffle=False, num_workers=workers, collate_fn=keep_list,
-        pin_memory=device.type == "cuda", persistent_workers=False, prefetch_factor=4 if workers else None,
-    )
-    logits = torch.empty(len(degradations), len(manifest), dtype=torch.float32)
+    loader = grid_loader(manifest, degradations, cpu_indices, base_seed, raw_jpeg=use_nvjpeg, chunk=max(1, min(8, batch_size)),
+                         workers=workers, pin_memory=device.type == "cuda")
+    # Logits stay on the device until the end: no batch waits for a device-to-host copy. NaN marks "not
+    # scored", so a row the loop missed can never pass as a score.
+    logits = torch.full((len(degradations), len(manifest)), float("nan"), dtype=torch.float32, device=device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda")
     was_training = detector.training
     detector.eval()
     model = torch.compile(detector) if compile_model else detector
-    for items in _batched(loader, batch_size):
-        rows = [item[0] for item in items]
-        clean = _to_device([item for item in items], device)
-        batch_logits = []
-        for j, plan in enumerate(plans):
-            degraded = map_by_shape(clean, plan) if plan is not None else [item[3][j].to(device, non_blocking=True) for item in items]
-            batch = map_by_shape(degraded, lambda x: eval_preprocess(x, spec))
-            with autocast:
-                batch_logits.append(forward_by_size(model, batch, device, torch.channels_last))
-        logits[:, rows] = torch.stack(batch_logits).cpu()  # one device-to-host copy per batch
-        if on_batch:
-            on_batch(len(items) * len(plans))
+    score_batches(model, prepared_batches(loader, plans, spec, device, batch_size), logits, autocast, on_batch)
     detector.train(was_training)
-    gathered = distributed.gather_shards(shard, logits.numpy(), len(full))
+    gathered = distributed.gather_shards(shard, logits.cpu().numpy(), len(full))
     seeds = np.array([image_seed(base_seed, i) for i in full["image_id"]], dtype=np.int64)
     assert_exactly_once(full, gathered)
     return Scores(full, list(degradations), gathered, seeds), implementation_names(degradations, use_nvjpeg)
 
 
-def _batched(loader: DataLoader, batch_size: int):
-    """Model batches of ``batch_size`` items out of the loader's chunks (the last one may be smaller)."""
-    pending: list = []
-    for chunk in loader:
-        pending.extend(chunk)
-        while len(pending) >= batch_size:
-            yield pending[:batch_size]
-            pending = pending[batch_size:]
+def score_batches(model: Callable[[torch.Tensor], torch.Tensor], batches: Iterable[tuple[int, Iterable[tuple[int, torch.Tensor, torch.Tensor]]]],
+                  logits: torch.Tensor, autocast: torch.autocast, on_batch: Callable[[int], None] | None = None) -> None:
+    """Write each batch's logits into ``logits[degradation, row]``, never waiting for the device (no host
+    synchronisation: the GPU runs ahead of the host's queueing; checked in tests/gpu)."""
+    for count, inputs in batches:
+        for j, rows, x in inputs:
+            with autocast:
+                logits[j, rows] = model(x.contiguous(memory_format=torch.channels_last)).float()
+        if on_batch:
+            on_batch(count * logits.shape[0])
+
+
+def grid_loader(manifest: pd.DataFrame, degradations: Sequence[Any], cpu_indices: list[int], base_seed: int, *, raw_jpeg: bool,
+                chunk: int, workers: int, pin_memory: bool) -> DataLoader:
+    """Workers decode chunks of ``chunk`` images (small, so all of them stay busy even for a few model
+    batches) and return each chunk as a list of stacked Parts (``decoded_grid``)."""
+    dataset = DecodedGrid(manifest, degradations, cpu_indices, base_seed, raw_jpeg)
+    return DataLoader(dataset, batch_size=chunk, shuffle=False, num_workers=workers, collate_fn=dataset.collate,
+                      pin_memory=pin_memory, prefetch_factor=4 if workers else None)
+
+
+def image_count(parts: list[Part]) -> int:
+    """Images in a chunk or batch (each image has exactly one clean or raw Part row)."""
+    return sum(len(part.rows) for part in parts if part.source in (CLEAN, RAW_JPEG))
+
+
+def model_batches(loader: Iterable[list[Part]], batch_size: int) -> Iterator[tuple[list[Part], int]]:
+    """Whole chunks gathered into model batches of at most ``batch_size`` images, with their image counts."""
+    pending: list[Part] = []
+    count = 0
+    for parts in loader:
+        n = image_count(parts)
+        if pending and count + n > batch_size:
+            yield pending, count
+            pending, count = [], 0
+        pending.extend(parts)
+        count += n
     if pending:
-        yield pending
+        yield pending, count
 
 
-def _to_device(items: list, device: torch.device) -> list[torch.Tensor]:
-    """Clean images on the device; JPEG bytes are decoded there in one nvjpeg batch call."""
-    out: list[torch.Tensor | None] = [None] * len(items)
-    jpeg = [k for k, item in enumerate(items) if item[2]]
-    if jpeg:
-        from torchvision.io import ImageReadMode, decode_jpeg
+def prepared_batches(loader: Iterable[list[Part]], plans: Sequence[BatchOp | None], spec: InputSpec, device: torch.device,
+                     batch_size: int) -> Iterator[tuple[int, Iterator[tuple[int, torch.Tensor, torch.Tensor]]]]:
+    """Per model batch: its image count and, lazily (one degradation's tensors alive at a time), the model
+    inputs ``(degradation index, manifest rows, preprocessed images of one size)``. CPU-degraded variants
+    (plan None) come from the workers; the others are degraded here, batched by size."""
+    for parts, count in model_batches(loader, batch_size):
+        yield count, _model_inputs(on_device(parts, device), plans, spec)
 
-        decoded = decode_jpeg([items[k][1] for k in jpeg], mode=ImageReadMode.RGB, device=device)
-        for k, image in zip(jpeg, decoded):
-            out[k] = image
-    for k, item in enumerate(items):
-        if not item[2]:
-            out[k] = item[1].to(device, non_blocking=True)
-    return out  # type: ignore[return-value]
+
+def _model_inputs(sources: dict[int, list[Group]], plans: Sequence[BatchOp | None], spec: InputSpec
+                  ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    for j, plan in enumerate(plans):
+        degraded = [(rows, plan(x)) for rows, x in sources[CLEAN]] if plan is not None else sources[j]
+        for rows, x in merge_by_shape([(rows, eval_preprocess(x, spec)) for rows, x in degraded]):
+            yield j, rows, x
+
+
+def merge_by_shape(groups: list[Group]) -> list[Group]:
+    """Concatenate groups of equally sized images, so each batched op and forward runs once per size."""
+    by_shape: dict[tuple[int, ...], list[Group]] = {}
+    for rows, x in groups:
+        by_shape.setdefault(tuple(x.shape[1:]), []).append((rows, x))
+    return [members[0] if len(members) == 1 else (torch.cat([r for r, _ in members]), torch.cat([x for _, x in members]))
+            for members in by_shape.values()]
+
+
+def on_device(parts: list[Part], device: torch.device) -> dict[int, list[Group]]:
+    """Each source's images on the device as NCHW uint8, merged by size; JPEG bytes are decoded there in one
+    nvjpeg call."""
+    by_source: dict[int, list[Group]] = {CLEAN: []}
+    for part in parts:
+        if part.source == RAW_JPEG:
+            from torchvision.io import ImageReadMode, decode_jpeg
+
+            decoded = decode_jpeg(part.pixels, mode=ImageReadMode.RGB, device=device)
+            by_source[CLEAN] += [(host_to_device(torch.tensor([row]), device), image[None]) for row, image in zip(part.rows, decoded)]
+        else:
+            pixels = part.pixels.to(device, non_blocking=True).permute(0, 3, 1, 2).contiguous()
+            by_source.setdefault(part.source, []).append((host_to_device(torch.tensor(part.rows), device), pixels))
+    return {source: merge_by_shape(groups) for source, groups in by_source.items()}

@@ -66,22 +66,25 @@ def test_gpu_preprocess_matches_eval_transform(shape, spec):
     assert (got - expected).abs().max() <= 2 * one_level + 1e-6
 
 
-def test_fast_scorer_matches_reference_scores(tmp_path):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_fast_scorer_matches_reference_scores(tmp_path, workers):
+    """Mixed sizes, a CPU variant that changes the size (crop), batches that split chunks unevenly, and
+    (workers=2) stacked chunks through shared memory: every score equals the reference's within tolerance."""
     from mirage_bench.detectors.build import build_tiny
     from mirage_bench.fastpath.evaluator import score_subset_fast
 
     paths = []
-    for k, (h, w) in enumerate([(40, 40), (40, 40), (37, 52), (64, 48), (40, 40)]):
+    for k, (h, w) in enumerate([(40, 40), (40, 40), (37, 52), (64, 48), (40, 40), (37, 52), (40, 40)]):
         path = tmp_path / f"img{k}.png"
         _photo(h, w, seed=k).save(path)
         paths.append(str(path))
     manifest = pd.DataFrame({"path": paths, "image_id": [f"id{k}" for k in range(len(paths))]})
-    degradations = [parse(s) for s in ["none", "blur(s=2)", "jpeg(q=50)", "downscale(size=30)"]]
+    degradations = [parse(s) for s in ["none", "blur(s=2)", "jpeg(q=50)", "downscale(size=30)", "crop(size=24)"]]
     torch.manual_seed(0)
     detector = build_tiny("tinycnn", ["input.size=32", "input.resize=36"]).eval()
-    scores, impls = score_subset_fast(detector, manifest, degradations, device="cpu", workers=0, batch_size=3)
+    scores, impls = score_subset_fast(detector, manifest, degradations, device="cpu", workers=workers, batch_size=3)
     logits = scores.logits
-    assert logits.shape == (4, 5)
+    assert logits.shape == (5, 7)
     assert impls[2].startswith("fast:pil+cpu-ref") and impls[1].startswith("fast:pil+gpu")
     with torch.no_grad():
         for j, d in enumerate(degradations):
@@ -90,3 +93,42 @@ def test_fast_scorer_matches_reference_scores(tmp_path):
                 x = eval_transform(d.apply(image, image_seed(0, f"id{k}")), detector.input_spec)
                 reference = float(detector(x[None])[0])
                 assert logits[j, k] == pytest.approx(reference, abs=0.05)
+
+
+def test_worker_chunks_stack_each_source_and_size_once(tmp_path):
+    from mirage_bench.fastpath.decoded_grid import CLEAN, DecodedGrid
+
+    sizes = [(40, 40), (37, 52), (40, 40), (37, 52), (40, 40)]
+    paths = []
+    for k, (h, w) in enumerate(sizes):
+        paths.append(str(tmp_path / f"img{k}.png"))
+        _photo(h, w, seed=k).save(paths[-1])
+    manifest = pd.DataFrame({"path": paths, "image_id": [f"id{k}" for k in range(len(paths))]})
+    degradations = [parse(s) for s in ["none", "jpeg(q=50)", "crop(size=24)"]]
+    grid = DecodedGrid(manifest, degradations, [1, 2], 0, raw_jpeg=False)
+    parts = grid.collate([grid[k] for k in range(len(paths))])
+    layout = [(p.source, list(p.rows), tuple(p.pixels.shape)) for p in parts]
+    assert layout == [
+        (CLEAN, [0, 2, 4], (3, 40, 40, 3)), (CLEAN, [1, 3], (2, 37, 52, 3)),
+        (1, [0, 2, 4], (3, 40, 40, 3)), (1, [1, 3], (2, 37, 52, 3)),
+        (2, [0, 1, 2, 3, 4], (5, 24, 24, 3)),  # the crop makes every image one size
+    ]
+    clean = Image.open(paths[3]).convert("RGB")
+    assert np.array_equal(parts[1].pixels[1].numpy(), np.asarray(clean))
+    expected = degradations[1].apply(clean, image_seed(0, "id3"))
+    assert np.array_equal(parts[3].pixels[1].numpy(), np.asarray(expected))
+
+
+def test_model_batches_keep_whole_chunks_within_the_batch_size():
+    from mirage_bench.fastpath.decoded_grid import CLEAN, Part
+    from mirage_bench.fastpath.evaluator import model_batches
+
+    def chunk(rows):
+        return [Part(CLEAN, tuple(rows), torch.zeros(len(rows), 2, 2, 3, dtype=torch.uint8)),
+                Part(0, tuple(rows), torch.zeros(len(rows), 1, 1, 3, dtype=torch.uint8))]  # a variant: not counted
+
+    chunks = [chunk([0, 1, 2]), chunk([3, 4, 5]), chunk([6, 7]), chunk([8])]
+    batches = list(model_batches(chunks, batch_size=6))
+    assert [count for _, count in batches] == [6, 3]
+    seen = [int(r) for parts, _ in batches for p in parts if p.source == CLEAN for r in p.rows]
+    assert seen == list(range(9))

@@ -16,7 +16,9 @@ def _random_images(n, h, w, seed=0):
     smooth = rng.integers(0, 256, (n, h // 4 + 1, w // 4 + 1, 3), dtype=np.uint8)
     # mix smooth content with noise so that both flat areas and edges are exercised
     big = np.stack([np.asarray(Image.fromarray(s).resize((w, h), Image.BILINEAR)) for s in smooth])
-    return np.clip(big.astype(int) + rng.integers(-20, 21, big.shape), 0, 255).astype(np.uint8)
+    images = np.clip(big.astype(int) + rng.integers(-20, 21, big.shape), 0, 255).astype(np.uint8)
+    images[:, : h // 2, : w // 3] = 200  # a flat area: sums land next to integers, where rounding order shows
+    return images
 
 
 def _scipy_blur(img: np.ndarray, sigma: float) -> np.ndarray:
@@ -46,6 +48,39 @@ def test_resize_matches_pil_within_stated_tolerance(size, interpolation):
     diff = np.abs(got.permute(0, 2, 3, 1).numpy().astype(int) - expected)
     assert diff.max() <= 2
     assert diff.mean() < {"bicubic": 0.1, "bilinear": 0.25}[interpolation]
+
+
+def test_fused_triton_blur_is_bit_exact_with_scipy_in_the_interpreter(tmp_path):
+    """The CUDA kernel's arithmetic and border handling, run on the CPU by Triton's interpreter (in a fresh
+    process: the interpreter is chosen when the kernel is defined). FMA contraction, the one thing the
+    interpreter cannot show, is switched off in the launch and checked on CUDA in tests/gpu."""
+    pytest.importorskip("triton")
+    import os
+    import subprocess
+    import sys
+
+    sigmas = [0.5, 1.0, 3.0, 5.0]
+    inputs = {"big": _random_images(3, 37, 53, seed=1), "small": _random_images(1, 8, 9, seed=3)}  # small: repeated reflections
+    for name, images in inputs.items():
+        np.save(tmp_path / f"{name}.npy", images)
+    script = (
+        "import sys, numpy as np, torch\n"
+        "from mirage_bench.fastpath.blur_triton import gaussian_blur_uint8_triton\n"
+        "from mirage_bench.fastpath.ops import _gaussian_kernel\n"
+        "root, names, sigmas = sys.argv[1], sys.argv[2].split(','), [float(s) for s in sys.argv[3].split(',')]\n"
+        "for name in names:\n"
+        "    x = torch.from_numpy(np.load(f'{root}/{name}.npy')).permute(0, 3, 1, 2).contiguous()\n"
+        "    for s in sigmas:\n"
+        "        out = gaussian_blur_uint8_triton(x, _gaussian_kernel(s))\n"
+        "        np.save(f'{root}/{name}_{s}.npy', out.permute(0, 2, 3, 1).numpy())\n"
+    )
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    args = [str(tmp_path), ",".join(inputs), ",".join(map(str, sigmas))]
+    subprocess.run([sys.executable, "-c", script, *args], check=True, env=env, timeout=300)
+    for name, images in inputs.items():
+        for sigma in sigmas:
+            expected = np.stack([_scipy_blur(im, sigma) for im in images])
+            np.testing.assert_array_equal(np.load(tmp_path / f"{name}_{sigma}.npy"), expected, err_msg=f"{name}, sigma {sigma}")
 
 
 def test_ops_refuse_float_input():

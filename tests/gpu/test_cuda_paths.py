@@ -27,8 +27,13 @@ def _photos(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
 
 
 @pytest.mark.parametrize("sigma", [1.0, 3.0, 5.0])
-def test_blur_on_cuda_is_bit_exact_with_scipy(sigma):
-    images = _photos(3, 97, 131, seed=int(sigma))
+@pytest.mark.parametrize("shape", [(97, 131), (512, 512), (9, 8)])
+def test_blur_on_cuda_is_bit_exact_with_scipy(sigma, shape):
+    """The fused Triton kernel (FMA contraction off); flat areas are where a contracted multiply-add would
+    flip truncations."""
+    images = _photos(3, *shape, seed=int(sigma))
+    images[:, : shape[0] // 2, : shape[1] // 3] = 200
+    images[0, shape[0] // 2 :] = 255
     expected = images.copy()
     for im in expected:
         for c in range(3):
@@ -109,3 +114,42 @@ def test_mirage_trains_on_cuda_under_bf16_with_frozen_clip():
         assert torch.equal(v, clip_before[k]), k
     with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
         assert detector.eval()(images).dtype == torch.float32
+
+
+def test_fast_scoring_loop_never_waits_for_the_gpu(tmp_path):
+    """Inside the scoring loop the host only queues work: CUDA's sync debug mode raises on any host-device
+    synchronisation (a pageable copy, an ``.item()``, a ``.cpu()``)."""
+    from mirage_bench.degradations import parse
+    from mirage_bench.detectors.build import build_tiny
+    from mirage_bench.fastpath.evaluator import (
+        grid_loader,
+        prepared_batches,
+        score_batches,
+    )
+    from mirage_bench.fastpath.gpu_degrade import gpu_plan
+
+    paths = []
+    for k, image in enumerate(_photos(8, 48, 40, seed=5)):
+        paths.append(str(tmp_path / f"img{k}.png"))
+        Image.fromarray(image if k % 3 else image[:40]).save(paths[-1])  # two sizes
+    manifest = pd.DataFrame({"path": paths, "image_id": [f"id{k}" for k in range(len(paths))]})
+    degradations = [parse(s) for s in ["none", "blur(s=2)", "jpeg(q=50)", "downscale(size=24)"]]
+    plans = [gpu_plan(d) for d in degradations]
+    detector = build_tiny("tinycnn", ["input.size=32"]).cuda().eval()
+    device = torch.device("cuda")
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16)
+
+    def run() -> torch.Tensor:
+        loader = grid_loader(manifest, degradations, [2], 0, raw_jpeg=False, chunk=2, workers=0, pin_memory=True)
+        logits = torch.full((len(degradations), len(paths)), float("nan"), device=device)
+        with torch.no_grad():
+            score_batches(detector, prepared_batches(loader, plans, detector.input_spec, device, 4), logits, autocast)
+        return logits
+
+    run()  # warm-up: kernel selection may synchronise once
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        logits = run()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert torch.isfinite(logits).all()
