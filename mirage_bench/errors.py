@@ -6,6 +6,9 @@ bug and keeps its traceback. Messages say what failed, the value received, what 
 
 from __future__ import annotations
 
+import re
+from typing import Iterable, Iterator, TypeVar
+
 
 class MirageBenchError(Exception):
     """Base class of every error the library raises on purpose."""
@@ -33,3 +36,44 @@ class WeightsError(MirageBenchError):
 
 class ContractError(MirageBenchError):
     """A detector breaks the detector contract (see ``mirage_bench.detectors.base``)."""
+
+
+_WORKER_ERROR = re.compile(r"Caught (?P<name>\w+) in DataLoader worker process \d+\.\nOriginal Traceback")
+
+T = TypeVar("T")
+
+
+def worker_errors(batches: Iterable[T]) -> Iterator[T]:
+    """Iterate a DataLoader, raising a library error from a worker process as the library error.
+
+    Why: DataLoader re-raises a worker's exception as a RuntimeError (or as its own type rebuilt from a text
+    that embeds the worker's whole traceback), so a corrupt image would reach the user as a crash report.
+    The error is rebuilt as its nearest single-message class (an ``UnusableImage`` becomes a ``DataError``)
+    with the original message; the DataLoader's exception stays attached as the cause for ``--debug``.
+    """
+    try:
+        yield from batches
+    except Exception as exc:
+        error = _library_error_in(str(exc))
+        if error is None:
+            raise
+        raise error from exc
+
+
+def _library_error_in(text: str) -> MirageBenchError | None:
+    match = _WORKER_ERROR.match(text)
+    if match is None:
+        return None
+    cls = next((c for c in _subclasses(MirageBenchError) if c.__name__ == match["name"]), None)
+    if cls is None:
+        return None
+    head = f"{cls.__module__}.{cls.__qualname__}: "
+    at = text.rfind(head)
+    if at < 0:
+        return None
+    simple = next(c for c in cls.__mro__ if "__init__" not in vars(c))  # constructible from one message
+    return simple(text[at + len(head):].rstrip("\n"))
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [cls, *(s for sub in cls.__subclasses__() for s in _subclasses(sub))]

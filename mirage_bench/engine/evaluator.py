@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from mirage_bench.config import InputSpec
 from mirage_bench.detectors.base import Detector
 from mirage_bench.engine import distributed, sources
+from mirage_bench.errors import worker_errors
 from mirage_bench.preprocess import eval_transform
 
 
@@ -100,7 +101,7 @@ def score_subset(
     was_training = detector.training
     detector.eval()
     chunks = []
-    for grid in loader:  # B items, each a list of D tensors
+    for grid in worker_errors(loader):  # B items, each a list of D tensors
         chunks.append(torch.stack([forward_by_size(detector, [item[d] for item in grid], device) for d in range(len(degradations))]).cpu())  # [D, B]
         if on_batch:
             on_batch(len(grid) * len(degradations))

@@ -8,7 +8,6 @@ written to the prediction store, one file per evaluation cell, and every table i
 from __future__ import annotations
 
 import time
-
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence

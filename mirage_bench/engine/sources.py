@@ -8,7 +8,6 @@ from typing import Any, Sequence
 from PIL import Image
 
 
-
 def open_rgb(path: str | Path) -> Image.Image:
     """A fully decoded RGB image, strict (see ``mirage_bench.data.images``)."""
     from mirage_bench.data.images import open_rgb as decode

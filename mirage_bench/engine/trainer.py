@@ -28,7 +28,7 @@ from mirage_bench.detectors.base import Detector
 from mirage_bench.detectors.checkpoint import atomic_torch_save, save_checkpoint
 from mirage_bench.engine import distributed, sources
 from mirage_bench.engine.evaluator import score_subset
-from mirage_bench.errors import DataError
+from mirage_bench.errors import DataError, worker_errors
 
 STATE_FILE = "state.pt"
 MODEL_FILE = "model.pt"
@@ -287,6 +287,6 @@ def train_cell(
 
 def _with_empty_batches(loader: DataLoader, batches: list[list[int]]):
     """The loader's batches, with ``(None, None)`` where this rank's share of a global batch is empty."""
-    produced = iter(loader)
+    produced = iter(worker_errors(loader))
     for batch in batches:
         yield next(produced) if batch else (None, None, None)

@@ -28,7 +28,7 @@ from mirage_bench.degradations import image_seed
 from mirage_bench.detectors.base import Detector
 from mirage_bench.engine import distributed
 from mirage_bench.engine.evaluator import Scores, assert_exactly_once
-from mirage_bench.errors import ConfigError
+from mirage_bench.errors import ConfigError, worker_errors
 from mirage_bench.fastpath.decoded_grid import CLEAN, RAW_JPEG, DecodedGrid, Part
 from mirage_bench.fastpath.gpu_degrade import BatchOp, gpu_plan
 from mirage_bench.fastpath.gpu_preprocess import eval_preprocess, supported
@@ -122,7 +122,7 @@ def model_batches(loader: Iterable[list[Part]], batch_size: int) -> Iterator[tup
     """Whole chunks gathered into model batches of at most ``batch_size`` images, with their image counts."""
     pending: list[Part] = []
     count = 0
-    for parts in loader:
+    for parts in worker_errors(loader):
         n = image_count(parts)
         if pending and count + n > batch_size:
             yield pending, count
