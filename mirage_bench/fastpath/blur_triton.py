@@ -24,22 +24,29 @@ _BLOCK = 1024
 
 
 @triton.jit
-def _blur_pass(src, dst, weights, total, length, stride, RADIUS: tl.constexpr, BLOCK: tl.constexpr):
+def _reflect(p, length, WIDE: tl.constexpr):
+    """scipy 'reflect' (d c b a | a b c d | d c b a) of an index at most RADIUS outside [0, length); WIDE:
+    the kernel is wider than the axis, so the reflection repeats (periodic in 2 * length)."""
+    if WIDE:
+        period = 2 * length
+        p = (p % period + period) % period
+        return tl.where(p >= length, period - 1 - p, p)
+    p = tl.where(p < 0, -p - 1, p)
+    return tl.where(p >= length, 2 * length - 1 - p, p)
+
+
+@triton.jit
+def _blur_pass(src, dst, weights, total, length, stride, RADIUS: tl.constexpr, WIDE: tl.constexpr, BLOCK: tl.constexpr):
     """One 1-D pass along an axis of ``length`` elements spaced ``stride`` apart in a contiguous uint8 tensor."""
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < total
     pos = (offs // stride) % length
     base = offs - pos * stride
-    period = 2 * length
     out = tl.load(src + offs, mask=mask, other=0).to(tl.float64) * tl.load(weights + RADIUS)
-    for j in tl.static_range(RADIUS, 0, -1):
-        # scipy 'reflect' (d c b a | a b c d | d c b a), repeated for kernels wider than the axis
-        left = ((pos - j) % period + period) % period
-        left = tl.where(left >= length, period - 1 - left, left)
-        right = (pos + j) % period
-        right = tl.where(right >= length, period - 1 - right, right)
-        pair = tl.load(src + base + left * stride, mask=mask, other=0).to(tl.int32) + \
-            tl.load(src + base + right * stride, mask=mask, other=0).to(tl.int32)
+    for j in tl.static_range(RADIUS, 0, -1):  # scipy's order: the outermost pair first
+        left = tl.load(src + base + _reflect(pos - j, length, WIDE) * stride, mask=mask, other=0)
+        right = tl.load(src + base + _reflect(pos + j, length, WIDE) * stride, mask=mask, other=0)
+        pair = left.to(tl.int32) + right.to(tl.int32)
         out = out + pair.to(tl.float64) * tl.load(weights + RADIUS + j)
     tl.store(dst + offs, out.to(tl.uint8), mask=mask)
 
@@ -54,6 +61,7 @@ def gaussian_blur_uint8_triton(images: torch.Tensor, weights: np.ndarray) -> tor
     rows = torch.empty_like(x)
     out = torch.empty_like(x)
     grid = (triton.cdiv(x.numel(), _BLOCK),)
-    _blur_pass[grid](x, rows, w, x.numel(), h, width, RADIUS=radius, BLOCK=_BLOCK, enable_fp_fusion=False)
-    _blur_pass[grid](rows, out, w, x.numel(), width, 1, RADIUS=radius, BLOCK=_BLOCK, enable_fp_fusion=False)
+    for source, target, length, stride in ((x, rows, h, width), (rows, out, width, 1)):  # rows (scipy axis 0), then columns
+        _blur_pass[grid](source, target, w, x.numel(), length, stride, RADIUS=radius, WIDE=radius >= length, BLOCK=_BLOCK,
+                         enable_fp_fusion=False)
     return out
