@@ -8,7 +8,8 @@ that image's whole grid. Fused, each pass reads uint8 and writes uint8 once.
 Exactness: the same float64 operations in the same order as scipy's ``NI_Correlate1D`` (see ``ops``), with
 ``enable_fp_fusion=False`` so that no multiply and add are contracted into an FMA (a different rounding,
 which flips truncations in flat areas). Pair sums of uint8 values are exact in int32, as they are in float64.
-Tested bit-exact against scipy on CUDA (``tests/gpu``) and, through Triton's interpreter, on the CPU.
+Tested on the CPU: bit-exact against scipy through Triton's interpreter, and the kernel compiled for sm_90
+has no FMA in its PTX; on CUDA, bit-exact against scipy (``tests/gpu``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ import triton.language as tl
 from mirage_bench.fastpath.ops import host_to_device
 
 _BLOCK = 1024
+#: Launch options: no multiply-add contraction (``tests/fastpath`` compiles the kernel for sm_90 and reads
+#: the PTX: separate ``mul.rn.f64`` and ``add.rn.f64``, no ``fma``).
+COMPILE_OPTIONS = {"enable_fp_fusion": False}
 
 
 @triton.jit
@@ -28,11 +32,10 @@ def _reflect(p, length, WIDE: tl.constexpr):
     """scipy 'reflect' (d c b a | a b c d | d c b a) of an index at most RADIUS outside [0, length); WIDE:
     the kernel is wider than the axis, so the reflection repeats (periodic in 2 * length)."""
     if WIDE:
-        period = 2 * length
-        p = (p % period + period) % period
-        return tl.where(p >= length, period - 1 - p, p)
-    p = tl.where(p < 0, -p - 1, p)
-    return tl.where(p >= length, 2 * length - 1 - p, p)
+        q = (p % (2 * length) + 2 * length) % (2 * length)
+    else:
+        q = tl.where(p < 0, -p - 1, p)
+    return tl.where(q >= length, 2 * length - 1 - q, q)
 
 
 @triton.jit
@@ -63,5 +66,5 @@ def gaussian_blur_uint8_triton(images: torch.Tensor, weights: np.ndarray) -> tor
     grid = (triton.cdiv(x.numel(), _BLOCK),)
     for source, target, length, stride in ((x, rows, h, width), (rows, out, width, 1)):  # rows (scipy axis 0), then columns
         _blur_pass[grid](source, target, w, x.numel(), length, stride, RADIUS=radius, WIDE=radius >= length, BLOCK=_BLOCK,
-                         enable_fp_fusion=False)
+                         **COMPILE_OPTIONS)
     return out

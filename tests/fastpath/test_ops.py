@@ -84,6 +84,24 @@ def test_fused_triton_blur_is_bit_exact_with_scipy_in_the_interpreter(tmp_path):
             np.testing.assert_array_equal(np.load(tmp_path / f"{name}_{sigma}.npy"), expected, err_msg=f"{name}, sigma {sigma}")
 
 
+@pytest.mark.parametrize("wide", [False, True])
+def test_fused_triton_blur_compiles_for_hopper_without_fma(wide):
+    """The kernel as launched, compiled for an H100 (sm_90) with Triton's bundled ptxas, no GPU needed: every
+    float64 multiply and add is its own rounded instruction, as in scipy's C loop."""
+    triton = pytest.importorskip("triton")
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from mirage_bench.fastpath.blur_triton import COMPILE_OPTIONS, _blur_pass
+
+    signature = {"src": "*u8", "dst": "*u8", "weights": "*fp64", "total": "i64", "length": "i32", "stride": "i32",
+                 "RADIUS": "constexpr", "WIDE": "constexpr", "BLOCK": "constexpr"}
+    source = ASTSource(fn=_blur_pass, signature=signature, constexprs={"RADIUS": 3, "WIDE": wide, "BLOCK": 1024})
+    ptx = triton.compile(source, target=GPUTarget("cuda", 90, 32), options=COMPILE_OPTIONS).asm["ptx"]
+    assert "fma" not in ptx
+    assert "mul.rn.f64" in ptx and "add.rn.f64" in ptx
+
+
 def test_ops_refuse_float_input():
     with pytest.raises(TypeError, match="uint8"):
         gaussian_blur_uint8(torch.zeros(1, 3, 4, 4), 1.0)
