@@ -18,7 +18,7 @@ _Out = typer.Option(Path("results/runs"), "--out", help="Output folder: checkpoi
 _Seeds = typer.Option("0", "--seeds", help="Comma-separated training seeds, e.g. 0,1,2.")
 _Device = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N (torchrun gives each rank its own GPU).")
 _DryRun = typer.Option(False, "--dry-run", help="List the cells with their status and the work they need; run nothing.")
-_Workers = typer.Option(0, "--workers", help="Data-loading worker processes.")
+_Workers = typer.Option(None, "--workers", help="Data-loading worker processes (default: on CUDA all cores but one, at most 16; on CPU none).")
 _Backbone = typer.Option(None, "--backbone", help="Backbone architecture for recipes that have one (e.g. ViT-L-14).")
 _Pretrained = typer.Option(None, "--pretrained", help="Pretrained tag or weights file for that backbone (e.g. openai).")
 _Impl = typer.Option("auto", "--impl", help="Evaluation path: reference (PIL/scipy, exact), fast (GPU ops, tested tolerances), auto (fast on CUDA).")
@@ -75,7 +75,7 @@ def _command(stages: tuple[bool, bool], doc: str):
     def command(
         protocol: str = _Protocol, detectors: Optional[str] = _Detectors, data_root: Optional[Path] = _DataRoot, out: Path = _Out,
         seeds: str = _Seeds, overrides: Optional[List[str]] = Overrides, device: str = _Device, dry_run: bool = _DryRun,
-        workers: int = _Workers, backbone: Optional[str] = _Backbone, pretrained: Optional[str] = _Pretrained,
+        workers: Optional[int] = _Workers, backbone: Optional[str] = _Backbone, pretrained: Optional[str] = _Pretrained,
         recipes: Optional[List[Path]] = RecipeDirs, protocols: Optional[List[Path]] = ProtocolDirs, n_boot: int = _Boot,
         impl: str = _Impl, compile_model: bool = _Compile,
     ) -> None:

@@ -7,8 +7,9 @@ written to the prediction store, one file per evaluation cell, and every table i
 
 from __future__ import annotations
 
+import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -19,7 +20,7 @@ import torch
 from mirage_bench.config import RecipeCard
 from mirage_bench.engine import cells, distributed, sources
 from mirage_bench.engine.record import base_record
-from mirage_bench.errors import DataError
+from mirage_bench.errors import ConfigError, DataError
 from mirage_bench.protocol import ProtocolCard
 from mirage_bench.store import Store, write_json
 
@@ -82,7 +83,7 @@ class EvalJob:
 class Options:
     out: Path = Path("results/runs")
     device: str = "cpu"
-    workers: int = 0
+    workers: int | None = None  # None: on CUDA this process's share of the cores but one (at most 16); on CPU none
     eval_batch_size: int = 64
     state_every: int = 50
     impl: str = "auto"
@@ -94,6 +95,19 @@ class Options:
         if self.impl == "auto":
             return "fast" if str(device).startswith("cuda") else "reference"
         return self.impl
+
+    def resolved_workers(self, device: str) -> int:
+        """Data-loading workers: as given, else enough to feed a GPU (decoding is the CPU's job there) and
+        none on a CPU, whose cores already run the model."""
+        if self.workers is not None:
+            if self.workers < 0:
+                raise ConfigError(f"--workers {self.workers} is negative; give 0 (load in the main process) or more")
+            return self.workers
+        if not str(device).startswith("cuda"):
+            return 0
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        ranks_here = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # torchrun: processes sharing this machine
+        return max(1, min(16, cores // ranks_here - 1))
 
 
 def validation_for(name: str, train: pd.DataFrame, validation: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -172,12 +186,13 @@ def execute(bench: Benchmark, options: Options, *, train: bool = True, evaluate:
     store = Store(options.out)
     device = distributed.init_from_env(options.device)
     impl = options.resolved_impl(device)
+    options = replace(options, workers=options.resolved_workers(device))
     rank, world = distributed.rank_and_world()
     run_id = distributed.broadcast_object(store.new_run_id() if rank == 0 else None)
     record = base_record(run_id, device, world)
     record.update(protocol={"name": bench.protocol.name, "version": bench.protocol.version, "card": bench.protocol.model_dump(mode="json")},
                   recipes={r.name: r.model_dump(mode="json") for r in bench.recipes}, seeds=bench.seeds,
-                  degradations=[d.spec for d in bench.degradations], degradation_impl=impl,
+                  degradations=[d.spec for d in bench.degradations], degradation_impl=impl, workers=options.workers,
                   data={"train": {k: cells.frame_hash(v) for k, v in bench.subsets.train.items()},
                         "validation": {k: cells.frame_hash(v) for k, v in bench.subsets.validation.items()},
                         "test": {k: cells.frame_hash(v) for k, v in bench.subsets.test.items()}},

@@ -1,0 +1,34 @@
+"""Run options that depend on the device: the evaluation path and the number of data-loading workers."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from mirage_bench.engine.runner import Options
+from mirage_bench.errors import ConfigError
+
+
+def test_workers_as_given_or_refused_when_negative():
+    assert Options(workers=3).resolved_workers("cuda") == 3
+    assert Options(workers=0).resolved_workers("cuda:1") == 0
+    with pytest.raises(ConfigError, match="--workers -1"):
+        Options(workers=-1).resolved_workers("cpu")
+
+
+def test_default_workers_feed_a_gpu_and_stay_off_on_a_cpu(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(32)), raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert Options().resolved_workers("cpu") == 0
+    assert Options().resolved_workers("cuda") == 16  # 31 free cores, capped
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # torchrun, four GPUs: each rank gets its share
+    assert Options().resolved_workers("cuda:0") == 7
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE")
+    assert Options().resolved_workers("cuda") == 1
+
+
+def test_auto_implementation_is_fast_on_cuda_only():
+    assert Options().resolved_impl("cuda:0") == "fast"
+    assert Options().resolved_impl("cpu") == "reference"
