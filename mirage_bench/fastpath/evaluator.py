@@ -113,22 +113,33 @@ def grid_loader(manifest: pd.DataFrame, degradations: Sequence[Any], cpu_indices
                       pin_memory=pin_memory, prefetch_factor=4 if workers else None)
 
 
+#: Most uint8 pixel bytes (clean and CPU-degraded, all sizes) in one model batch: 256 images of 512 px with two
+#: CPU variants take 0.6 GB; 256 camera photos of 12 Mpx would take 28 GB before any float copy, so such
+#: batches are cut short instead of running the device out of memory.
+MAX_BATCH_BYTES = 2 << 30
+
+
 def image_count(parts: list[Part]) -> int:
     """Images in a chunk or batch (each image has exactly one clean or raw Part row)."""
     return sum(len(part.rows) for part in parts if part.source in (CLEAN, RAW_JPEG))
 
 
-def model_batches(loader: Iterable[list[Part]], batch_size: int) -> Iterator[tuple[list[Part], int]]:
-    """Whole chunks gathered into model batches of at most ``batch_size`` images, with their image counts."""
+def _bytes(parts: list[Part]) -> int:
+    return sum(part.pixels.numel() if part.source != RAW_JPEG else sum(data.numel() for data in part.pixels) for part in parts)
+
+
+def model_batches(loader: Iterable[list[Part]], batch_size: int, max_bytes: int = MAX_BATCH_BYTES) -> Iterator[tuple[list[Part], int]]:
+    """Whole chunks gathered into model batches of at most ``batch_size`` images and ``max_bytes`` of pixels
+    (a single chunk may exceed it), with their image counts."""
     pending: list[Part] = []
-    count = 0
+    count = size = 0
     for parts in worker_errors(loader):
-        n = image_count(parts)
-        if pending and count + n > batch_size:
+        n, b = image_count(parts), _bytes(parts)
+        if pending and (count + n > batch_size or size + b > max_bytes):
             yield pending, count
-            pending, count = [], 0
+            pending, count, size = [], 0, 0
         pending.extend(parts)
-        count += n
+        count, size = count + n, size + b
     if pending:
         yield pending, count
 

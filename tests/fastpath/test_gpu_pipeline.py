@@ -132,3 +132,12 @@ def test_model_batches_keep_whole_chunks_within_the_batch_size():
     assert [count for _, count in batches] == [6, 3]
     seen = [int(r) for parts, _ in batches for p in parts if p.source == CLEAN for r in p.rows]
     assert seen == list(range(9))
+
+
+def test_model_batches_are_cut_short_when_images_are_large():
+    from mirage_bench.fastpath.decoded_grid import CLEAN, Part
+    from mirage_bench.fastpath.evaluator import model_batches
+
+    chunks = [[Part(CLEAN, (k,), torch.zeros(1, 10, 10, 3, dtype=torch.uint8))] for k in range(5)]  # 300 bytes each
+    assert [count for _, count in model_batches(chunks, batch_size=8, max_bytes=700)] == [2, 2, 1]
+    assert [count for _, count in model_batches(chunks, batch_size=8, max_bytes=100)] == [1, 1, 1, 1, 1]  # one chunk always goes
