@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from mirage_bench.errors import ConfigError
+from mirage_bench.preprocess import center_offset
 
 _TORCH_MODES = {"bicubic": "bicubic", "bilinear": "bilinear", "nearest": "nearest-exact"}
 
@@ -105,8 +106,9 @@ def resize_uint8(images: torch.Tensor, size: tuple[int, int], interpolation: str
 
 
 def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
+    """``preprocess.center_crop`` (torchvision's placement) on a batch."""
     h, w = images.shape[-2:]
-    top, left = (h - size) // 2, (w - size) // 2
+    top, left = center_offset(h, size), center_offset(w, size)
     return images[..., top : top + size, left : left + size]
 
 
