@@ -15,6 +15,7 @@ from PIL import Image
 
 from mirage_bench.config import InputSpec
 from mirage_bench.errors import DataError
+from mirage_bench.geometry import center_offset, shorter_side_to
 
 _INTERPOLATION = {
     "bicubic": Image.Resampling.BICUBIC,
@@ -24,16 +25,10 @@ _INTERPOLATION = {
 }
 
 
-def shorter_side_target(width: int, height: int, side: int) -> tuple[int, int]:
-    """(width, height) once the shorter side is ``side`` (the longer one scaled and rounded)."""
-    scale = side / min(width, height)
-    return max(side, round(width * scale)), max(side, round(height * scale))
-
-
 def resize_shorter(image: Image.Image, side: int, interpolation: str) -> Image.Image:
     if min(image.size) == side:
         return image
-    return image.resize(shorter_side_target(*image.size, side), _INTERPOLATION[interpolation])
+    return image.resize(shorter_side_to(image.size, side), _INTERPOLATION[interpolation])
 
 
 def _fit(image: Image.Image, spec: InputSpec, name: str, needs_crop: bool) -> Image.Image:
@@ -54,15 +49,10 @@ def _fit(image: Image.Image, spec: InputSpec, name: str, needs_crop: bool) -> Im
 
 
 def center_crop(image: Image.Image, size: int) -> Image.Image:
-    """torchvision's ``CenterCrop`` placement, ``round((W - size) / 2)`` (half to even), which the field's
-    evaluation scripts use: for odd margins it can sit one pixel right of ``(W - size) // 2``."""
+    """torchvision's ``CenterCrop`` placement (``geometry.center_offset``)."""
     w, h = image.size
     left, top = center_offset(w, size), center_offset(h, size)
     return image.crop((left, top, left + size, top + size))
-
-
-def center_offset(length: int, size: int) -> int:
-    return int(round((length - size) / 2.0))
 
 
 def to_tensor(image: Image.Image, spec: InputSpec) -> torch.Tensor:

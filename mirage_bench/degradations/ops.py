@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 
 from mirage_bench.degradations.base import Primitive, register
 from mirage_bench.errors import DataError
+from mirage_bench.geometry import center_offset, shorter_side_to
 
 Interpolation = Literal["nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"]
 _RESAMPLE = {
@@ -76,14 +77,6 @@ class Blur(Primitive):
         return Image.fromarray(array)
 
 
-def _shorter_side_to(size: tuple[int, int], side: int) -> tuple[int, int]:
-    """torchvision's ``Resize(side)``: the shorter side becomes ``side``, the longer is scaled and truncated."""
-    w, h = size
-    if w <= h:
-        return side, int(side * h / w)
-    return int(side * w / h), side
-
-
 def _scaled_by(size: tuple[int, int], factor: float) -> tuple[int, int]:
     """Both sides times ``factor``, truncated (``int(w * f)``), at least 1 px."""
     return max(1, int(size[0] * factor)), max(1, int(size[1] * factor))
@@ -120,7 +113,7 @@ class Downscale(Primitive):
     def target_size(self, size: tuple[int, int]) -> tuple[int, int]:
         """(width, height) of the result for an image of ``size`` (unchanged when it is already small)."""
         if self.size is not None:
-            return size if min(size) <= self.size else _shorter_side_to(size, self.size)
+            return size if min(size) <= self.size else shorter_side_to(size, self.size)
         return _scaled_by(size, self.f)
 
     def _apply(self, img: Image.Image, seed: int) -> Image.Image:
@@ -150,7 +143,7 @@ class Resize(Primitive):
     def target_size(self, size: tuple[int, int]) -> tuple[int, int]:
         """(width, height) of the result for an image of ``size``."""
         if self.size is not None:
-            return _shorter_side_to(size, self.size)
+            return shorter_side_to(size, self.size)
         if self.f is not None:
             return _scaled_by(size, self.f)
         return (self.w, self.h)
@@ -199,7 +192,7 @@ class Crop(Primitive):
                 "Downscale less, crop smaller, or leave cropping to the detector's preprocessing."
             )
         if self.pos == "center":
-            left, top = int(round((w - self.size) / 2.0)), int(round((h - self.size) / 2.0))
+            left, top = center_offset(w, self.size), center_offset(h, self.size)
         else:
             rng = np.random.default_rng(seed)
             left, top = int(rng.integers(0, w - self.size + 1)), int(rng.integers(0, h - self.size + 1))

@@ -21,7 +21,7 @@ import torch
 from mirage_bench.config import RecipeCard
 
 #: Bump when a change to the engine changes results, so old cells are not reused.
-ENGINE_VERSION = 2  # 2: centre crops placed as torchvision places them
+ENGINE_VERSION = 2  # 2: centre crops and shorter-side resizes sized and placed as torchvision does (geometry)
 _IDENTITY_COLUMNS = ["image_id", "sha256", "label", "generator"]
 
 

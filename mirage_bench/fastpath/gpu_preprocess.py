@@ -7,14 +7,14 @@ import torch
 from mirage_bench.config import InputSpec
 from mirage_bench.errors import DataError
 from mirage_bench.fastpath.ops import center_crop, normalize, resize_uint8
-from mirage_bench.preprocess import shorter_side_target
+from mirage_bench.geometry import shorter_side_to
 
 
 def _resize_shorter(x: torch.Tensor, side: int, interpolation: str) -> torch.Tensor:
     h, w = x.shape[-2:]
     if min(h, w) == side:
         return x
-    tw, th = shorter_side_target(w, h, side)
+    tw, th = shorter_side_to((w, h), side)
     return resize_uint8(x, (th, tw), interpolation)
 
 

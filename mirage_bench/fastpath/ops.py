@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from mirage_bench.errors import ConfigError
-from mirage_bench.preprocess import center_offset
+from mirage_bench.geometry import center_offset
 
 _TORCH_MODES = {"bicubic": "bicubic", "bilinear": "bilinear", "nearest": "nearest-exact"}
 

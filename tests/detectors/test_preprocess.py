@@ -23,3 +23,20 @@ def test_center_crop_matches_torchvision(margin):
     np.testing.assert_array_equal(np.asarray(center_crop(image, size)), expected)
     batch = torch.from_numpy(pixels).permute(2, 0, 1)[None]
     np.testing.assert_array_equal(center_crop_batch(batch, size)[0].permute(1, 2, 0).numpy(), expected)
+
+
+@pytest.mark.parametrize("size", [(500, 375), (375, 500), (333, 257), (257, 333), (640, 427), (300, 300)])
+def test_eval_transform_equals_the_torchvision_pipeline_of_the_field(size):
+    """Resize(256, bicubic) -> CenterCrop(224) -> ToTensor -> Normalize, the UnivFD/CLIP evaluation pipeline."""
+    import torchvision.transforms as T
+
+    from mirage_bench.config import InputSpec
+    from mirage_bench.preprocess import eval_transform
+
+    spec = InputSpec(size=224, resize=256, interpolation="bicubic", mean=(0.48145466, 0.4578275, 0.40821073),
+                     std=(0.26862954, 0.26130258, 0.27577711))
+    field = T.Compose([T.Resize(256, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(224), T.ToTensor(),
+                       T.Normalize(spec.mean, spec.std)])
+    pixels = np.random.default_rng(size[0]).integers(0, 256, (size[1] // 8 + 1, size[0] // 8 + 1, 3), dtype=np.uint8)
+    image = Image.fromarray(pixels).resize(size, Image.BICUBIC)
+    torch.testing.assert_close(eval_transform(image, spec), field(image), rtol=0, atol=1e-6)
