@@ -2,7 +2,7 @@
 # The one prepared GPU session (device tool): CUDA tests, the blur and throughput benchmarks, an engine run on CUDA.
 # Run from the repo root on the GPU machine with the wheels in .whl (open_clip, ftfy, wcwidth, pydantic):
 #   bash benchmarks/gpu_run.sh            (writes logs to $OUT when set, else to ./gpu-logs)
-# Budget: about 8 minutes in all (tests 100 s, blur 40 s, throughput 260 s, engine 90 s), inside one 10-minute call.
+# Budget: about 9 minutes in all (tests 100 s, blur 40 s, throughput 260 s + 60 s varied sizes, engine 90 s), inside one 10-minute call.
 set -uo pipefail
 LOGS="${OUT:-gpu-logs}"; mkdir -p "$LOGS"
 export PYTHONUNBUFFERED=1
@@ -13,4 +13,5 @@ python3 -c "import torch, torchvision, open_clip; print('torch', torch.__version
 echo "== CUDA tests"; timeout 100 python3 -m pytest tests/gpu -q -s -p no:cacheprovider 2>&1 | tee "$LOGS/gpu_tests.log" | grep -v "^WARNING" | tail -12
 echo "== blur"; timeout 90 python3 benchmarks/blur_throughput.py --images 64 2>&1 | grep -v "^WARNING" | tee "$LOGS/blur.log"
 echo "== throughput"; timeout 260 python3 benchmarks/eval_throughput.py --device cuda --images 1536 --batch 256 --workers 15 --no-train --compile 2>&1 | grep -v "^WARNING" | tee "$LOGS/throughput.log"
+echo "== throughput, JPEGs of varied sizes"; timeout 60 python3 benchmarks/eval_throughput.py --device cuda --images 512 --batch 256 --workers 15 --no-train --no-naive --varied 2>&1 | grep -v "^WARNING" | tee "$LOGS/throughput_varied.log"
 echo "== engine on CUDA (mini protocol, fast path)"; timeout 90 python3 -m mirage_bench run --device cuda --impl fast --out /tmp/gpu-run 2>&1 | grep -v "━\|WARNING" | tee "$LOGS/engine_run.log" | tail -30
