@@ -31,8 +31,8 @@ from mirage_bench.engine.evaluator import Scores, assert_exactly_once
 from mirage_bench.errors import ConfigError, worker_errors
 from mirage_bench.fastpath.decoded_grid import CLEAN, RAW_JPEG, DecodedGrid, Part
 from mirage_bench.fastpath.gpu_degrade import BatchOp, gpu_plan
-from mirage_bench.fastpath.gpu_preprocess import eval_preprocess, supported
-from mirage_bench.fastpath.ops import host_to_device
+from mirage_bench.fastpath.gpu_preprocess import eval_geometry, supported
+from mirage_bench.fastpath.ops import host_to_device, normalize
 
 Group = tuple[torch.Tensor, torch.Tensor]  # (manifest rows int64 [n], images [n, ...]), both on the device
 
@@ -157,8 +157,8 @@ def _model_inputs(sources: dict[int, list[Group]], plans: Sequence[BatchOp | Non
                   ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
     for j, plan in enumerate(plans):
         degraded = [(rows, plan(x)) for rows, x in sources[CLEAN]] if plan is not None else sources[j]
-        for rows, x in merge_by_shape([(rows, eval_preprocess(x, spec)) for rows, x in degraded]):
-            yield j, rows, x
+        for rows, x in merge_by_shape([(rows, eval_geometry(x, spec)) for rows, x in degraded]):
+            yield j, rows, normalize(x, spec.mean, spec.std)
 
 
 def merge_by_shape(groups: list[Group]) -> list[Group]:

@@ -1,4 +1,5 @@
-"""The detector's evaluation preprocessing (``preprocess.eval_transform``) on batched uint8 tensors."""
+"""The detector's evaluation preprocessing (``preprocess.eval_transform``) on batched uint8 tensors: geometry here,
+then ``ops.normalize``."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import torch
 
 from mirage_bench.config import InputSpec
 from mirage_bench.errors import DataError
-from mirage_bench.fastpath.ops import center_crop, normalize, resize_uint8
+from mirage_bench.fastpath.ops import center_crop, resize_uint8
 from mirage_bench.geometry import shorter_side_to
 
 
@@ -18,8 +19,10 @@ def _resize_shorter(x: torch.Tensor, side: int, interpolation: str) -> torch.Ten
     return resize_uint8(x, (th, tw), interpolation)
 
 
-def eval_preprocess(x: torch.Tensor, spec: InputSpec, name: str = "<batch>", dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """uint8 ``[G, 3, H, W]`` (one size) -> normalised ``[G, 3, S, S]`` exactly as ``eval_transform`` orders it."""
+def eval_geometry(x: torch.Tensor, spec: InputSpec, name: str = "<batch>") -> torch.Tensor:
+    """uint8 ``[G, 3, H, W]`` (one size) -> uint8 ``[G, 3, S, S]``: ``eval_transform``'s resizes and crops in its
+    order. Normalising (``ops.normalize``) comes after, once per batch of equally sized results: for images of
+    many sizes, that is one set of kernels per batch instead of one per image."""
     crop = spec.eval_crop == "center"
     if spec.resize is not None:
         x = _resize_shorter(x, spec.resize, spec.interpolation)
@@ -36,7 +39,7 @@ def eval_preprocess(x: torch.Tensor, spec: InputSpec, name: str = "<batch>", dty
         x = x[..., : h - h % 2, : w - w % 2]
     if crop:
         x = center_crop(x, spec.size)
-    return normalize(x, spec.mean, spec.std, dtype)
+    return x
 
 
 def supported(spec: InputSpec) -> bool:

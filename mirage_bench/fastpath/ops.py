@@ -112,8 +112,8 @@ def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
     return images[..., top : top + size, left : left + size]
 
 
-def normalize(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """uint8 -> ``(x / 255 - mean) / std`` in ``dtype``."""
+def normalize(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """uint8 -> float32 ``(x / 255 - mean) / std``."""
     m = host_to_device(torch.tensor(mean, dtype=torch.float32), images.device).view(1, -1, 1, 1)
     s = host_to_device(torch.tensor(std, dtype=torch.float32), images.device).view(1, -1, 1, 1)
-    return ((images.to(torch.float32) / 255.0 - m) / s).to(dtype)
+    return (images.to(torch.float32) / 255.0 - m) / s

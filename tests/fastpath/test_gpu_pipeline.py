@@ -11,7 +11,8 @@ from PIL import Image
 from mirage_bench.config import InputSpec
 from mirage_bench.degradations import image_seed, parse
 from mirage_bench.fastpath.gpu_degrade import gpu_plan
-from mirage_bench.fastpath.gpu_preprocess import eval_preprocess
+from mirage_bench.fastpath.gpu_preprocess import eval_geometry
+from mirage_bench.fastpath.ops import normalize
 from mirage_bench.preprocess import eval_transform
 
 
@@ -60,7 +61,7 @@ def test_cpu_only_degradations_have_no_gpu_plan(spec):
 def test_gpu_preprocess_matches_eval_transform(shape, spec):
     image = _photo(*shape, seed=2)
     expected = eval_transform(image, spec)
-    got = eval_preprocess(_as_batch(image), spec)[0]
+    got = normalize(eval_geometry(_as_batch(image), spec), spec.mean, spec.std)[0]
     assert got.shape == expected.shape
     one_level = 1.0 / 255.0 / min(spec.std)
     assert (got - expected).abs().max() <= 2 * one_level + 1e-6
