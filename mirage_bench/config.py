@@ -38,6 +38,8 @@ class InputSpec(StrictModel):
 
     size: int = Field(224, ge=8, description="side of the square crop fed to the model")
     resize: int | None = Field(None, ge=8, description="resize the shorter side to this first; null keeps native resolution")
+    eval_resize: bool = Field(True, description="apply `resize` at evaluation too; false evaluates at native resolution "
+                              "(the 224 centre crop CNNSpot's and UnivFD's authors test with)")
     interpolation: Literal["bicubic", "bilinear", "nearest", "lanczos"] = "bicubic"
     eval_crop: Literal["center", "none"] = "center"
     train_crop: Literal["random", "random-resized", "center", "none"] = "random"
@@ -47,6 +49,10 @@ class InputSpec(StrictModel):
     odd_size: Literal["keep", "crop-even"] = "keep"
     mean: tuple[float, float, float] = CLIP_MEAN
     std: tuple[float, float, float] = CLIP_STD
+
+    def resize_for(self, training: bool) -> int | None:
+        """The shorter-side resize of training, or of evaluation (which ``eval_resize`` may switch off)."""
+        return self.resize if training or self.eval_resize else None
 
     @field_validator("std")
     @classmethod

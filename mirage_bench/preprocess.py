@@ -31,9 +31,10 @@ def resize_shorter(image: Image.Image, side: int, interpolation: str) -> Image.I
     return image.resize(shorter_side_to(image.size, side), _INTERPOLATION[interpolation])
 
 
-def _fit(image: Image.Image, spec: InputSpec, name: str, needs_crop: bool) -> Image.Image:
-    if spec.resize is not None:
-        image = resize_shorter(image, spec.resize, spec.interpolation)
+def _fit(image: Image.Image, spec: InputSpec, name: str, needs_crop: bool, training: bool) -> Image.Image:
+    resize = spec.resize_for(training)
+    if resize is not None:
+        image = resize_shorter(image, resize, spec.interpolation)
     if needs_crop and min(image.size) < spec.size:
         if spec.small_image == "error":
             raise DataError(
@@ -65,7 +66,7 @@ def to_tensor(image: Image.Image, spec: InputSpec) -> torch.Tensor:
 
 def eval_transform(image: Image.Image, spec: InputSpec, name: str = "<image>") -> torch.Tensor:
     """Deterministic evaluation preprocessing."""
-    image = _fit(image, spec, name, needs_crop=spec.eval_crop == "center")
+    image = _fit(image, spec, name, needs_crop=spec.eval_crop == "center", training=False)
     if spec.eval_crop == "center":
         image = center_crop(image, spec.size)
     return to_tensor(image, spec)
@@ -73,7 +74,7 @@ def eval_transform(image: Image.Image, spec: InputSpec, name: str = "<image>") -
 
 def train_transform(image: Image.Image, spec: InputSpec, generator: torch.Generator, name: str = "<image>") -> torch.Tensor:
     """Training preprocessing (random crop policy + flip), reproducible through ``generator``."""
-    image = _fit(image, spec, name, needs_crop=spec.train_crop in {"random", "center"})
+    image = _fit(image, spec, name, needs_crop=spec.train_crop in {"random", "center"}, training=True)
     w, h = image.size
     if spec.train_crop == "random":
         left = int(torch.randint(0, w - spec.size + 1, (1,), generator=generator))

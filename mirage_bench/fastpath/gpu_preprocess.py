@@ -24,8 +24,9 @@ def eval_geometry(x: torch.Tensor, spec: InputSpec, name: str = "<batch>") -> to
     order. Normalising (``ops.normalize``) comes after, once per batch of equally sized results: for images of
     many sizes, that is one set of kernels per batch instead of one per image."""
     crop = spec.eval_crop == "center"
-    if spec.resize is not None:
-        x = _resize_shorter(x, spec.resize, spec.interpolation)
+    resize = spec.resize_for(training=False)
+    if resize is not None:
+        x = _resize_shorter(x, resize, spec.interpolation)
     if crop and min(x.shape[-2:]) < spec.size:
         if spec.small_image == "error":
             h, w = x.shape[-2:]
@@ -44,5 +45,5 @@ def eval_geometry(x: torch.Tensor, spec: InputSpec, name: str = "<batch>") -> to
 
 def supported(spec: InputSpec) -> bool:
     """Whether the GPU preprocessing reproduces this spec: it never resizes, or resizes bicubic/bilinear."""
-    never_resizes = spec.resize is None and (spec.eval_crop == "none" or spec.small_image == "error")
+    never_resizes = spec.resize_for(training=False) is None and (spec.eval_crop == "none" or spec.small_image == "error")
     return never_resizes or spec.interpolation in {"bicubic", "bilinear"}

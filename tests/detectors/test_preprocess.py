@@ -40,3 +40,31 @@ def test_eval_transform_equals_the_torchvision_pipeline_of_the_field(size):
     pixels = np.random.default_rng(size[0]).integers(0, 256, (size[1] // 8 + 1, size[0] // 8 + 1, 3), dtype=np.uint8)
     image = Image.fromarray(pixels).resize(size, Image.BICUBIC)
     torch.testing.assert_close(eval_transform(image, spec), field(image), rtol=0, atol=1e-6)
+
+
+def test_eval_resize_false_evaluates_at_native_resolution_and_training_still_resizes():
+    """UnivFD's and CNNSpot's authors train on resize-256 crops and test a 224 centre crop of the full image."""
+    import torchvision.transforms as T
+
+    from mirage_bench.config import InputSpec
+    from mirage_bench.fastpath.gpu_preprocess import eval_geometry
+    from mirage_bench.fastpath.ops import normalize
+    from mirage_bench.preprocess import eval_transform, train_transform
+
+    spec = InputSpec(size=224, resize=256, eval_resize=False, interpolation="bilinear", train_crop="center", flip=False)
+    pixels = np.random.default_rng(0).integers(0, 256, (600, 800, 3), dtype=np.uint8)
+    image = Image.fromarray(pixels)
+    authors = T.Compose([T.CenterCrop(224), T.ToTensor(), T.Normalize(spec.mean, spec.std)])
+    torch.testing.assert_close(eval_transform(image, spec), authors(image), rtol=0, atol=1e-6)
+    batch = torch.from_numpy(pixels).permute(2, 0, 1)[None]
+    torch.testing.assert_close(normalize(eval_geometry(batch, spec), spec.mean, spec.std)[0], authors(image), rtol=0, atol=1e-6)
+    resized = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), T.Normalize(spec.mean, spec.std)])
+    torch.testing.assert_close(train_transform(image, spec, torch.Generator().manual_seed(0)), resized(image), rtol=0, atol=1e-6)
+
+
+def test_the_univfd_and_cnnspot_cards_evaluate_at_native_resolution():
+    from mirage_bench.cards import load_recipe
+
+    for card in ("univfd", "cnnspot", "univfd-cached"):
+        spec = load_recipe(card).input
+        assert spec.resize == 256 and spec.resize_for(training=False) is None, card
