@@ -142,8 +142,7 @@ def data_stages(detector, manifest, degradations, device, batch: int, workers: i
     from mirage_bench.fastpath.gpu_degrade import gpu_plan
 
     plans = [gpu_plan(d) for d in degradations]
-    cpu_indices = [j for j, plan in enumerate(plans) if plan is None]
-    loader = grid_loader(manifest, degradations, cpu_indices, 0, raw_jpeg=False, chunk=min(8, batch), workers=workers,
+    loader = grid_loader(manifest, degradations, plans, 0, raw_jpeg=False, batch_size=batch, workers=workers,
                          pin_memory=device.type == "cuda")
     start, cpu_start = time.perf_counter(), time.process_time()
     if with_device_work:

@@ -73,10 +73,9 @@ def score_subset_fast(
     shard = np.arange(len(manifest))[rank::world]
     full, manifest = manifest, manifest.iloc[shard].reset_index(drop=True)
     plans = [gpu_plan(d) for d in degradations]
-    cpu_indices = [j for j, plan in enumerate(plans) if plan is None]
-    use_nvjpeg = nvjpeg and device.type == "cuda" and not cpu_indices
-    loader = grid_loader(manifest, degradations, cpu_indices, base_seed, raw_jpeg=use_nvjpeg, chunk=max(1, min(8, batch_size)),
-                         workers=workers, pin_memory=device.type == "cuda")
+    use_nvjpeg = nvjpeg and device.type == "cuda" and all(plan is not None for plan in plans)
+    loader = grid_loader(manifest, degradations, plans, base_seed, raw_jpeg=use_nvjpeg, batch_size=batch_size, workers=workers,
+                         pin_memory=device.type == "cuda")
     # Logits stay on the device until the end: no batch waits for a device-to-host copy. NaN marks "not
     # scored", so a row the loop missed can never pass as a score.
     logits = torch.full((len(degradations), len(manifest)), float("nan"), dtype=torch.float32, device=device)
@@ -104,13 +103,15 @@ def score_batches(model: Callable[[torch.Tensor], torch.Tensor], batches: Iterab
             on_batch(count * logits.shape[0])
 
 
-def grid_loader(manifest: pd.DataFrame, degradations: Sequence[Any], cpu_indices: list[int], base_seed: int, *, raw_jpeg: bool,
-                chunk: int, workers: int, pin_memory: bool) -> DataLoader:
-    """Workers decode chunks of ``chunk`` images (small, so all of them stay busy even for a few model
-    batches) and return each chunk as a list of stacked Parts (``decoded_grid``)."""
+def grid_loader(manifest: pd.DataFrame, degradations: Sequence[Any], plans: Sequence[BatchOp | None], base_seed: int, *,
+                raw_jpeg: bool, batch_size: int, workers: int, pin_memory: bool) -> DataLoader:
+    """Workers apply the degradations without a device plan and decode chunks of at most 8 images (small, so
+    all of them stay busy even for a few model batches of ``batch_size``), each returned as a list of stacked
+    Parts (``decoded_grid``)."""
+    cpu_indices = [j for j, plan in enumerate(plans) if plan is None]
     dataset = DecodedGrid(manifest, degradations, cpu_indices, base_seed, raw_jpeg)
-    return DataLoader(dataset, batch_size=chunk, shuffle=False, num_workers=workers, collate_fn=dataset.collate,
-                      pin_memory=pin_memory, prefetch_factor=4 if workers else None)
+    return DataLoader(dataset, batch_size=max(1, min(8, batch_size)), shuffle=False, num_workers=workers,
+                      collate_fn=dataset.collate, pin_memory=pin_memory, prefetch_factor=4 if workers else None)
 
 
 #: Most uint8 pixel bytes (clean and CPU-degraded, all sizes) in one model batch: 256 images of 512 px with two

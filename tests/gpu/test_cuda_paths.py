@@ -140,7 +140,7 @@ def test_fast_scoring_loop_never_waits_for_the_gpu(tmp_path):
     autocast = torch.autocast("cuda", dtype=torch.bfloat16)
 
     def run() -> torch.Tensor:
-        loader = grid_loader(manifest, degradations, [2], 0, raw_jpeg=False, chunk=2, workers=0, pin_memory=True)
+        loader = grid_loader(manifest, degradations, plans, 0, raw_jpeg=False, batch_size=4, workers=0, pin_memory=True)
         logits = torch.full((len(degradations), len(paths)), float("nan"), device=device)
         with torch.no_grad():
             score_batches(detector, prepared_batches(loader, plans, detector.input_spec, device, 4), logits, autocast)
