@@ -37,10 +37,12 @@ from mirage_bench.fastpath.ops import host_to_device, normalize
 Group = tuple[torch.Tensor, torch.Tensor]  # (manifest rows int64 [n], images [n, ...]), both on the device
 
 
-def implementation_names(degradations: Sequence[Any], nvjpeg: bool) -> list[str]:
-    """The ``impl`` recorded for each degradation's predictions."""
+def implementation_names(degradations: Sequence[Any], nvjpeg: bool, device: torch.device) -> list[str]:
+    """The ``impl`` recorded for each degradation's predictions: the decoder, where the degradation ran (the
+    device's batched ops, or the CPU reference in the workers) and where preprocessing ran."""
     decode = "nvjpeg" if nvjpeg else "pil"
-    return [f"fast:{decode}+{'gpu' if gpu_plan(d) is not None else 'cpu-ref'}-degrade+gpu-preprocess" for d in degradations]
+    on = device.type
+    return [f"fast:{decode}+{on if gpu_plan(d) is not None else 'cpu-ref'}-degrade+{on}-preprocess" for d in degradations]
 
 
 @torch.no_grad()
@@ -82,13 +84,27 @@ def score_subset_fast(
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda")
     was_training = detector.training
     detector.eval()
-    model = torch.compile(detector) if compile_model else detector
+    model = compiled(detector) if compile_model else detector
     score_batches(model, prepared_batches(loader, plans, spec, device, batch_size), logits, autocast, on_batch)
     detector.train(was_training)
     gathered = distributed.gather_shards(shard, logits.cpu().numpy(), len(full))
     seeds = np.array([image_seed(base_seed, i) for i in full["image_id"]], dtype=np.int64)
     assert_exactly_once(full, gathered)
-    return Scores(full, list(degradations), gathered, seeds), implementation_names(degradations, use_nvjpeg)
+    return Scores(full, list(degradations), gathered, seeds), implementation_names(degradations, use_nvjpeg, device)
+
+
+def compiled(model: torch.nn.Module, backend: str | Callable = "inductor") -> Callable[[torch.Tensor], torch.Tensor]:
+    """``torch.compile`` with the batch dimension symbolic from the first call. Model batches vary in size (each
+    subset's last batch, groups of one image size); under the default, the first new size costs a second
+    compile (about a minute for ViT-L/14) before the batch turns dynamic. A batch of one still gets its own
+    graph: torch specialises sizes 0 and 1."""
+    model = torch.compile(model, backend=backend)
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        torch._dynamo.maybe_mark_dynamic(x, 0)
+        return model(x)
+
+    return forward
 
 
 def score_batches(model: Callable[[torch.Tensor], torch.Tensor], batches: Iterable[tuple[int, Iterable[tuple[int, torch.Tensor, torch.Tensor]]]],

@@ -86,7 +86,7 @@ def test_fast_scorer_matches_reference_scores(tmp_path, workers):
     scores, impls = score_subset_fast(detector, manifest, degradations, device="cpu", workers=workers, batch_size=3)
     logits = scores.logits
     assert logits.shape == (5, 7)
-    assert impls[2].startswith("fast:pil+cpu-ref") and impls[1].startswith("fast:pil+gpu")
+    assert impls[2] == "fast:pil+cpu-ref-degrade+cpu-preprocess" and impls[1] == "fast:pil+cpu-degrade+cpu-preprocess"
     with torch.no_grad():
         for j, d in enumerate(degradations):
             for k, path in enumerate(paths):
@@ -142,3 +142,21 @@ def test_model_batches_are_cut_short_when_images_are_large():
     chunks = [[Part(CLEAN, (k,), torch.zeros(1, 10, 10, 3, dtype=torch.uint8))] for k in range(5)]  # 300 bytes each
     assert [count for _, count in model_batches(chunks, batch_size=8, max_bytes=700)] == [2, 2, 1]
     assert [count for _, count in model_batches(chunks, batch_size=8, max_bytes=100)] == [1, 1, 1, 1, 1]  # one chunk always goes
+
+
+def test_compiled_scorer_model_compiles_once_for_all_batch_sizes():
+    """Batch sizes vary within a run; a size of 2 or more after the first must reuse the first graph."""
+    from torch._dynamo.testing import CompileCounter
+
+    from mirage_bench.fastpath.evaluator import compiled
+
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 1)).eval()
+    counter = CompileCounter()
+    model = compiled(net, backend=counter)
+    with torch.no_grad():
+        for batch in (4, 3, 7, 2):
+            x = torch.randn(batch, 3, 8, 8)
+            torch.testing.assert_close(model(x), net(x))
+    assert counter.frame_count == 1

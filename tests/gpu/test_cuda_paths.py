@@ -87,6 +87,7 @@ def test_fast_scorer_on_cuda_matches_cpu_reference(tmp_path):
     reference = score_subset(detector, manifest, degradations, device="cpu").logits
     fast, impls = score_subset_fast(detector.cuda(), manifest, degradations, device="cuda", workers=0, bf16=False)
     np.testing.assert_allclose(fast.logits, reference, atol=0.05)
+    assert impls[1] == "fast:pil+cuda-degrade+cuda-preprocess" and impls[2] == "fast:pil+cpu-ref-degrade+cuda-preprocess"
     fast16, impls16 = score_subset_fast(detector, manifest, [parse("none")], device="cuda", workers=0, nvjpeg=True, bf16=True)
     assert impls16[0].startswith("fast:nvjpeg")
     assert np.isfinite(fast16.logits).all()
