@@ -1,0 +1,42 @@
+"""The hand-run benchmarks run to their table on a CPU with tiny settings.
+
+Why: they are run by hand or in a GPU session of a few minutes, where a crash in a code path the CPU never
+took costs the whole session. These runs take their fast-path and compile branches (``--impl fast
+--compile``; inductor needs the C++ compiler that CI's machines have) on the CPU; the
+numbers they print are not checked (speed is not a unit test's business), only that every row is there.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(script: str, *args: str) -> str:
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], capture_output=True, text=True,
+                          timeout=240, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_eval_throughput_prints_every_row():
+    out = _run("eval_throughput.py", "--device", "cpu", "--detector", "tinycnn", "--images", "6", "--size", "32",
+               "--batch", "4", "--iters", "1", "--workers", "1", "--impl", "fast", "--compile", "--train-cards", "mirage",
+               "--backbone", "mb-tiny-clip", "--train-set", "params.depth=2", "--train-steps", "1", "--train-batch", "2")
+    for row in ("(a) model-only forward", "(b) ours end-to-end", "(c) naive loop", "(d) fast path, data stage only",
+                "(e) fast path without the model", "(a') model-only, torch.compile", "(b') ours end-to-end, torch.compile",
+                "train mirage"):
+        assert f"\n{row} | " in f"\n{out}", f"row {row!r} missing from:\n{out}"
+    assert "fast (pil+cpu-degrade+cpu-preprocess, pil+cpu-ref-degrade+cpu-preprocess)" in out
+    assert "first batch after" in out
+
+
+def test_blur_throughput_reports_same_bytes():
+    out = _run("blur_throughput.py", "--device", "cpu", "--images", "2", "--size", "40", "--repeats", "1")
+    assert out.count("yes") == 2 and "NO" not in out, out
