@@ -21,7 +21,8 @@ _DryRun = typer.Option(False, "--dry-run", help="List the cells with their statu
 _Workers = typer.Option(None, "--workers", help="Data-loading worker processes (default: on CUDA all cores but one, at most 16; on CPU none).")
 _Backbone = typer.Option(None, "--backbone", help="Backbone architecture for recipes that have one (e.g. ViT-L-14).")
 _Pretrained = typer.Option(None, "--pretrained", help="Pretrained tag or weights file for that backbone (e.g. openai).")
-_Impl = typer.Option("auto", "--impl", help="Evaluation path: reference (PIL/scipy, exact), fast (GPU ops, tested tolerances), auto (fast on CUDA).")
+_Impl = typer.Option("auto", "--impl", help="Evaluation path: reference (PIL/scipy, exact), fast (GPU ops, tested tolerances), auto (fast on CUDA), "
+                     "fast-nvjpeg (fast with JPEGs decoded on the GPU: pixels differ from PIL's; grids of none/blur/resize only).")
 _Compile = typer.Option(False, "--compile", help="Fast path: score with torch.compile (worth it for large backbones on GPUs).")
 _Boot = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the 95% intervals (0: none).")
 

@@ -28,7 +28,7 @@ from mirage_bench.store import Store, write_json
 DEGRADATION_BASE_SEED = 0
 #: ``reference``: PIL/scipy on CPU workers, exact. ``fast``: GPU degradations and preprocessing
 #: (``mirage_bench.fastpath``), within stated tolerances. ``auto``: fast on CUDA, reference elsewhere.
-IMPLEMENTATIONS = ("auto", "reference", "fast")
+IMPLEMENTATIONS = ("auto", "reference", "fast", "fast-nvjpeg")
 
 
 @dataclass
@@ -186,6 +186,10 @@ def execute(bench: Benchmark, options: Options, *, train: bool = True, evaluate:
     store = Store(options.out)
     device = distributed.init_from_env(options.device)
     impl = options.resolved_impl(device)
+    if impl == "fast-nvjpeg":  # refused before any training, not after it
+        from mirage_bench.fastpath.evaluator import check_nvjpeg
+
+        check_nvjpeg(bench.degradations, device)
     options = replace(options, workers=options.resolved_workers(device))
     rank, world = distributed.rank_and_world()
     run_id = distributed.broadcast_object(store.new_run_id() if rank == 0 else None)
@@ -253,11 +257,12 @@ def _evaluate(job: EvalJob, bench: Benchmark, store: Store, options: Options, de
     detector, meta = load_checkpoint(store.checkpoint_dir(job.train_cell.cell_id) / "model.pt", device)
     advance = progress(f"score {job.train_cell.recipe.name}/{job.train_cell.train_generators}/s{job.train_cell.seed} on {job.generator}",
                        len(job.subset) * len(todo))
-    if impl == "fast":
+    if impl in ("fast", "fast-nvjpeg"):
         from mirage_bench.fastpath.evaluator import score_subset_fast
 
         scores, impls = score_subset_fast(detector, job.subset, todo, base_seed=DEGRADATION_BASE_SEED,
                                           batch_size=options.eval_batch_size, device=device, workers=options.workers,
+                                          nvjpeg=impl == "fast-nvjpeg",
                                           bf16=job.train_cell.recipe.train.bf16, compile_model=options.compile, on_batch=advance)
     else:
         scores = score_subset(detector, job.subset, todo, base_seed=DEGRADATION_BASE_SEED, batch_size=options.eval_batch_size,

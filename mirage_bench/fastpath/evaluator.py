@@ -4,8 +4,8 @@ Per image, one decode feeds the whole degradation grid. Degradations that the GP
 ``gpu_degrade``) run there, batched over images of the same size; the others (JPEG, WebP, noise, crops)
 run in the DataLoader workers with the reference implementation on the same decoded image, and reach the
 main process stacked per chunk (``decoded_grid``). The host never waits for the device inside the loop. With
-``nvjpeg=True`` (opt-in) and a grid that is all GPU-capable, JPEG files are decoded on the GPU
-(``torchvision.io.decode_jpeg(device="cuda")``) and PNGs in the workers. nvjpeg is not the default: on an
+``nvjpeg=True`` (opt-in, ``--impl fast-nvjpeg``; the grid must be all GPU-capable, see ``check_nvjpeg``), JPEG
+files are decoded on the GPU (``torchvision.io.decode_jpeg(device="cuda")``) and PNGs in the workers. nvjpeg is not the default: on an
 H100 (torch 2.11) its pixels differ from PIL's libjpeg-turbo decode by 6 grey levels on average
 (``tests/gpu``), far outside the resize tolerance, so decoding stays with PIL unless asked. Preprocessing follows the
 detector's input spec on the GPU, then one bf16-autocast forward per degradation (scores in fp32).
@@ -45,6 +45,20 @@ def implementation_names(degradations: Sequence[Any], nvjpeg: bool, device: torc
     return [f"fast:{decode}+{on if gpu_plan(d) is not None else 'cpu-ref'}-degrade+{on}-preprocess" for d in degradations]
 
 
+def check_nvjpeg(degradations: Sequence[Any], device: str | torch.device) -> None:
+    """nvjpeg decoding needs a CUDA device and a grid that runs entirely there: a degradation left to the CPU
+    reference needs PIL's pixels in the workers, and mixing two decoders in one grid would compare variants of
+    different pixels."""
+    if torch.device(device).type != "cuda":
+        raise ConfigError(f"--impl fast-nvjpeg decodes JPEG files on a CUDA device with nvjpeg; the device is {device}. "
+                          "Use --device cuda, or --impl fast (PIL decoding).")
+    on_cpu = [d.spec for d in degradations if gpu_plan(d) is None]
+    if on_cpu:
+        raise ConfigError(f"--impl fast-nvjpeg needs every degradation on the GPU, and {', '.join(on_cpu)} run(s) on CPU "
+                          "workers with the reference implementation (on PIL-decoded pixels). Use --impl fast, or a grid of "
+                          "none/blur/downscale/resize only.")
+
+
 @torch.no_grad()
 def score_subset_fast(
     detector: Detector,
@@ -75,8 +89,9 @@ def score_subset_fast(
     shard = np.arange(len(manifest))[rank::world]
     full, manifest = manifest, manifest.iloc[shard].reset_index(drop=True)
     plans = [gpu_plan(d) for d in degradations]
-    use_nvjpeg = nvjpeg and device.type == "cuda" and all(plan is not None for plan in plans)
-    loader = grid_loader(manifest, degradations, plans, base_seed, raw_jpeg=use_nvjpeg, batch_size=batch_size, workers=workers,
+    if nvjpeg:
+        check_nvjpeg(degradations, device)
+    loader = grid_loader(manifest, degradations, plans, base_seed, raw_jpeg=nvjpeg, batch_size=batch_size, workers=workers,
                          pin_memory=device.type == "cuda")
     # Logits stay on the device until the end: no batch waits for a device-to-host copy. NaN marks "not
     # scored", so a row the loop missed can never pass as a score.
@@ -90,7 +105,7 @@ def score_subset_fast(
     gathered = distributed.gather_shards(shard, logits.cpu().numpy(), len(full))
     seeds = np.array([image_seed(base_seed, i) for i in full["image_id"]], dtype=np.int64)
     assert_exactly_once(full, gathered)
-    return Scores(full, list(degradations), gathered, seeds), implementation_names(degradations, use_nvjpeg, device)
+    return Scores(full, list(degradations), gathered, seeds), implementation_names(degradations, nvjpeg, device)
 
 
 def compiled(model: torch.nn.Module, backend: str | Callable = "inductor") -> Callable[[torch.Tensor], torch.Tensor]:

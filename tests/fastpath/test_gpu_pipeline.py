@@ -160,3 +160,15 @@ def test_compiled_scorer_model_compiles_once_for_all_batch_sizes():
             x = torch.randn(batch, 3, 8, 8)
             torch.testing.assert_close(model(x), net(x))
     assert counter.frame_count == 1
+
+
+def test_nvjpeg_needs_a_cuda_device_and_a_grid_that_runs_there():
+    from mirage_bench.degradations import expand
+    from mirage_bench.errors import ConfigError
+    from mirage_bench.fastpath.evaluator import check_nvjpeg
+
+    check_nvjpeg(expand(["none", "blur(s=3)", "downscale(size=64)"]), "cuda")
+    with pytest.raises(ConfigError, match=r"and jpeg\(q=65\), jpeg\(q=30\) run\(s\) on CPU workers"):
+        check_nvjpeg(expand(["none", "genimage"]), "cuda")
+    with pytest.raises(ConfigError, match="the device is cpu"):
+        check_nvjpeg(expand(["none"]), "cpu")
