@@ -11,6 +11,8 @@ Rows (all on the same machine, model, batch size and dtype, random backbone weig
       the device; no model. Its ceiling on (b).
   (e) the fast path without the model: (d) plus the device's degradations and preprocessing. With (a), it
       tells where (b) loses time: these device stages share the model's stream.
+  (f) CUDA only: clean images alone, decoded by PIL in the workers, then (f') by nvjpeg on the GPU
+      (``--impl fast-nvjpeg``, which needs a grid that runs entirely on the device).
 Also: a training-throughput line per prompt-learning detector (images/s, peak memory).
 
     python benchmarks/eval_throughput.py --device cuda --images 768            # H100: under 5 minutes
@@ -134,9 +136,9 @@ def ours(detector, manifest, degradations, device, batch: int, workers: int, bf1
             first.append(time.perf_counter())
 
     start = time.perf_counter()
-    if impl == "fast" or (impl == "auto" and device.type == "cuda"):
+    if impl in ("fast", "fast-nvjpeg") or (impl == "auto" and device.type == "cuda"):
         _, impls = score_subset_fast(detector, manifest, degradations, batch_size=batch, device=device, workers=workers, bf16=bf16,
-                                     compile_model=compile_model, on_batch=on_batch)
+                                     nvjpeg=impl == "fast-nvjpeg", compile_model=compile_model, on_batch=on_batch)
         used = "fast (" + ", ".join(sorted(set(i.split(":")[1] for i in impls))) + ")"
     else:
         score_subset(detector, manifest, degradations, batch_size=batch, device=device, workers=workers, on_batch=on_batch)
@@ -266,6 +268,13 @@ def main() -> None:
              f"decode + CPU degradations in {args.workers} workers, to {device.type}; main process {main_ms:.2f} ms CPU/image"))
         e, _ = data_stages(detector, manifest, degradations, device, args.batch, args.workers, with_device_work=True)
         add(("(e) fast path without the model", f"{e:,.0f}", f"{e / a:.2f}", vs_naive(e), f"(d) + degradations and preprocessing on {device.type}"))
+        if device.type == "cuda":  # nvjpeg needs a grid that runs on the device: clean images only
+            clean = degradations[:1]
+            f, _, _ = ours(detector, manifest, clean, device, args.batch, args.workers, bf16, "fast")
+            add(("(f) clean images only, PIL decode", f"{f:,.0f}", f"{f / a:.2f}", "-", f"{args.workers} workers decode"))
+            f2, _, _ = ours(detector, manifest, clean, device, args.batch, args.workers, bf16, "fast-nvjpeg")
+            add(("(f') clean images only, nvjpeg decode", f"{f2:,.0f}", f"{f2 / a:.2f}", "-",
+                 f"{f2 / f:.2f}x (f): JPEGs decoded on the GPU (pixels differ from PIL's), PNGs in the workers"))
         if args.compile:  # compiling ViT-L/14 takes about a minute
             from mirage_bench.fastpath.evaluator import compiled
 

@@ -172,3 +172,32 @@ def test_nvjpeg_needs_a_cuda_device_and_a_grid_that_runs_there():
         check_nvjpeg(expand(["none", "genimage"]), "cuda")
     with pytest.raises(ConfigError, match="the device is cpu"):
         check_nvjpeg(expand(["none"]), "cpu")
+
+
+def test_raw_jpeg_files_reach_the_device_undecoded_and_keep_their_rows(tmp_path):
+    """The nvjpeg path's bookkeeping, on the CPU (torchvision decodes there with libjpeg-turbo): JPEG files
+    travel as bytes and are decoded in one call, PNGs are decoded in the workers, and every image lands under
+    its own manifest row."""
+    from mirage_bench.fastpath.decoded_grid import CLEAN, RAW_JPEG
+    from mirage_bench.fastpath.evaluator import grid_loader, on_device
+
+    paths = []
+    for k, (h, w) in enumerate([(40, 48), (40, 40), (33, 52), (40, 48), (40, 40)]):
+        path = tmp_path / f"img{k}.{'png' if k % 2 else 'jpg'}"
+        _photo(h, w, seed=k).save(path, quality=90)
+        paths.append(path)
+    manifest = pd.DataFrame({"path": [str(p) for p in paths], "image_id": [f"id{k}" for k in range(len(paths))]})
+    degradations = [parse("none")]
+    loader = grid_loader(manifest, degradations, [gpu_plan(d) for d in degradations], 0, raw_jpeg=True, batch_size=8, workers=0,
+                         pin_memory=False)
+    seen = []
+    for parts in loader:
+        assert sorted(row for part in parts if part.source == RAW_JPEG for row in part.rows) == [0, 2, 4]
+        for rows, images in on_device(parts, torch.device("cpu"))[CLEAN]:
+            for row, image in zip(rows.tolist(), images):
+                expected = np.asarray(Image.open(paths[row]).convert("RGB")).astype(int)
+                got = image.permute(1, 2, 0).numpy().astype(int)
+                # PIL and torchvision bundle their own libjpeg-turbo builds (equal here); a wrong row is far off
+                assert got.shape == expected.shape and np.abs(got - expected).max() <= 1, row
+                seen.append(row)
+    assert sorted(seen) == [0, 1, 2, 3, 4]
