@@ -31,7 +31,7 @@ def _go(stages: tuple[bool, bool], protocol, detectors, data_root, out, seeds, o
         backbone, pretrained, recipes, protocols, n_boot, impl, compile_model) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from mirage_bench.engine.runner import Options, describe_plan, execute, load_benchmark
+    from mirage_bench.engine.runner import Options, describe_plan, evaluation_impl, execute, load_benchmark
     from mirage_bench.engine.tables import save_metrics
     from mirage_bench.reports.render import rich_table
     from mirage_bench.reports.report import build_report
@@ -44,7 +44,7 @@ def _go(stages: tuple[bool, bool], protocol, detectors, data_root, out, seeds, o
                            as_list(recipes), as_list(protocols))
     store = Store(out)
     if dry_run:
-        _print_frame(describe_plan(bench, store, Options(impl=impl).resolved_impl(device)), f"Plan for {bench.protocol.name} v{bench.protocol.version} in {out}")
+        _print_frame(describe_plan(bench, store, evaluation_impl(bench, Options(impl=impl), device)), f"Plan for {bench.protocol.name} v{bench.protocol.version} in {out}")
         return
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
         def progress(description: str, total: int):

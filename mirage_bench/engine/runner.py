@@ -180,16 +180,23 @@ def _no_progress(description: str, total: int) -> Callable[[int], None]:
     return lambda n: None
 
 
+def evaluation_impl(bench: Benchmark, options: Options, device: str) -> str:
+    """The run's evaluation path, refused at the start (before any training, and in a dry run) where it cannot
+    apply: nvjpeg decoding needs a CUDA device and a grid that runs entirely there."""
+    impl = options.resolved_impl(device)
+    if impl == "fast-nvjpeg":
+        from mirage_bench.fastpath.evaluator import check_nvjpeg
+
+        check_nvjpeg(bench.degradations, device)
+    return impl
+
+
 def execute(bench: Benchmark, options: Options, *, train: bool = True, evaluate: bool = True,
             progress: Progress = _no_progress) -> dict[str, Any]:
     """Run the plan; returns the run record (also written to ``runs/<run_id>/record.json``)."""
     store = Store(options.out)
     device = distributed.init_from_env(options.device)
-    impl = options.resolved_impl(device)
-    if impl == "fast-nvjpeg":  # refused before any training, not after it
-        from mirage_bench.fastpath.evaluator import check_nvjpeg
-
-        check_nvjpeg(bench.degradations, device)
+    impl = evaluation_impl(bench, options, device)
     options = replace(options, workers=options.resolved_workers(device))
     rank, world = distributed.rank_and_world()
     run_id = distributed.broadcast_object(store.new_run_id() if rank == 0 else None)
