@@ -69,6 +69,28 @@ def test_nvjpeg_decode_differs_from_pil_as_measured():
     assert 0 < mean < 8
 
 
+@pytest.mark.parametrize("quality", [65, 30])
+def test_gpu_jpeg_encoder_does_not_match_pil_within_the_fast_path_tolerance(quality):
+    """The issue allows JPEG on the GPU only if it matches PIL within a tested tolerance. torchvision's CUDA
+    ``encode_jpeg`` (nvjpeg) against PIL's ``save(quality=q)``, both decoded by PIL so that only the encoders
+    differ: if it ever came within the tolerance the fast path grants resizes (max 2 grey levels, mean under
+    0.1), JPEG could move to the GPU and this test would say so by failing."""
+    from torchvision.io import encode_jpeg
+
+    images = _photos(4, 375, 500, seed=7)
+    encoded = encode_jpeg([torch.from_numpy(im).permute(2, 0, 1).contiguous().cuda() for im in images], quality=quality)
+    diffs = []
+    for image, data in zip(images, encoded):
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, "JPEG", quality=quality)
+        pil = np.asarray(Image.open(buffer).convert("RGB")).astype(int)
+        gpu = np.asarray(Image.open(io.BytesIO(data.cpu().numpy().tobytes())).convert("RGB")).astype(int)
+        diffs.append(np.abs(gpu - pil))
+    mean, worst = float(np.mean([d.mean() for d in diffs])), max(int(d.max()) for d in diffs)
+    print(f"nvjpeg encoder vs PIL at q{quality}: mean |diff| {mean:.3f}, max {worst}")
+    assert not (worst <= 2 and mean < 0.1)
+
+
 def test_fast_scorer_on_cuda_matches_cpu_reference(tmp_path):
     from mirage_bench.degradations import parse
     from mirage_bench.detectors.build import build_tiny
