@@ -2,6 +2,7 @@
 # The one prepared GPU session (device tool): CUDA tests, the blur and throughput benchmarks, an engine run on CUDA.
 # Run from the repo root on the GPU machine with the wheels in .whl (open_clip, ftfy, wcwidth, pydantic):
 #   bash benchmarks/gpu_run.sh            (writes logs to $OUT when set, else to ./gpu-logs)
+# .whl is git-ignored: the device tool must carry it (carry [".whl"], timeout 600 s).
 # Budget: at most 9.5 minutes in all (tests 90 s, blur 60 s, throughput 280 s + 50 s varied sizes, engine 80 s), inside one 10-minute call.
 # 2,048 images as in the 2026-11-26 H100 row; rows (b) and (b') also print the rate after the first batch.
 set -uo pipefail
