@@ -93,9 +93,7 @@ def score_subset(
     Each rank scores rows ``rank::world`` (no padding, so no duplicates); the shards are gathered and put
     back in manifest order on every rank.
     """
-    manifest = manifest.reset_index(drop=True)
-    rank, world = distributed.rank_and_world()
-    shard = np.arange(len(manifest))[rank::world]
+    manifest, shard = rank_shard(manifest)
     dataset = _GridImages(manifest.iloc[shard], degradations, detector.input_spec, base_seed)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=keep_list)
     was_training = detector.training
@@ -107,6 +105,21 @@ def score_subset(
             on_batch(len(grid) * len(degradations))
     detector.train(was_training)
     local = torch.cat(chunks, dim=1).numpy() if chunks else np.zeros((len(degradations), 0), np.float32)
+    return gathered_scores(manifest, degradations, shard, local, base_seed)
+
+
+def rank_shard(manifest: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """``manifest`` re-indexed, and the positions this rank scores: rows ``rank::world`` (no padding, so no
+    duplicates). Both scorers shard this way, so their gathered scores line up."""
+    manifest = manifest.reset_index(drop=True)
+    rank, world = distributed.rank_and_world()
+    return manifest, np.arange(len(manifest))[rank::world]
+
+
+def gathered_scores(manifest: pd.DataFrame, degradations: Sequence[Any], shard: np.ndarray, local: np.ndarray,
+                    base_seed: int) -> Scores:
+    """Every rank's ``[D, len(shard)]`` logits put back in manifest order on every rank, with each image's
+    degradation seed, after checking that every image was scored exactly once."""
     logits = distributed.gather_shards(shard, local, len(manifest))
     seeds = np.array([sources.image_seed(base_seed, i) for i in manifest["image_id"]], dtype=np.int64)
     assert_exactly_once(manifest, logits)

@@ -18,16 +18,13 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
 from mirage_bench.config import InputSpec
-from mirage_bench.degradations import image_seed
 from mirage_bench.detectors.base import Detector
-from mirage_bench.engine import distributed
-from mirage_bench.engine.evaluator import Scores, assert_exactly_once
+from mirage_bench.engine.evaluator import Scores, gathered_scores, rank_shard
 from mirage_bench.errors import ConfigError, worker_errors
 from mirage_bench.fastpath.decoded_grid import CLEAN, RAW_JPEG, DecodedGrid, Part
 from mirage_bench.fastpath.gpu_degrade import BatchOp, gpu_plan
@@ -84,10 +81,8 @@ def score_subset_fast(
             f"{spec.interpolation!r}. Use --impl reference."
         )
     device = torch.device(device)
-    manifest = manifest.reset_index(drop=True)
-    rank, world = distributed.rank_and_world()
-    shard = np.arange(len(manifest))[rank::world]
-    full, manifest = manifest, manifest.iloc[shard].reset_index(drop=True)
+    full, shard = rank_shard(manifest)
+    manifest = full.iloc[shard].reset_index(drop=True)
     plans = [gpu_plan(d) for d in degradations]
     if nvjpeg:
         check_nvjpeg(degradations, device)
@@ -102,10 +97,7 @@ def score_subset_fast(
     model = compiled(detector) if compile_model else detector
     score_batches(model, prepared_batches(loader, plans, spec, device, batch_size), logits, autocast, on_batch)
     detector.train(was_training)
-    gathered = distributed.gather_shards(shard, logits.cpu().numpy(), len(full))
-    seeds = np.array([image_seed(base_seed, i) for i in full["image_id"]], dtype=np.int64)
-    assert_exactly_once(full, gathered)
-    return Scores(full, list(degradations), gathered, seeds), implementation_names(degradations, nvjpeg, device)
+    return gathered_scores(full, degradations, shard, logits.cpu().numpy(), base_seed), implementation_names(degradations, nvjpeg, device)
 
 
 def compiled(model: torch.nn.Module, backend: str | Callable = "inductor") -> Callable[[torch.Tensor], torch.Tensor]:
