@@ -91,6 +91,18 @@ def model_only(model, size: int, device: torch.device, batch: int, iters: int, b
     return batch * iters / (time.perf_counter() - start)
 
 
+def print_table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    Console(width=160).print(table)
+
+
 class NaiveImages(Dataset):
     """What the field's eval scripts do: open with PIL, degrade, preprocess, per image, per degradation."""
 
@@ -232,9 +244,6 @@ def main() -> None:
     parser.add_argument("--no-naive", action="store_true", help="skip row (c) (the vs (c) column then reads -)")
     args = parser.parse_args()
 
-    from rich.console import Console
-    from rich.table import Table
-
     from mirage_bench.degradations import expand
 
     device = torch.device(args.device)
@@ -290,12 +299,7 @@ def main() -> None:
         rate, peak = train_throughput(card, args.backbone, args.size, device, args.train_batch, args.train_steps, bf16, args.train_set)
         add((f"train {card}", f"{rate:,.0f}", "-", "-", f"batch {args.train_batch}, {peak}"))
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
-    table = Table(title=f"Evaluation throughput on {name}, torch {torch.__version__}")
-    for column in ("row", "images/s", "vs (a)", "vs (c)", "setting"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*row)
-    Console(width=160).print(table)
+    print_table(f"Evaluation throughput on {name}, torch {torch.__version__}", ("row", "images/s", "vs (a)", "vs (c)", "setting"), rows)
 
 
 if __name__ == "__main__":

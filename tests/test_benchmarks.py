@@ -40,3 +40,9 @@ def test_eval_throughput_prints_every_row():
 def test_blur_throughput_reports_same_bytes():
     out = _run("blur_throughput.py", "--device", "cpu", "--images", "2", "--size", "40", "--repeats", "1")
     assert out.count("yes") == 2 and "NO" not in out, out
+
+
+def test_attention_throughput_prints_both_modules():
+    out = _run("attention_throughput.py", "--device", "cpu", "--backbone", "mb-tiny-clip", "--batch", "4", "--iters", "1",
+               "--compile")
+    assert "open_clip nn.MultiheadAttention |" in out and "SelfAttention (3 blocks) |" in out, out

@@ -5,7 +5,9 @@ raise :class:`WeightsError` (``require_pretrained=True``, never a logged warning
 QuickGELU variant must match OpenAI's weights (a mismatch is an error, not open_clip's warning); a local
 file is identified by its sha256 so that checkpoints name the exact weights they were trained on.
 ``pretrained: none`` builds random weights, which the identity records (``random: True``) and every table
-labels. Our tiny test architecture ``mb-tiny-clip`` is registered from ``mirage_bench/model_configs``.
+labels. Our tiny test architecture ``mb-tiny-clip`` is registered from ``mirage_bench/model_configs``. The
+residual blocks' attention runs as :class:`~mirage_bench.detectors.clip_attention.SelfAttention` (same
+parameters, same function, no layout copies).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import torch
 
 from mirage_bench.config import BackboneConfig
+from mirage_bench.detectors.clip_attention import use_self_attention
 from mirage_bench.errors import WeightsError
 
 MODEL_CONFIG_DIR = Path(__file__).resolve().parent.parent / "model_configs"
@@ -89,6 +92,7 @@ def load_clip(cfg: BackboneConfig) -> tuple[Any, dict[str, Any]]:
                 f"would be silently wrong. Use {cfg.name + '-quickgelu' if tag_cfg.get('quick_gelu') else cfg.name.removesuffix('-quickgelu')!r}."
             )
         model = _create(open_clip, cfg, cfg.pretrained)
+    use_self_attention(model)
     model.eval().requires_grad_(False)
     return model, identity
 

@@ -176,3 +176,31 @@ def test_fast_scoring_loop_never_waits_for_the_gpu(tmp_path):
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert torch.isfinite(logits).all()
+
+
+def test_self_attention_matches_open_clip_on_cuda():
+    """A ViT-L/14-sized block (width 1024, 16 heads of 64, 257 tokens): SelfAttention's SDPA on strided q/k/v
+    views agrees with open_clip's nn.MultiheadAttention on CUDA, in fp32 and under bf16 autocast, forward and
+    backward (prompt learning backpropagates through the frozen blocks)."""
+    import copy
+
+    from open_clip.transformer import ResidualAttentionBlock
+
+    from mirage_bench.detectors.clip_attention import use_self_attention
+
+    torch.manual_seed(0)
+    theirs = ResidualAttentionBlock(1024, 16).cuda().eval()
+    ours = copy.deepcopy(theirs)
+    assert use_self_attention(ours) == 1
+    x = torch.randn(4, 257, 1024, device="cuda")
+    for bf16, tol in ((False, 1e-4), (True, 0.05)):
+        outs, grads = [], []
+        for block in (theirs, ours):
+            x_ = x.clone().requires_grad_(True)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+                y = block(x_)
+            y.float().square().sum().backward()
+            outs.append(y.float())
+            grads.append(x_.grad)
+        torch.testing.assert_close(outs[1], outs[0], rtol=tol, atol=tol)
+        torch.testing.assert_close(grads[1], grads[0], rtol=tol, atol=tol)

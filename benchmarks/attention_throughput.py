@@ -1,0 +1,106 @@
+"""open_clip's nn.MultiheadAttention against our SelfAttention, in a CLIP vision tower, in one run.
+
+For each attention module (baseline: open_clip's own, same run, same random weights):
+  - model-only forward images/s: random input on the device, warmed up, synchronised; bf16 autocast on
+    CUDA, fp32 on a CPU (where nn.MultiheadAttention takes its fused inference kernel); with ``--compile``
+    also under ``torch.compile`` (ViT-L/14: about a minute of compiling per module);
+  - MB per image that the ops other than matmuls and attention move (copies, bias adds, norms, activations),
+    counted from the dispatched aten ops' tensor sizes at batch 2 under bf16 autocast, with
+    nn.MultiheadAttention on the functional path that CUDA autocast and training take.
+
+    python benchmarks/attention_throughput.py --device cuda --compile                 # H100: about 3 minutes
+    python benchmarks/attention_throughput.py --device cpu --backbone ViT-B-16 --batch 4 --iters 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+from collections import Counter
+
+import torch
+from eval_throughput import model_only, print_table  # this folder is on sys.path when the script runs
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+COMPUTE = {"mm", "addmm", "bmm", "convolution"}  # plus every scaled_dot_product op
+VIEWS = {"view", "_unsafe_view", "t", "transpose", "permute", "unsqueeze", "squeeze", "expand", "select", "slice",
+         "unbind", "split", "split_with_sizes", "alias", "detach", "as_strided", "_reshape_alias"}
+
+
+class ActivationTraffic(TorchDispatchMode):
+    """Bytes read and written by each dispatched op on activations (parameters and weight casts left out)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bytes: Counter[str] = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        name = func.__name__.split(".")[0]
+        inputs = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+        if name in VIEWS or any(isinstance(t, nn.Parameter) for t in inputs) and name == "_to_copy":
+            return out
+        tensors = [t for t in inputs if not isinstance(t, nn.Parameter)]
+        tensors += [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+        self.bytes[name] += sum(t.numel() * t.element_size() for t in tensors if t.dim() > 1)
+        return out
+
+
+@torch.no_grad()
+def other_ops_mb(visual: nn.Module, size: int, device: torch.device) -> float:
+    """MB per image moved by the ops that are neither matmuls nor attention (see the module docstring)."""
+    traffic, batch = ActivationTraffic(), 2
+    x = torch.randn(batch, 3, size, size, device=device)
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with torch.autocast(device.type, dtype=torch.bfloat16), traffic:
+            visual(x)
+    finally:
+        torch.backends.mha.set_fastpath_enabled(True)
+    moved = sum(v for k, v in traffic.bytes.items() if k not in COMPUTE and "scaled_dot_product" not in k)
+    return moved / batch / 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--backbone", default="ViT-L-14-quickgelu", help="an open_clip architecture")
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--iters", type=int, default=20)
+    parser.add_argument("--compile", action="store_true", help="also time both modules under torch.compile")
+    args = parser.parse_args()
+
+    import open_clip
+
+    from mirage_bench.detectors.clip_attention import use_self_attention
+    from mirage_bench.detectors.clip_backbone import register_model_configs
+    from mirage_bench.fastpath.evaluator import compiled
+
+    device = torch.device(args.device)
+    bf16 = device.type == "cuda"
+    register_model_configs()
+    torch.manual_seed(0)
+    theirs = open_clip.create_model(args.backbone, pretrained=None).visual.to(device).eval().requires_grad_(False)
+    ours = copy.deepcopy(theirs)
+    swapped = use_self_attention(ours)
+    size = theirs.image_size[0]
+
+    rows, base = [], {}
+    for name, visual in (("open_clip nn.MultiheadAttention", theirs), (f"SelfAttention ({swapped} blocks)", ours)):
+        rates = {"eager": model_only(visual, size, device, args.batch, args.iters, bf16)}
+        if args.compile:
+            rates["compiled"] = model_only(compiled(visual), size, device, args.batch, args.iters, bf16)
+        base = base or rates
+        cells = [f"{r:,.{0 if r >= 100 else 2}f} ({r / base[k]:.2f}x)" for k, r in rates.items()]
+        rows.append((name, *cells, f"{other_ops_mb(visual, size, device):,.1f}"))
+        print(" | ".join(rows[-1]), flush=True)  # partial results survive a time limit
+
+    title = (f"{args.backbone} vision tower (random weights), batch {args.batch}, {'bf16 autocast' if bf16 else 'fp32'}, "
+             f"{torch.cuda.get_device_name(0) if device.type == 'cuda' else 'CPU'}, torch {torch.__version__}")
+    print_table(title, ("attention", "eager images/s", *(["compiled images/s"] if args.compile else []), "MB/image, other ops"), rows)
+
+
+if __name__ == "__main__":
+    main()
