@@ -34,6 +34,10 @@ class WeightsError(MirageBenchError):
     """Pretrained weights were asked for and cannot be loaded."""
 
 
+class TrainingError(MirageBenchError):
+    """Training cannot produce a usable checkpoint (e.g. it diverged)."""
+
+
 class ContractError(MirageBenchError):
     """A detector breaks the detector contract (see ``mirage_bench.detectors.base``)."""
 

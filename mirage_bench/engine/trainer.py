@@ -28,7 +28,7 @@ from mirage_bench.detectors.base import Detector
 from mirage_bench.detectors.checkpoint import atomic_torch_save, save_checkpoint
 from mirage_bench.engine import distributed, sources
 from mirage_bench.engine.evaluator import score_subset
-from mirage_bench.errors import DataError, worker_errors
+from mirage_bench.errors import DataError, TrainingError, worker_errors
 
 STATE_FILE = "state.pt"
 MODEL_FILE = "model.pt"
@@ -264,6 +264,14 @@ def train_cell(
         logits = torch.from_numpy(scores.logits[0])
         labels = torch.tensor(validation["label"].astype(int).to_numpy(), dtype=torch.float32)
         val_loss = float(F.binary_cross_entropy_with_logits(logits, labels))
+        if not math.isfinite(val_loss):
+            # Diverged: every later epoch starts from these weights, and no checkpoint choice is honest now.
+            raise TrainingError(
+                f"{detector.recipe.name}: training diverged, the validation loss after epoch {epoch} is {val_loss} "
+                f"({int((~torch.isfinite(logits)).sum())} of {len(logits)} validation logits are not finite); lower "
+                f"train.lr (now {cfg.lr}) or set train.grad_clip (now {cfg.grad_clip}) and run again (a changed "
+                "recipe is a new training cell, trained from the start)"
+            )
         history.append({"epoch": epoch, "step": pos["global_step"], "val_loss": val_loss, "lr": schedule.lr(epoch)})
         if val_loss < best["val_loss"]:
             threshold = calibrate_threshold(labels.numpy(), torch.sigmoid(logits).numpy())
