@@ -19,14 +19,17 @@ from typing import Callable, Literal, Sequence
 import numpy as np
 import pandas as pd
 
+from mirage_bench.errors import DataError
 from mirage_bench.registry import Registry
 
 ThresholdKind = Literal["fixed", "calibrated", "none"]
 PointFn = Callable[[np.ndarray, np.ndarray, float], float]
 BatchFn = Callable[[np.ndarray, np.ndarray, float], np.ndarray]
 
-#: Columns that name one evaluated subset in a predictions frame (one cell of a results table).
-SUBSET_KEYS = ["detector", "train_generators", "seed", "degradation", "generator"]
+#: Columns that name one evaluated subset in a predictions frame (one cell of a results table). The recipe hash and
+#: the evaluation implementation are part of it: two recipes of one card (``--set``), or the reference and the fast
+#: path, are different results and are never pooled into one number.
+SUBSET_KEYS = ["detector", "recipe_hash", "impl", "train_generators", "seed", "degradation", "generator"]
 
 
 @dataclass(frozen=True)
@@ -202,27 +205,57 @@ def bootstrap(
     return float(np.quantile(values, alpha)), float(np.quantile(values, 1 - alpha))
 
 
+def _runs(group: pd.DataFrame) -> str:
+    return ", ".join(sorted(set(group["run_id"].astype(str)))) if "run_id" in group else "(no run ids)"
+
+
+def _one_scoring(group: pd.DataFrame, where: str) -> float:
+    """The subset's calibrated threshold, after checking that it holds one checkpoint's scores of distinct images.
+
+    Why: a subset's metric counts every image once; predictions of two checkpoints (or the same image twice)
+    in one group would be pooled into one number that describes neither.
+    """
+    if "checkpoint_sha256" in group and group["checkpoint_sha256"].nunique(dropna=False) > 1:
+        shas = sorted(set(group["checkpoint_sha256"].astype(str)))
+        raise DataError(f"{where}: the predictions come from {len(shas)} checkpoints ({', '.join(s[:12] for s in shas)}) "
+                        f"in runs {_runs(group)}; one recipe, training set and seed must name one checkpoint. "
+                        "Report these runs separately (pass the run ids of one of them)")
+    repeated = group["image_id"][group["image_id"].duplicated()]
+    if len(repeated):
+        raise DataError(f"{where}: {repeated.nunique()} images are scored more than once (e.g. image_id {repeated.iloc[0]}; "
+                        f"{len(group)} predictions of {group['image_id'].nunique()} images, runs {_runs(group)}); a metric "
+                        "counts every image once. Report these runs separately (pass one run id) or re-run into a new --out folder")
+    thresholds = group["threshold"].unique() if "threshold" in group else np.array([np.nan])
+    if len(thresholds) != 1:
+        raise DataError(f"{where}: the predictions carry {len(thresholds)} different thresholds ({sorted(thresholds)}) in runs "
+                        f"{_runs(group)}; one checkpoint has one calibrated threshold. Report these runs separately")
+    return float(thresholds[0])
+
+
 def subset_metrics(
     predictions: pd.DataFrame, metrics: Sequence[str] = DEFAULT_METRICS, by: Sequence[str] = SUBSET_KEYS,
     n_boot: int = 1000, level: float = 0.95,
 ) -> pd.DataFrame:
     """One row per subset (``by``) and metric: ``value``, ``lo``, ``hi`` (bootstrap), ``n``.
 
-    Works on any predictions frame with ``label``, ``p_fake`` and (for ``acc_cal``) ``threshold``.
+    Works on any predictions frame with the ``by`` columns, ``image_id``, ``label``, ``p_fake`` and (for
+    ``acc_cal``) ``threshold``; each group must hold one checkpoint's scores of distinct images.
     """
+    missing = sorted({*by, "image_id", "label", "p_fake"} - set(predictions.columns))
+    if missing:
+        raise DataError(f"the predictions frame lacks the columns {missing} that per-subset metrics group and check by "
+                        f"(it has {sorted(predictions.columns)}); pass store rows (mirage_bench.store.PREDICTION_COLUMNS)")
     rows = []
     for key, group in predictions.groupby(list(by), sort=True, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
         where = " on " + ", ".join(f"{k}={v}" for k, v in zip(by, key))
-        thresholds = group["threshold"].unique() if "threshold" in group else np.array([np.nan])
-        if len(thresholds) != 1:
-            raise ValueError(f"{where}: predictions carry {len(thresholds)} different thresholds; group by checkpoint")
+        threshold = _one_scoring(group, where)
         for name in metrics:
-            if METRICS.get(name).threshold == "calibrated" and not np.isfinite(thresholds[0]):
+            if METRICS.get(name).threshold == "calibrated" and not np.isfinite(threshold):
                 value, lo, hi = float("nan"), float("nan"), float("nan")
             else:
-                value = compute(name, group["label"], group["p_fake"], thresholds[0], where)
-                lo, hi = bootstrap(name, group["label"], group["p_fake"], thresholds[0], n_boot, level) if n_boot else (np.nan, np.nan)
+                value = compute(name, group["label"], group["p_fake"], threshold, where)
+                lo, hi = bootstrap(name, group["label"], group["p_fake"], threshold, n_boot, level) if n_boot else (np.nan, np.nan)
             rows.append({**dict(zip(by, key)), "metric": name, "value": value, "lo": lo, "hi": hi, "n": len(group)})
     return pd.DataFrame(rows)
 

@@ -30,8 +30,12 @@ def images(generator: str, n: int = 20) -> pd.DataFrame:
 def write_run(root: Path, detectors: Sequence[str] = ("alpha", "beta"), seeds: Sequence[int] = (0,),
               degradations: Sequence[str] = DEGRADATIONS, random: Sequence[str] = (), version: int = 1,
               data_salt: str = "", strength: dict[str, float] | None = None, n: int = 20, rng_seed: int = 0,
-              train_sets: Sequence[str] = ("g1",)) -> str:
-    """One finished run; returns its id. Detector d separates classes by ``strength[d]`` logits."""
+              train_sets: Sequence[str] = ("g1",), recipe: str = "", impl: str = "reference", threshold: float = 0.45,
+              checkpoint: str = "c") -> str:
+    """One finished run; returns its id. Detector d separates classes by ``strength[d]`` logits.
+
+    ``recipe`` is appended to each detector's recipe hash (a ``--set`` variant).
+    """
     store = Store(root)
     run_id = store.new_run_id()
     rng = np.random.default_rng(rng_seed)
@@ -47,10 +51,10 @@ def write_run(root: Path, detectors: Sequence[str] = ("alpha", "beta"), seeds: S
                         shift = strength[detector] / (1 + k)
                         logits = (2 * subset["label"].to_numpy() - 1) * shift + rng.normal(0, 1.5, len(subset))
                         frame = subset.assign(
-                            run_id=run_id, cell_id=cell_id, detector=detector, recipe_hash="r" + detector, train_generators=train,
-                            seed=seed, checkpoint_sha256="c",
+                            run_id=run_id, cell_id=cell_id, detector=detector, recipe_hash="r" + detector + recipe,
+                            train_generators=train, seed=seed, checkpoint_sha256=checkpoint,
                             degradation=spec, degradation_seed=0, logit=logits.astype(np.float32),
-                            p_fake=(1 / (1 + np.exp(-logits))).astype(np.float32), threshold=0.45, impl="reference",
+                            p_fake=(1 / (1 + np.exp(-logits))).astype(np.float32), threshold=threshold, impl=impl,
                             random_backbone=detector in random)
                         store.write_predictions(cell_id, frame[PREDICTION_COLUMNS])
                         eval_cells.append({"cell_id": cell_id, "generator": generator, "degradation": spec, "images": len(subset)})
