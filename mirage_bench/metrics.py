@@ -169,6 +169,14 @@ def threshold_for(metric: Metric, threshold: float | None) -> float:
     return float("nan")
 
 
+def undefined_on(metric: Metric, labels: np.ndarray) -> bool:
+    """Whether ``metric`` is undefined (NaN) on a subset with these labels: one class for a ranking metric.
+
+    The batch functions would give a number there (AP 1.0 on fakes only), so every caller asks this first.
+    """
+    return metric.needs_both_classes and len(np.unique(labels)) < 2
+
+
 def compute(name: str, labels: Sequence[int], scores: Sequence[float], threshold: float | None = None, where: str = "") -> float:
     """One metric on one subset. Single-class subsets give NaN (with a warning) for ranking metrics."""
     metric = METRICS.get(name)
@@ -176,7 +184,7 @@ def compute(name: str, labels: Sequence[int], scores: Sequence[float], threshold
     s = np.asarray(scores, dtype=float)
     if len(y) == 0:
         raise ValueError(f"metric {name!r}{where}: no predictions to score")
-    if metric.needs_both_classes and len(np.unique(y)) < 2:
+    if undefined_on(metric, y):
         warnings.warn(f"metric {name!r}{where}: only one class present ({int(y[0])}); reporting NaN", stacklevel=2)
         return float("nan")
     return metric.fn(y, s, threshold_for(metric, threshold))
@@ -190,7 +198,7 @@ def bootstrap(
     metric = METRICS.get(name)
     y = np.asarray(labels, dtype=int)
     s = np.asarray(scores, dtype=float)
-    if metric.needs_both_classes and len(np.unique(y)) < 2:
+    if undefined_on(metric, y):
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
     index = np.concatenate(
@@ -260,28 +268,59 @@ def subset_metrics(
     return pd.DataFrame(rows)
 
 
+def _strict_mean(values: pd.Series) -> float:
+    return float(values.mean(skipna=False))
+
+
+def _strict_std(values: pd.Series) -> float:
+    return float(values.std(skipna=False))
+
+
+def _warn_undefined(table: pd.DataFrame, keys: Sequence[str], over: str) -> None:
+    """Warn for each mean whose inputs are partly NaN: it is reported as NaN, not as the mean of the rest."""
+    if not table["value"].isna().any():
+        return
+    for key, group in table.groupby(list(keys), sort=True, dropna=False):
+        undefined = group["value"].isna()
+        if undefined.any() and not undefined.all():
+            key = key if isinstance(key, tuple) else (key,)
+            where = ", ".join(f"{k}={v}" for k, v in zip(keys, key))
+            warnings.warn(f"mean over {over} on {where} is undefined: no value (NaN) for {over} "
+                          f"{sorted(map(str, group.loc[undefined, over]))}; reporting NaN, not the mean of the other "
+                          f"{int((~undefined).sum())}", stacklevel=3)
+
+
+def _means(table: pd.DataFrame, keys: Sequence[str], over: str) -> pd.DataFrame:
+    _warn_undefined(table, keys, over)
+    return table.groupby(list(keys), sort=True, dropna=False).agg(value=("value", _strict_mean), n=("n", "sum")).reset_index()
+
+
 def mean_over(table: pd.DataFrame, over: str, label: str = "mean") -> pd.DataFrame:
-    """Unweighted mean of ``value`` over the values of column ``over`` (e.g. generators), as extra rows."""
+    """Unweighted mean of ``value`` over the values of column ``over`` (e.g. generators), as extra rows.
+
+    A mean over a set holding NaN (e.g. AP of a one-class subset) is NaN, with a warning naming the subsets:
+    a "mean over 8 generators" is never the mean of 7.
+    """
     keys = [c for c in table.columns if c not in {over, "value", "lo", "hi", "n"}]
-    means = table.groupby(keys, sort=True, dropna=False).agg(value=("value", "mean"), n=("n", "sum")).reset_index()
+    means = _means(table, keys, over)
     means[over] = label
     means["lo"] = means["hi"] = np.nan
     return pd.concat([table, means[table.columns]], ignore_index=True)
 
 
 def family_means(table: pd.DataFrame, families: pd.DataFrame) -> pd.DataFrame:
-    """Mean of ``value`` per generator family; ``families`` maps ``generator`` -> ``family``."""
+    """Mean of ``value`` per generator family (NaN if any member is); ``families`` maps ``generator`` -> ``family``."""
     merged = table.merge(families.drop_duplicates(), on="generator", how="left")
     keys = [c for c in table.columns if c not in {"generator", "value", "lo", "hi", "n"}]
-    out = merged.groupby([*keys, "family"], sort=True, dropna=False).agg(value=("value", "mean"), n=("n", "sum")).reset_index()
-    return out
+    return _means(merged, [*keys, "family"], "generator")
 
 
 def over_seeds(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation (ddof=1; NaN for one seed) of ``value`` over the ``seed`` column."""
+    """Mean and standard deviation (ddof=1; NaN for one seed) of ``value`` over the ``seed`` column, NaN if any seed is."""
     keys = [c for c in table.columns if c not in {"seed", "value", "lo", "hi", "n"}]
+    _warn_undefined(table, keys, "seed")
     return (
         table.groupby(keys, sort=True, dropna=False)
-        .agg(mean=("value", "mean"), std=("value", "std"), seeds=("seed", "nunique"))
+        .agg(mean=("value", _strict_mean), std=("value", _strict_std), seeds=("seed", "nunique"))
         .reset_index()
     )

@@ -87,12 +87,17 @@ def _replace(path: Path, text: str) -> None:
     replace_text(path, text)
 
 
+def _cell(value: float, lo: float, hi: float) -> str:
+    if not np.isfinite(value):
+        return "–"  # undefined on some subset (e.g. AP of a one-class subset): the mean is undefined too
+    return f"{value:.1f} [{lo:.1f}, {hi:.1f}]" if np.isfinite(lo) else f"{value:.1f}"
+
+
 def display(board: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
     """The leaderboard as people read it: one column per metric, 'value [lo, hi]'."""
     shown = board[["rank", "detector", "train", "seeds"]].copy()
     for name in metrics:
-        shown[f"{M.METRICS.get(name).title} (%)"] = [f"{v:.1f} [{lo:.1f}, {hi:.1f}]" if np.isfinite(lo) else f"{v:.1f}"
-                                                     for v, lo, hi in zip(board[name], board[f"{name} lo"], board[f"{name} hi"])]
+        shown[f"{M.METRICS.get(name).title} (%)"] = [_cell(v, lo, hi) for v, lo, hi in zip(board[name], board[f"{name} lo"], board[f"{name} hi"])]
     rates = [f"{r:,.0f}" if np.isfinite(r) else "–" for r in board["images/s"]]
     shown["hardware"], shown["images/s"], shown["runs"] = board["hardware"], rates, board["runs"]
     return shown
@@ -100,7 +105,8 @@ def display(board: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
 
 def notes(board: pd.DataFrame, evidence: Evidence) -> list[str]:
     out = [(f"Protocol {evidence.title}; data manifest hash {evidence.data_hash}. Mean over test generators and seeds, "
-              "clean images, threshold 0.5; [95% bootstrap interval]. images/s: – where the runs recorded no timing.")]
+              "clean images, threshold 0.5; [95% bootstrap interval]; – where a metric is undefined on some subset. "
+              "images/s: – where the runs recorded no timing.")]
     out += evidence.notes
     if board["detector"].str.endswith(DAGGER).any():
         out.append(f"{DAGGER} {RANDOM_BACKBONE_NOTE}.")

@@ -125,7 +125,7 @@ def main_table(long: pd.DataFrame, predictions: pd.DataFrame, generators: Sequen
     columns = [c for c in ordered_columns(present, generators) if c not in singletons]  # a one-generator family repeats its column
     title = f"{_titles(metrics)} (%) per test generator, degradation {degradation}; threshold 0.5"
     table = _build("main", title, seeds, "generator", columns, metrics, _random_rows(predictions))
-    note = "mean: unweighted mean over the test generators"
+    note = "mean: unweighted mean over the test generators (– where a generator's value is undefined)"
     if any(c.startswith(FAMILY) for c in columns):
         note += "; family:X: mean over the generators of family X"
     table.footnotes.append(note + ".")

@@ -123,3 +123,29 @@ def test_subset_metrics_names_the_columns_it_lacks():
     with pytest.raises(DataError, match=r"lacks the columns \['impl', 'recipe_hash'\]"):
         M.subset_metrics(_frame(y, s).drop(columns=["recipe_hash", "impl"]), ["acc"], n_boot=0)
 
+
+def _one_class_table():
+    """Subset g1 (2 reals, 2 fakes) and g2 (fakes only): AP is defined on g1 only."""
+    frame = pd.concat([_frame([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9], generator="g1"),
+                       _frame([1, 1, 1, 1], [0.1, 0.2, 0.3, 0.4], generator="g2")])
+    with pytest.warns(UserWarning, match="only one class"):
+        return M.subset_metrics(frame, ["acc", "ap"], n_boot=0)
+
+
+def test_a_mean_over_an_undefined_subset_is_undefined_with_a_warning():
+    table = _one_class_table()
+    with pytest.warns(UserWarning, match=r"mean over generator on .*metric=ap is undefined: no value \(NaN\) for generator \['g2'\]"):
+        means = M.mean_over(table, "generator")
+    mean = means[means.generator == "mean"].set_index("metric")["value"]
+    assert mean["acc"] == pytest.approx(0.5) and np.isnan(mean["ap"])  # never AP 1.0 from g1 alone
+    with pytest.warns(UserWarning, match=r"no value \(NaN\) for generator \['g2'\]"):
+        families = M.family_means(table, pd.DataFrame({"generator": ["g1", "g2"], "family": ["gan", "gan"]}))
+    assert np.isnan(families.set_index("metric").loc["ap", "value"])
+
+
+def test_a_mean_over_seeds_with_an_undefined_seed_is_undefined():
+    table = pd.DataFrame({"detector": "d", "generator": "g1", "metric": "acc_cal", "seed": [0, 1], "value": [0.8, np.nan],
+                          "lo": np.nan, "hi": np.nan, "n": 4})
+    with pytest.warns(UserWarning, match=r"no value \(NaN\) for seed \['1'\]"):
+        seeds = M.over_seeds(table)
+    assert np.isnan(seeds["mean"].item()) and np.isnan(seeds["std"].item()) and seeds["seeds"].item() == 2

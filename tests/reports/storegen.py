@@ -16,10 +16,10 @@ GENERATORS = ("g1", "g2", "g3")
 DEGRADATIONS = ("none", "jpeg(q=50)", "jpeg(q=90)", "blur(s=1)", "blur(s=2)")
 
 
-def images(generator: str, n: int = 20) -> pd.DataFrame:
+def images(generator: str, n: int = 20, fakes_only: bool = False) -> pd.DataFrame:
     rows = []
     for i in range(n):
-        label = i % 2
+        label = 1 if fakes_only else i % 2
         rel = f"{generator}/val/{'ai' if label else 'nature'}/{i:03d}.png"
         rows.append({"image_id": hashlib.sha256(rel.encode()).hexdigest()[:16], "rel_path": rel, "path": "/nonexistent/" + rel,
                      "sha256": hashlib.sha256(f"content {rel}".encode()).hexdigest(), "label": label,
@@ -31,10 +31,10 @@ def write_run(root: Path, detectors: Sequence[str] = ("alpha", "beta"), seeds: S
               degradations: Sequence[str] = DEGRADATIONS, random: Sequence[str] = (), version: int = 1,
               data_salt: str = "", strength: dict[str, float] | None = None, n: int = 20, rng_seed: int = 0,
               train_sets: Sequence[str] = ("g1",), recipe: str = "", impl: str = "reference", threshold: float = 0.45,
-              checkpoint: str = "c") -> str:
+              checkpoint: str = "c", fakes_only: Sequence[str] = ()) -> str:
     """One finished run; returns its id. Detector d separates classes by ``strength[d]`` logits.
 
-    ``recipe`` is appended to each detector's recipe hash (a ``--set`` variant).
+    ``recipe`` is appended to each detector's recipe hash (a ``--set`` variant); ``fakes_only`` generators have no reals.
     """
     store = Store(root)
     run_id = store.new_run_id()
@@ -45,7 +45,7 @@ def write_run(root: Path, detectors: Sequence[str] = ("alpha", "beta"), seeds: S
         for train in train_sets:
             for seed in seeds:
                 for generator in GENERATORS:
-                    subset = images(generator, n)
+                    subset = images(generator, n, generator in fakes_only)
                     for k, spec in enumerate(degradations):
                         cell_id = digest([run_id, detector, train, seed, generator, spec])[:20]
                         shift = strength[detector] / (1 + k)

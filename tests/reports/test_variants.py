@@ -1,4 +1,6 @@
-"""Runs of one card under other recipes or evaluation paths are separate rows, never pooled."""
+"""Runs of one card under other recipes or evaluation paths are separate rows, never pooled; undefined means stay NaN."""
+
+import json
 
 import numpy as np
 import pandas as pd
@@ -8,7 +10,7 @@ from typer.testing import CliRunner
 
 from mirage_bench.cli import app
 from mirage_bench.errors import DataError
-from mirage_bench.reports.leaderboard import write_leaderboard
+from mirage_bench.reports.leaderboard import display, write_leaderboard
 from mirage_bench.reports.report import build_report
 from mirage_bench.reports.runs import load_runs
 from mirage_bench.reports.tables import main_table, metric_long
@@ -92,3 +94,18 @@ def test_labels_name_only_what_differs_and_stay_distinct():
     assert list(labelled.detector) == ["a (impl fast:pil+cpu)", "a (impl fast:nvjpeg+gpu)", "b"]
     assert len(notes) == 1 and notes[0].startswith("a appears")
 
+
+@pytest.mark.filterwarnings("ignore:metric 'ap' on .*only one class", "ignore:mean over generator on .*family=")
+def test_mean_with_an_undefined_subset_is_undefined_in_value_and_interval(tmp_path):
+    run_id = storegen.write_run(tmp_path, ("alpha",), degradations=("none",), fakes_only=("g3",))
+    with pytest.warns(UserWarning, match=r"metric=ap is undefined: no value \(NaN\) for generator \['g3'\]"):
+        board, _, paths = write_leaderboard(tmp_path, tmp_path / "lb", n_boot=100)
+    row = board.iloc[0]
+    assert np.isnan(row["ap"]) and np.isnan(row["ap lo"]) and np.isnan(row["ap hi"])  # never AP of g1 and g2 alone
+    assert np.isfinite(row["acc"]) and row["acc lo"] <= row["acc"] <= row["acc hi"]
+    assert display(board, ("acc", "ap"))["AP (%)"].item() == "–"
+    assert json.loads(paths[1].read_text())["rows"][0]["ap"] is None
+    with pytest.warns(UserWarning, match="undefined"):
+        table = build_report(load_runs(tmp_path, [run_id]), metrics=("acc", "ap"), n_boot=0, with_figures=False).tables[0]
+    assert table.cell_text(0, table.columns.index("mean"), 1) == "–"
+    assert table.cell_text(0, table.columns.index("g1"), 1) != "–"
