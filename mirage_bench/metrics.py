@@ -19,14 +19,17 @@ from typing import Callable, Literal, Sequence
 import numpy as np
 import pandas as pd
 
+from mirage_bench.errors import DataError
 from mirage_bench.registry import Registry
 
 ThresholdKind = Literal["fixed", "calibrated", "none"]
 PointFn = Callable[[np.ndarray, np.ndarray, float], float]
 BatchFn = Callable[[np.ndarray, np.ndarray, float], np.ndarray]
 
-#: Columns that name one evaluated subset in a predictions frame (one cell of a results table).
-SUBSET_KEYS = ["detector", "train_generators", "seed", "degradation", "generator"]
+#: Columns that name one evaluated subset in a predictions frame (one cell of a results table). The recipe hash and
+#: the evaluation implementation are part of it: two recipes of one card (``--set``), or the reference and the fast
+#: path, are different results and are never pooled into one number.
+SUBSET_KEYS = ["detector", "recipe_hash", "impl", "train_generators", "seed", "degradation", "generator"]
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,14 @@ def threshold_for(metric: Metric, threshold: float | None) -> float:
     return float("nan")
 
 
+def undefined_on(metric: Metric, labels: np.ndarray) -> bool:
+    """Whether ``metric`` is undefined (NaN) on a subset with these labels: one class for a ranking metric.
+
+    The batch functions would give a number there (AP 1.0 on fakes only), so every caller asks this first.
+    """
+    return metric.needs_both_classes and len(np.unique(labels)) < 2
+
+
 def compute(name: str, labels: Sequence[int], scores: Sequence[float], threshold: float | None = None, where: str = "") -> float:
     """One metric on one subset. Single-class subsets give NaN (with a warning) for ranking metrics."""
     metric = METRICS.get(name)
@@ -173,7 +184,7 @@ def compute(name: str, labels: Sequence[int], scores: Sequence[float], threshold
     s = np.asarray(scores, dtype=float)
     if len(y) == 0:
         raise ValueError(f"metric {name!r}{where}: no predictions to score")
-    if metric.needs_both_classes and len(np.unique(y)) < 2:
+    if undefined_on(metric, y):
         warnings.warn(f"metric {name!r}{where}: only one class present ({int(y[0])}); reporting NaN", stacklevel=2)
         return float("nan")
     return metric.fn(y, s, threshold_for(metric, threshold))
@@ -187,7 +198,7 @@ def bootstrap(
     metric = METRICS.get(name)
     y = np.asarray(labels, dtype=int)
     s = np.asarray(scores, dtype=float)
-    if metric.needs_both_classes and len(np.unique(y)) < 2:
+    if undefined_on(metric, y):
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
     index = np.concatenate(
@@ -202,53 +213,114 @@ def bootstrap(
     return float(np.quantile(values, alpha)), float(np.quantile(values, 1 - alpha))
 
 
+def _runs(group: pd.DataFrame) -> str:
+    return ", ".join(sorted(set(group["run_id"].astype(str)))) if "run_id" in group else "(no run ids)"
+
+
+def _one_scoring(group: pd.DataFrame, where: str) -> float:
+    """The subset's calibrated threshold, after checking that it holds one checkpoint's scores of distinct images.
+
+    Why: a subset's metric counts every image once; predictions of two checkpoints (or the same image twice)
+    in one group would be pooled into one number that describes neither.
+    """
+    if "checkpoint_sha256" in group and group["checkpoint_sha256"].nunique(dropna=False) > 1:
+        shas = sorted(set(group["checkpoint_sha256"].astype(str)))
+        raise DataError(f"{where}: the predictions come from {len(shas)} checkpoints ({', '.join(s[:12] for s in shas)}) "
+                        f"in runs {_runs(group)}; one recipe, training set and seed must name one checkpoint. "
+                        "Report these runs separately (pass the run ids of one of them)")
+    repeated = group["image_id"][group["image_id"].duplicated()]
+    if len(repeated):
+        raise DataError(f"{where}: {repeated.nunique()} images are scored more than once (e.g. image_id {repeated.iloc[0]}; "
+                        f"{len(group)} predictions of {group['image_id'].nunique()} images, runs {_runs(group)}); a metric "
+                        "counts every image once. Report these runs separately (pass one run id) or re-run into a new --out folder")
+    thresholds = group["threshold"].unique() if "threshold" in group else np.array([np.nan])
+    if len(thresholds) != 1:
+        raise DataError(f"{where}: the predictions carry {len(thresholds)} different thresholds ({sorted(thresholds)}) in runs "
+                        f"{_runs(group)}; one checkpoint has one calibrated threshold. Report these runs separately")
+    return float(thresholds[0])
+
+
 def subset_metrics(
     predictions: pd.DataFrame, metrics: Sequence[str] = DEFAULT_METRICS, by: Sequence[str] = SUBSET_KEYS,
     n_boot: int = 1000, level: float = 0.95,
 ) -> pd.DataFrame:
     """One row per subset (``by``) and metric: ``value``, ``lo``, ``hi`` (bootstrap), ``n``.
 
-    Works on any predictions frame with ``label``, ``p_fake`` and (for ``acc_cal``) ``threshold``.
+    Works on any predictions frame with the ``by`` columns, ``image_id``, ``label``, ``p_fake`` and (for
+    ``acc_cal``) ``threshold``; each group must hold one checkpoint's scores of distinct images.
     """
+    missing = sorted({*by, "image_id", "label", "p_fake"} - set(predictions.columns))
+    if missing:
+        raise DataError(f"the predictions frame lacks the columns {missing} that per-subset metrics group and check by "
+                        f"(it has {sorted(predictions.columns)}); pass store rows (mirage_bench.store.PREDICTION_COLUMNS)")
     rows = []
     for key, group in predictions.groupby(list(by), sort=True, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
         where = " on " + ", ".join(f"{k}={v}" for k, v in zip(by, key))
-        thresholds = group["threshold"].unique() if "threshold" in group else np.array([np.nan])
-        if len(thresholds) != 1:
-            raise ValueError(f"{where}: predictions carry {len(thresholds)} different thresholds; group by checkpoint")
+        threshold = _one_scoring(group, where)
         for name in metrics:
-            if METRICS.get(name).threshold == "calibrated" and not np.isfinite(thresholds[0]):
+            if METRICS.get(name).threshold == "calibrated" and not np.isfinite(threshold):
                 value, lo, hi = float("nan"), float("nan"), float("nan")
             else:
-                value = compute(name, group["label"], group["p_fake"], thresholds[0], where)
-                lo, hi = bootstrap(name, group["label"], group["p_fake"], thresholds[0], n_boot, level) if n_boot else (np.nan, np.nan)
+                value = compute(name, group["label"], group["p_fake"], threshold, where)
+                lo, hi = bootstrap(name, group["label"], group["p_fake"], threshold, n_boot, level) if n_boot else (np.nan, np.nan)
             rows.append({**dict(zip(by, key)), "metric": name, "value": value, "lo": lo, "hi": hi, "n": len(group)})
     return pd.DataFrame(rows)
 
 
+def _strict_mean(values: pd.Series) -> float:
+    return float(values.mean(skipna=False))
+
+
+def _strict_std(values: pd.Series) -> float:
+    return float(values.std(skipna=False))
+
+
+def _warn_undefined(table: pd.DataFrame, keys: Sequence[str], over: str) -> None:
+    """Warn for each mean whose inputs are partly NaN: it is reported as NaN, not as the mean of the rest."""
+    if not table["value"].isna().any():
+        return
+    for key, group in table.groupby(list(keys), sort=True, dropna=False):
+        undefined = group["value"].isna()
+        if undefined.any() and not undefined.all():
+            key = key if isinstance(key, tuple) else (key,)
+            where = ", ".join(f"{k}={v}" for k, v in zip(keys, key))
+            warnings.warn(f"mean over {over} on {where} is undefined: no value (NaN) for {over} "
+                          f"{sorted(map(str, group.loc[undefined, over]))}; reporting NaN, not the mean of the other "
+                          f"{int((~undefined).sum())}", stacklevel=3)
+
+
+def _means(table: pd.DataFrame, keys: Sequence[str], over: str) -> pd.DataFrame:
+    _warn_undefined(table, keys, over)
+    return table.groupby(list(keys), sort=True, dropna=False).agg(value=("value", _strict_mean), n=("n", "sum")).reset_index()
+
+
 def mean_over(table: pd.DataFrame, over: str, label: str = "mean") -> pd.DataFrame:
-    """Unweighted mean of ``value`` over the values of column ``over`` (e.g. generators), as extra rows."""
+    """Unweighted mean of ``value`` over the values of column ``over`` (e.g. generators), as extra rows.
+
+    A mean over a set holding NaN (e.g. AP of a one-class subset) is NaN, with a warning naming the subsets:
+    a "mean over 8 generators" is never the mean of 7.
+    """
     keys = [c for c in table.columns if c not in {over, "value", "lo", "hi", "n"}]
-    means = table.groupby(keys, sort=True, dropna=False).agg(value=("value", "mean"), n=("n", "sum")).reset_index()
+    means = _means(table, keys, over)
     means[over] = label
     means["lo"] = means["hi"] = np.nan
     return pd.concat([table, means[table.columns]], ignore_index=True)
 
 
 def family_means(table: pd.DataFrame, families: pd.DataFrame) -> pd.DataFrame:
-    """Mean of ``value`` per generator family; ``families`` maps ``generator`` -> ``family``."""
+    """Mean of ``value`` per generator family (NaN if any member is); ``families`` maps ``generator`` -> ``family``."""
     merged = table.merge(families.drop_duplicates(), on="generator", how="left")
     keys = [c for c in table.columns if c not in {"generator", "value", "lo", "hi", "n"}]
-    out = merged.groupby([*keys, "family"], sort=True, dropna=False).agg(value=("value", "mean"), n=("n", "sum")).reset_index()
-    return out
+    return _means(merged, [*keys, "family"], "generator")
 
 
 def over_seeds(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation (ddof=1; NaN for one seed) of ``value`` over the ``seed`` column."""
+    """Mean and standard deviation (ddof=1; NaN for one seed) of ``value`` over the ``seed`` column, NaN if any seed is."""
     keys = [c for c in table.columns if c not in {"seed", "value", "lo", "hi", "n"}]
+    _warn_undefined(table, keys, "seed")
     return (
         table.groupby(keys, sort=True, dropna=False)
-        .agg(mean=("value", "mean"), std=("value", "std"), seeds=("seed", "nunique"))
+        .agg(mean=("value", _strict_mean), std=("value", _strict_std), seeds=("seed", "nunique"))
         .reset_index()
     )

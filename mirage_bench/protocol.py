@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Sequence
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from mirage_bench.cards import card_paths, read_card_data
 from mirage_bench.config import StrictModel, apply_overrides, validate
@@ -74,6 +74,19 @@ class ProtocolCard(StrictModel):
     metrics: list[str] = Field(default_factory=lambda: ["acc", "ap"])
     detectors: list[str] = Field(default_factory=list, description="recipe cards a run uses when --detectors is not given")
     source: str | None = None
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, names: list[str]) -> list[str]:
+        from mirage_bench.errors import RegistryError
+        from mirage_bench.metrics import METRICS  # "unknown metric 'x'. Did you mean ...? Available: ..."
+
+        for name in names:
+            try:
+                METRICS.get(name)
+            except RegistryError as exc:
+                raise ValueError(str(exc)) from None
+        return names
 
     @model_validator(mode="after")
     def _known_generators(self) -> "ProtocolCard":

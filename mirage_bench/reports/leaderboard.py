@@ -40,13 +40,16 @@ def select_runs(root: str | Path, protocol: str | None = None) -> list[str]:
     return by_protocol[name]
 
 
-def _throughput(records: Sequence[dict[str, Any]], detector: str, train: str) -> float:
-    """Images scored per second in these runs, from eval cells that recorded ``seconds`` (NaN if none did)."""
-    cells = {c["cell_id"]: (c["detector"], c["train_generators"]) for r in records for c in r.get("train_cells", [])}
+def _throughput(records: Sequence[dict[str, Any]], cell_ids: set[str]) -> float:
+    """Images scored per second by these eval cells, from those that recorded ``seconds`` (NaN if none did)."""
     timed = [(c["images"], c["seconds"]) for r in records for c in r.get("eval_cells", [])
-             if "seconds" in c and c.get("computed_in_this_run") and cells.get(c.get("train_cell_id")) == (detector, train)]
+             if "seconds" in c and c.get("computed_in_this_run") and c["cell_id"] in cell_ids]
     seconds = sum(s for _, s in timed)
     return sum(n for n, _ in timed) / seconds if seconds else float("nan")
+
+
+#: One leaderboard row: a recipe (hash) of a detector, evaluated by one implementation, on one training set.
+ROW_KEYS = ["detector", "recipe_hash", "impl", "train_generators"]
 
 
 def leaderboard(evidence: Evidence, metrics: Sequence[str] = ("acc", "ap"), n_boot: int = 1000, level: float = 0.95) -> pd.DataFrame:
@@ -55,21 +58,23 @@ def leaderboard(evidence: Evidence, metrics: Sequence[str] = ("acc", "ap"), n_bo
     if preds.empty:
         raise DataError(f"runs {evidence.run_ids} hold no clean ('none') predictions to rank")
     long = metric_long(preds, metrics, n_boot=0)
-    means = M.over_seeds(long[long["generator"] == MEAN])
-    devices = sorted({r["device"] for r in evidence.records})
+    means = M.over_seeds(long[long["generator"] == MEAN]).set_index([*ROW_KEYS, "metric"])["mean"]
+    cells = evidence.predictions.groupby(ROW_KEYS, sort=True, dropna=False)["cell_id"].unique()  # timing: every degradation
     rows = []
-    for (detector, train), group in preds.groupby(["detector", "train_generators"], sort=True):
+    for key, group in preds.groupby(ROW_KEYS, sort=True, dropna=False):
+        detector, _, _, train = key
+        runs = set(group["run_id"])
         row: dict[str, Any] = {"detector": detector + (DAGGER if group["random_backbone"].any() else ""), "train": train,
                                "seeds": group["seed"].nunique()}
         subsets = [Subset(g["label"].to_numpy(int), [g["p_fake"].to_numpy(float)], [float(g["threshold"].iloc[0])])
                    for _, g in group.groupby(["seed", "generator"], sort=True)]
         for name in metrics:
-            value = means[(means["detector"] == detector) & (means["train_generators"] == train) & (means["metric"] == name)]["mean"].item()
+            value = means[(*key, name)]
             lo, hi = interval(resampled_means(name, subsets, n_boot)[0], level) if n_boot else (np.nan, np.nan)
             row.update({name: 100 * value, f"{name} lo": 100 * lo, f"{name} hi": 100 * hi})
-        row["hardware"] = "; ".join(devices)
-        row["images/s"] = _throughput(evidence.records, detector, train)
-        row["runs"] = ",".join(sorted(set(group["run_id"])))
+        row["hardware"] = "; ".join(sorted({r["device"] for r in evidence.records if r["run_id"] in runs}))
+        row["images/s"] = _throughput(evidence.records, set(cells[key]))
+        row["runs"] = ",".join(sorted(runs))
         rows.append(row)
     first = metrics[0]
     board = pd.DataFrame(rows).sort_values(first, ascending=not M.METRICS.get(first).higher_is_better, kind="stable")
@@ -82,12 +87,17 @@ def _replace(path: Path, text: str) -> None:
     replace_text(path, text)
 
 
+def _cell(value: float, lo: float, hi: float) -> str:
+    if not np.isfinite(value):
+        return "–"  # undefined on some subset (e.g. AP of a one-class subset): the mean is undefined too
+    return f"{value:.1f} [{lo:.1f}, {hi:.1f}]" if np.isfinite(lo) else f"{value:.1f}"
+
+
 def display(board: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
     """The leaderboard as people read it: one column per metric, 'value [lo, hi]'."""
     shown = board[["rank", "detector", "train", "seeds"]].copy()
     for name in metrics:
-        shown[f"{M.METRICS.get(name).title} (%)"] = [f"{v:.1f} [{lo:.1f}, {hi:.1f}]" if np.isfinite(lo) else f"{v:.1f}"
-                                                     for v, lo, hi in zip(board[name], board[f"{name} lo"], board[f"{name} hi"])]
+        shown[f"{M.METRICS.get(name).title} (%)"] = [_cell(v, lo, hi) for v, lo, hi in zip(board[name], board[f"{name} lo"], board[f"{name} hi"])]
     rates = [f"{r:,.0f}" if np.isfinite(r) else "–" for r in board["images/s"]]
     shown["hardware"], shown["images/s"], shown["runs"] = board["hardware"], rates, board["runs"]
     return shown
@@ -95,7 +105,9 @@ def display(board: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
 
 def notes(board: pd.DataFrame, evidence: Evidence) -> list[str]:
     out = [(f"Protocol {evidence.title}; data manifest hash {evidence.data_hash}. Mean over test generators and seeds, "
-              "clean images, threshold 0.5; [95% bootstrap interval]. images/s: – where the runs recorded no timing.")]
+              "clean images, threshold 0.5; [95% bootstrap interval]; – where a metric is undefined on some subset. "
+              "images/s: – where the runs recorded no timing.")]
+    out += evidence.notes
     if board["detector"].str.endswith(DAGGER).any():
         out.append(f"{DAGGER} {RANDOM_BACKBONE_NOTE}.")
     return out

@@ -39,7 +39,7 @@ class Report:
                  f"{len(ev.predictions)} stored predictions; metrics from the prediction store, 95% bootstrap intervals in metrics.csv."]
         if ev.predictions["random_backbone"].any():
             lines.append(f"Rows marked † use {RANDOM_BACKBONE_NOTE}.")
-        return lines
+        return lines + ev.notes
 
 
 def build_report(evidence: Evidence, metrics: Sequence[str] = M.DEFAULT_METRICS, n_boot: int = 1000,

@@ -41,7 +41,7 @@ def point_means(name: str, subsets: Sequence[Subset]) -> np.ndarray:
 
 
 def resampled_means(name: str, subsets: Sequence[Subset], n_boot: int = 1000, seed: int = 0) -> np.ndarray:
-    """``[arms, R]``: the mean over subsets in each paired resample."""
+    """``[arms, R]``: the mean over subsets in each paired resample (NaN where the metric is undefined on a subset)."""
     metric = M.METRICS.get(name)
     rng = np.random.default_rng(seed)
     arms = len(subsets[0].scores)
@@ -49,7 +49,10 @@ def resampled_means(name: str, subsets: Sequence[Subset], n_boot: int = 1000, se
     for s in subsets:
         index = _indices(s.labels, n_boot, rng)
         for a in range(arms):
-            total[a] += metric.batch(s.labels[index], s.scores[a][index], threshold_for(metric, s.thresholds[a]))
+            if M.undefined_on(metric, s.labels):  # NaN in every resample, as metrics.compute's point value
+                total[a] += np.nan
+            else:
+                total[a] += metric.batch(s.labels[index], s.scores[a][index], threshold_for(metric, s.thresholds[a]))
     return total / len(subsets)
 
 

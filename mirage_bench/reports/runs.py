@@ -2,14 +2,16 @@
 
 Runs are only put side by side when they were made under the same protocol version on the same data
 (the data manifest hash over the train, validation and test manifests); otherwise the numbers are not
-comparable and :func:`check_comparable` says which runs differ in what.
+comparable and :func:`check_comparable` says which runs differ in what. Runs of one recipe card under two
+recipes (``--set``) or two evaluation implementations are put side by side as separate rows
+(:func:`label_variants`), never pooled.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import pandas as pd
 
@@ -29,6 +31,7 @@ class Evidence:
     run_ids: list[str] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)
     generator_order: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def title(self) -> str:
@@ -76,8 +79,49 @@ def resolve_run_ids(store: Any, run_ids: Sequence[str]) -> list[str]:
     return out
 
 
+def _distinct(values: Sequence[str], forms: Sequence[Callable[[str], str]]) -> dict[str, str]:
+    """Each value's first short form that keeps all of them apart (the last form should be the value itself)."""
+    for form in forms:
+        short = {v: form(v) for v in values}
+        if len(set(short.values())) == len(short):
+            return short
+    return {v: v for v in values}
+
+
+def _count(n: int, noun: str, plural: str) -> str:
+    return f"{n} {noun}{plural * (n != 1)}"
+
+
+_RECIPE_FORMS = (lambda h: h[:8], lambda h: h[:16], str)
+_IMPL_FORMS = (lambda i: i.partition(":")[0], str)  # "fast:pil+cpu-degrade+cpu-preprocess" -> "fast"
+
+
+def label_variants(predictions: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """``detector`` renamed where one card appears under several recipe hashes or implementations, plus notes.
+
+    Why: tables, figures and leaderboards key rows by detector name; ``tinycnn`` and ``tinycnn --set train.lr=0.01``
+    (or the reference and the fast evaluation path) are different results, so they become the rows
+    ``tinycnn (recipe 40494a21)`` / ``tinycnn (impl fast)``, named only by what differs.
+    """
+    variants = predictions[["detector", "recipe_hash", "impl"]].drop_duplicates().astype(str)
+    names: dict[tuple[str, str, str], str] = {}
+    notes = []
+    for detector, part in variants.groupby("detector", sort=True):
+        recipes = _distinct(sorted(set(part["recipe_hash"])), _RECIPE_FORMS)
+        impls = _distinct(sorted(set(part["impl"])), _IMPL_FORMS)
+        for recipe, impl in zip(part["recipe_hash"], part["impl"]):
+            tags = [f"recipe {recipes[recipe]}"] * (len(recipes) > 1) + [f"impl {impls[impl]}"] * (len(impls) > 1)
+            names[(detector, recipe, impl)] = f"{detector} ({', '.join(tags)})" if tags else detector
+        if len(part) > 1:
+            notes.append(f"{detector} appears under {_count(len(recipes), 'recipe hash', 'es')} and "
+                         f"{_count(len(impls), 'evaluation implementation', 's')}: its rows are named apart by recipe hash "
+                         "prefix and impl and never pooled (full values in metrics.csv).")
+    keys = zip(*(predictions[c].astype(str) for c in ("detector", "recipe_hash", "impl")))
+    return predictions.assign(detector=[names[k] for k in keys]), notes
+
+
 def load_runs(root: str | Path, run_ids: Sequence[str]) -> Evidence:
-    """The predictions of the given runs (cells shared by several runs counted once)."""
+    """The predictions of the given runs (cells shared by several runs counted once; variants named apart)."""
     from mirage_bench.engine.runner import run_predictions
     from mirage_bench.store import Store
 
@@ -88,5 +132,6 @@ def load_runs(root: str | Path, run_ids: Sequence[str]) -> Evidence:
     frames = [run_predictions(store, record) for record in records]
     predictions = pd.concat(frames, ignore_index=True)
     predictions = predictions[~predictions.duplicated(["cell_id", "image_id"])].reset_index(drop=True)
+    predictions, notes = label_variants(predictions)
     name, version, digest = comparability(records[0])
-    return Evidence(predictions, name, version, digest, ids, records, list(records[0]["protocol"]["card"]["test"]))
+    return Evidence(predictions, name, version, digest, ids, records, list(records[0]["protocol"]["card"]["test"]), notes)

@@ -8,6 +8,7 @@ means over seeds (with the standard deviation when there is more than one seed).
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -15,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mirage_bench import metrics as M
+from mirage_bench.errors import DataError
 from mirage_bench.reports.runs import RANDOM_BACKBONE_NOTE
 
 MEAN = "mean"
@@ -90,8 +92,13 @@ def _build(name: str, title: str, seeds: pd.DataFrame, column_key: str, columns:
     rows = sorted({tuple(str(v) for v in key) for key in seeds[ROW_KEYS].itertuples(index=False)})
     values = np.full((len(rows), len(columns), len(metrics)), np.nan)
     std = np.full_like(values, np.nan)
-    index = {(row, col, met): i for i, (row, col, met) in enumerate(
-        zip(seeds[ROW_KEYS].astype(str).apply(tuple, axis=1), seeds[column_key].astype(str), seeds["metric"]))}
+    keys = list(zip(seeds[ROW_KEYS].astype(str).apply(tuple, axis=1), seeds[column_key].astype(str), seeds["metric"]))
+    index = {key: i for i, key in enumerate(keys)}
+    if len(index) != len(keys):
+        row, col, met = next(k for k, count in Counter(keys).items() if count > 1)
+        raise DataError(f"table {name!r}: row {row}, column {col!r}, metric {met!r} holds several results (recipes or "
+                        "evaluation implementations of one detector under one name); name them apart first "
+                        "(mirage_bench.reports.runs.label_variants, which load_runs applies)")
     for r, row in enumerate(rows):
         for c, col in enumerate(columns):
             for m, met in enumerate(metrics):
@@ -118,7 +125,7 @@ def main_table(long: pd.DataFrame, predictions: pd.DataFrame, generators: Sequen
     columns = [c for c in ordered_columns(present, generators) if c not in singletons]  # a one-generator family repeats its column
     title = f"{_titles(metrics)} (%) per test generator, degradation {degradation}; threshold 0.5"
     table = _build("main", title, seeds, "generator", columns, metrics, _random_rows(predictions))
-    note = "mean: unweighted mean over the test generators"
+    note = "mean: unweighted mean over the test generators (– where a generator's value is undefined)"
     if any(c.startswith(FAMILY) for c in columns):
         note += "; family:X: mean over the generators of family X"
     table.footnotes.append(note + ".")

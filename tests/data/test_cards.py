@@ -52,3 +52,13 @@ def test_degrade_card_is_table5_sd14_val_only():
 def test_inconsistent_cards_are_refused(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_protocol("genimage", overrides)
+
+
+@pytest.mark.parametrize("metrics,message", [
+    ("[accuracy_typo]", r"metrics = \['accuracy_typo'\]: .*unknown metric 'accuracy_typo'\. Available: acc, acc_cal, ap, auroc"),
+    ("[acc, aap]", r"unknown metric 'aap'\. Did you mean 'ap'\? Available: acc, "),
+])
+def test_unknown_metric_names_are_refused_with_suggestions(metrics, message):
+    with pytest.raises(ConfigError, match=message):
+        load_protocol("chameleon", [f"metrics={metrics}"])
+    assert load_protocol("chameleon", ["metrics=[ap, oracle_acc]"]).metrics == ["ap", "oracle_acc"]

@@ -5,6 +5,7 @@ import pytest
 from sklearn import metrics as sk
 
 from mirage_bench import metrics as M
+from mirage_bench.errors import DataError
 
 
 def _data(n, seed, ties=False):
@@ -61,13 +62,20 @@ def test_intervals_contain_point_and_narrow_with_n(name):
     assert widths[1] < widths[0] * 0.6
 
 
+def _frame(labels, scores, **columns) -> pd.DataFrame:
+    """Store-shaped predictions of one subset (image ids 0..n-1 within the generator)."""
+    base = {"detector": "d", "recipe_hash": "r1", "impl": "reference", "train_generators": "a", "seed": 0, "degradation": "none",
+            "generator": "a", "checkpoint_sha256": "c1", "threshold": 0.4, "run_id": "run1", **columns}
+    ids = [f"{base['generator']}-{i}" for i in range(len(labels))]
+    return pd.DataFrame({**base, "image_id": ids, "label": labels, "p_fake": scores})
+
+
 def test_subset_metrics_means_and_seeds():
     frames = []
     for seed in (0, 1):
         for g in ("a", "b"):
             y, s = _data(40, seed * 10 + ord(g))
-            frames.append(pd.DataFrame({"detector": "d", "train_generators": "a", "seed": seed, "degradation": "none",
-                                        "generator": g, "label": y, "p_fake": s, "threshold": 0.4}))
+            frames.append(_frame(y, s, seed=seed, generator=g))
     table = M.subset_metrics(pd.concat(frames), ["acc", "ap"], n_boot=50)
     assert len(table) == 2 * 2 * 2
     one = table[(table.seed == 1) & (table.generator == "b") & (table.metric == "ap")]["value"].item()
@@ -81,3 +89,63 @@ def test_subset_metrics_means_and_seeds():
     row = seeds[(seeds.generator == "a") & (seeds.metric == "acc")]
     values = table[(table.generator == "a") & (table.metric == "acc")]["value"]
     assert row["mean"].item() == pytest.approx(values.mean()) and row["std"].item() == pytest.approx(values.std())
+
+
+def test_subset_metrics_keeps_recipes_and_implementations_apart():
+    y, s = _data(30, 4)
+    frame = pd.concat([_frame(y, s), _frame(y, 1 - s, recipe_hash="r2", checkpoint_sha256="c2", threshold=0.6),
+                       _frame(y, s ** 2, impl="fast")])
+    table = M.subset_metrics(frame, ["acc", "ap"], n_boot=0)
+    assert len(table) == 3 * 2 and set(table.n) == {30}  # every image once per recipe and implementation
+    ap = table[table.metric == "ap"].set_index(["recipe_hash", "impl"])["value"]
+    assert ap["r1", "reference"] == pytest.approx(sk.average_precision_score(y, s))
+    assert ap["r2", "reference"] == pytest.approx(sk.average_precision_score(y, 1 - s))
+    assert ap["r1", "fast"] == pytest.approx(sk.average_precision_score(y, s ** 2))
+
+
+def test_subset_metrics_refuses_an_image_counted_twice():
+    y, s = _data(10, 5)
+    frame = pd.concat([_frame(y, s), _frame(y, s, run_id="run2")])
+    with pytest.raises(DataError, match=r"10 images are scored more than once .*20 predictions of 10 images, runs run1, run2"):
+        M.subset_metrics(frame, ["acc"], n_boot=0)
+
+
+def test_subset_metrics_refuses_two_checkpoints_in_one_subset():
+    y, s = _data(10, 6)
+    frame = pd.concat([_frame(y[:5], s[:5]), _frame(y[5:], s[5:], checkpoint_sha256="c2", run_id="run2").assign(
+        image_id=lambda f: f.image_id + "x")])
+    with pytest.raises(DataError, match=r"2 checkpoints \(c1, c2\) in runs run1, run2; .*pass the run ids"):
+        M.subset_metrics(frame, ["acc"], n_boot=0)
+
+
+def test_subset_metrics_names_the_columns_it_lacks():
+    y, s = _data(10, 7)
+    with pytest.raises(DataError, match=r"lacks the columns \['impl', 'recipe_hash'\]"):
+        M.subset_metrics(_frame(y, s).drop(columns=["recipe_hash", "impl"]), ["acc"], n_boot=0)
+
+
+def _one_class_table():
+    """Subset g1 (2 reals, 2 fakes) and g2 (fakes only): AP is defined on g1 only."""
+    frame = pd.concat([_frame([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9], generator="g1"),
+                       _frame([1, 1, 1, 1], [0.1, 0.2, 0.3, 0.4], generator="g2")])
+    with pytest.warns(UserWarning, match="only one class"):
+        return M.subset_metrics(frame, ["acc", "ap"], n_boot=0)
+
+
+def test_a_mean_over_an_undefined_subset_is_undefined_with_a_warning():
+    table = _one_class_table()
+    with pytest.warns(UserWarning, match=r"mean over generator on .*metric=ap is undefined: no value \(NaN\) for generator \['g2'\]"):
+        means = M.mean_over(table, "generator")
+    mean = means[means.generator == "mean"].set_index("metric")["value"]
+    assert mean["acc"] == pytest.approx(0.5) and np.isnan(mean["ap"])  # never AP 1.0 from g1 alone
+    with pytest.warns(UserWarning, match=r"no value \(NaN\) for generator \['g2'\]"):
+        families = M.family_means(table, pd.DataFrame({"generator": ["g1", "g2"], "family": ["gan", "gan"]}))
+    assert np.isnan(families.set_index("metric").loc["ap", "value"])
+
+
+def test_a_mean_over_seeds_with_an_undefined_seed_is_undefined():
+    table = pd.DataFrame({"detector": "d", "generator": "g1", "metric": "acc_cal", "seed": [0, 1], "value": [0.8, np.nan],
+                          "lo": np.nan, "hi": np.nan, "n": 4})
+    with pytest.warns(UserWarning, match=r"no value \(NaN\) for seed \['1'\]"):
+        seeds = M.over_seeds(table)
+    assert np.isnan(seeds["mean"].item()) and np.isnan(seeds["std"].item()) and seeds["seeds"].item() == 2

@@ -16,10 +16,10 @@ GENERATORS = ("g1", "g2", "g3")
 DEGRADATIONS = ("none", "jpeg(q=50)", "jpeg(q=90)", "blur(s=1)", "blur(s=2)")
 
 
-def images(generator: str, n: int = 20) -> pd.DataFrame:
+def images(generator: str, n: int = 20, fakes_only: bool = False) -> pd.DataFrame:
     rows = []
     for i in range(n):
-        label = i % 2
+        label = 1 if fakes_only else i % 2
         rel = f"{generator}/val/{'ai' if label else 'nature'}/{i:03d}.png"
         rows.append({"image_id": hashlib.sha256(rel.encode()).hexdigest()[:16], "rel_path": rel, "path": "/nonexistent/" + rel,
                      "sha256": hashlib.sha256(f"content {rel}".encode()).hexdigest(), "label": label,
@@ -30,8 +30,12 @@ def images(generator: str, n: int = 20) -> pd.DataFrame:
 def write_run(root: Path, detectors: Sequence[str] = ("alpha", "beta"), seeds: Sequence[int] = (0,),
               degradations: Sequence[str] = DEGRADATIONS, random: Sequence[str] = (), version: int = 1,
               data_salt: str = "", strength: dict[str, float] | None = None, n: int = 20, rng_seed: int = 0,
-              train_sets: Sequence[str] = ("g1",)) -> str:
-    """One finished run; returns its id. Detector d separates classes by ``strength[d]`` logits."""
+              train_sets: Sequence[str] = ("g1",), recipe: str = "", impl: str = "reference", threshold: float = 0.45,
+              checkpoint: str = "c", fakes_only: Sequence[str] = ()) -> str:
+    """One finished run; returns its id. Detector d separates classes by ``strength[d]`` logits.
+
+    ``recipe`` is appended to each detector's recipe hash (a ``--set`` variant); ``fakes_only`` generators have no reals.
+    """
     store = Store(root)
     run_id = store.new_run_id()
     rng = np.random.default_rng(rng_seed)
@@ -41,16 +45,16 @@ def write_run(root: Path, detectors: Sequence[str] = ("alpha", "beta"), seeds: S
         for train in train_sets:
             for seed in seeds:
                 for generator in GENERATORS:
-                    subset = images(generator, n)
+                    subset = images(generator, n, generator in fakes_only)
                     for k, spec in enumerate(degradations):
                         cell_id = digest([run_id, detector, train, seed, generator, spec])[:20]
                         shift = strength[detector] / (1 + k)
                         logits = (2 * subset["label"].to_numpy() - 1) * shift + rng.normal(0, 1.5, len(subset))
                         frame = subset.assign(
-                            run_id=run_id, cell_id=cell_id, detector=detector, recipe_hash="r" + detector, train_generators=train,
-                            seed=seed, checkpoint_sha256="c",
+                            run_id=run_id, cell_id=cell_id, detector=detector, recipe_hash="r" + detector + recipe,
+                            train_generators=train, seed=seed, checkpoint_sha256=checkpoint,
                             degradation=spec, degradation_seed=0, logit=logits.astype(np.float32),
-                            p_fake=(1 / (1 + np.exp(-logits))).astype(np.float32), threshold=0.45, impl="reference",
+                            p_fake=(1 / (1 + np.exp(-logits))).astype(np.float32), threshold=threshold, impl=impl,
                             random_backbone=detector in random)
                         store.write_predictions(cell_id, frame[PREDICTION_COLUMNS])
                         eval_cells.append({"cell_id": cell_id, "generator": generator, "degradation": spec, "images": len(subset)})
