@@ -43,6 +43,9 @@ def _go(stages: tuple[bool, bool], protocol, detectors, data_root, train_data_ro
     names = None if detectors is None else [d.strip() for d in detectors.split(",") if d.strip()]
     bench = load_benchmark(protocol, names, data_root, [int(s) for s in seeds.split(",")], as_list(overrides), backbone,
                            pretrained, as_list(recipes), as_list(protocols), train_data_root=train_data_root)
+    for source in bench.sources:
+        for line in source.lines():
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
     store = Store(out)
     if dry_run:
         _print_frame(describe_plan(bench, store, evaluation_impl(bench, Options(impl=impl), device)), f"Plan for {bench.protocol.name} v{bench.protocol.version} in {out}")

@@ -40,6 +40,23 @@ class DataSource:
     notes: list[str]
     exclusions: pd.DataFrame
 
+    def record(self) -> dict[str, Any]:
+        from mirage_bench.data.manifest import exclusion_summary
+
+        return {"root": self.root, "protocol": self.protocol, "roles": self.roles, "notes": list(self.notes),
+                "excluded": exclusion_summary(self.exclusions)}
+
+    def lines(self) -> list[str]:
+        """The console report: notes, then excluded files counted per kind with the first few paths."""
+        out = [f"data for {self.roles}: {self.root} (protocol {self.protocol}): {len(self.exclusions)} file(s) excluded"]
+        out += [f"  note: {note}" for note in self.notes]
+        for kind, info in self.record()["excluded"].items():
+            more = ", ..." if info["count"] > len(info["first"]) else ""
+            out.append(f"  excluded {info['count']} x {kind}: {', '.join(info['first'])}{more}")
+        if len(self.exclusions):
+            out.append(f"  (`mirage-bench data verify {self.root}` lists every excluded file with its reason)")
+        return out
+
 
 @dataclass
 class Benchmark:

@@ -192,7 +192,7 @@ def execute(bench: Benchmark, options: Options, *, train: bool = True, evaluate:
                   data={"train": {k: cells.frame_hash(v) for k, v in bench.subsets.train.items()},
                         "validation": {k: cells.frame_hash(v) for k, v in bench.subsets.validation.items()},
                         "test": {k: cells.frame_hash(v) for k, v in bench.subsets.test.items()}},
-                  training_protocol=_training_record(bench),
+                  training_protocol=_training_record(bench), data_sources=[s.record() for s in bench.sources],
                   train_cells=[], eval_cells=[])
     for cell in train_cells(bench):
         ckpt = checkpoint_hash(store, cell)

@@ -3,6 +3,7 @@ and what reading the data noted or excluded, printed and recorded (real cards an
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -103,6 +104,7 @@ def test_train_from_trains_on_the_named_cards_data_and_shares_its_checkpoints(tm
     assert not any(c["trained_in_this_run"] for c in second["train_cells"])
     assert sorted(c["generator"] for c in second["eval_cells"]) == ["cyclegan", "progan"]
     assert second["training_protocol"]["name"] == "forensynths" and second["training_protocol"]["via_train_from"]
+    assert [s["roles"] for s in second["data_sources"]] == ["test", "train"]
 
 
 def test_missing_training_data_names_the_card_root_layout_and_option(tmp_path):
@@ -150,3 +152,30 @@ def test_zero_cells_is_a_clear_error_before_any_run_is_recorded(tmp_path):
         describe_plan(bench, Store(tmp_path / "out"))
     result = CliRunner().invoke(app, ["run", "--detectors", ",", "--out", str(tmp_path / "out")])
     assert result.exit_code == 2 and "gives nothing to run: no detectors" in result.output, result.output
+
+
+def test_notes_and_exclusions_are_printed_and_recorded(tmp_path):
+    root = tmp_path / "tiny"
+    for seed, (generator, split, n) in enumerate([("a", "train", 6), ("a", "val", 3), ("b", "val", 3), ("c", "val", 2)]):
+        helpers.write_images(root, generator, split, n, n, seed)
+    whole = root / "b/val/ai/000.png"
+    truncated = root / "b/val/ai/999.png"
+    truncated.write_bytes(whole.read_bytes()[: len(whole.read_bytes()) // 2])
+    cards = _card(tmp_path / "cards", "tinyp", version=1, layout="genimage", train=["a"], test=["a", "b"],
+                  subsample={"per_class": 10, "seed": 0},
+                  generators={"a": {"folder": "a", "family": "gan"}, "b": {"folder": "b", "family": "diffusion"}})
+    result = CliRunner().invoke(app, ["run", "--protocols", str(cards), "--protocol", "tinyp", "--data-root", str(root),
+                                      "--detectors", "tinycnn", "--out", str(tmp_path / "out"), "--bootstrap", "0",
+                                      *[x for s in TINY_RUN for x in ("--set", s)]], terminal_width=250)
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    assert f"data for train and test: {root} (protocol tinyp): 1 file(s) excluded" in out
+    assert "note: folders not in protocol 'tinyp', ignored: ['c']" in out
+    assert "note: test a: fewer images than subsample.per_class=10, all kept: {'real': 3, 'fake': 3}" in out
+    assert "excluded 1 x decode-failed: b/val/ai/999.png" in out
+    store = Store(tmp_path / "out")
+    record = json.loads((store.run_dir(store.latest_run_id()) / "record.json").read_text())
+    [source] = record["data_sources"]
+    assert source["root"] == str(root) and source["roles"] == "train and test"
+    assert "folders not in protocol 'tinyp', ignored: ['c']" in source["notes"]
+    assert source["excluded"] == {"decode-failed": {"count": 1, "first": ["b/val/ai/999.png"]}}
