@@ -21,7 +21,7 @@ from mirage_bench.config import RecipeCard
 from mirage_bench.engine import cells, distributed
 from mirage_bench.engine.benchmark import Benchmark, DataSource, Subsets, load_benchmark
 from mirage_bench.engine.record import base_record
-from mirage_bench.errors import ConfigError, DataError
+from mirage_bench.errors import ConfigError, ContractError, DataError
 from mirage_bench.store import Store, write_json
 
 #: Degradation seeds are ``image_seed(DEGRADATION_BASE_SEED, image_id)``: fixed, so cells are comparable.
@@ -269,12 +269,31 @@ def _evaluate(job: EvalJob, bench: Benchmark, store: Store, options: Options, de
         scores = score_subset(detector, job.subset, todo, base_seed=DEGRADATION_BASE_SEED, batch_size=options.eval_batch_size,
                               device=device, workers=options.workers, on_batch=advance)
         impls = ["reference"] * len(todo)
+    for d, logits in zip(todo, scores.logits):  # on every rank (all hold the gathered scores), before any write
+        refuse_non_finite(job, d.spec, scores.manifest, logits)
     if distributed.is_main():
         for d, logits, used in zip(todo, scores.logits, impls):
             frame = _prediction_frame(job, scores.manifest, d.spec, scores.seeds, logits, run_id, ckpt, meta, detector, used)
             store.write_predictions(job.cell_ids[d.spec], frame)
     distributed.barrier()
     return [d.spec for d in todo]
+
+
+def refuse_non_finite(job: EvalJob, spec: str, manifest: pd.DataFrame, logits: np.ndarray, shown: int = 5) -> None:
+    """Refuse NaN/inf logits before they are stored: a NaN score compares False with every threshold, so the
+    metrics would count those images as "real" without a word."""
+    bad = ~np.isfinite(np.asarray(logits, dtype=np.float64))
+    if not bad.any():
+        return
+    cell = job.train_cell
+    ids = manifest["image_id"].astype(str).to_numpy()[bad][:shown].tolist()
+    raise ContractError(
+        f"detector {cell.recipe.name!r} (train {cell.train_generators}, seed {cell.seed}, training cell {cell.cell_id}) "
+        f"gave non-finite logits (NaN or inf) for {int(bad.sum())} of {len(bad)} images of test subset {job.generator!r} "
+        f"under degradation {spec!r} (evaluation cell {job.cell_ids[spec]}); first image ids: {ids}. Nothing was stored "
+        "for this cell. Check the checkpoint for diverged weights (re-train it with another seed or a lower train.lr) "
+        "and the detector's forward for overflow."
+    )
 
 
 def _prediction_frame(job: EvalJob, manifest: pd.DataFrame, spec: str, seeds: np.ndarray, logits: np.ndarray, run_id: str,
