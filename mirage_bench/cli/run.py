@@ -10,6 +10,7 @@ from rich.table import Table
 
 from mirage_bench.cli.console import console
 from mirage_bench.cli.options import Overrides, ProtocolDirs, RecipeDirs, as_list
+from mirage_bench.errors import ConfigError
 
 _Protocol = typer.Option("mini", "--protocol", help="Protocol card name or YAML path.")
 _Detectors = typer.Option(None, "--detectors", help="Comma-separated recipe cards (default: the protocol card's 'detectors').")
@@ -29,6 +30,21 @@ _Compile = typer.Option(False, "--compile", help="Fast path: score with torch.co
 _Boot = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the 95% intervals (0: none).")
 
 
+def parse_seeds(text: str) -> list[int]:
+    """``--seeds 0,1,2`` as integers; a bad, empty or repeated item is refused by name."""
+    items = [item.strip() for item in text.split(",")]
+    seeds = []
+    for item in items:
+        try:
+            seeds.append(int(item))
+        except ValueError:
+            raise ConfigError(f"--seeds {text!r}: item {item!r} is not an integer; give comma-separated integers, e.g. --seeds 0,1,2") from None
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise ConfigError(f"--seeds {text!r}: seed(s) {repeated} given twice; list each seed once, e.g. --seeds 0,1,2")
+    return seeds
+
+
 def _go(stages: tuple[bool, bool], protocol, detectors, data_root, train_data_root, out, seeds, overrides, device, dry_run,
         workers, backbone, pretrained, recipes, protocols, n_boot, impl, compile_model) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -41,8 +57,8 @@ def _go(stages: tuple[bool, bool], protocol, detectors, data_root, train_data_ro
     from mirage_bench.store import Store
 
     names = None if detectors is None else [d.strip() for d in detectors.split(",") if d.strip()]
-    bench = load_benchmark(protocol, names, data_root, [int(s) for s in seeds.split(",")], as_list(overrides), backbone,
-                           pretrained, as_list(recipes), as_list(protocols), train_data_root=train_data_root)
+    bench = load_benchmark(protocol, names, data_root, parse_seeds(seeds), as_list(overrides), backbone, pretrained,
+                           as_list(recipes), as_list(protocols), train_data_root=train_data_root)
     for source in bench.sources:
         for line in source.lines():
             console.print(line, markup=False, highlight=False, soft_wrap=True)
