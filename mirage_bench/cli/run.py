@@ -49,6 +49,7 @@ def _go(stages: tuple[bool, bool], protocol, detectors, data_root, train_data_ro
         workers, backbone, pretrained, recipes, protocols, n_boot, impl, compile_model) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from mirage_bench.engine import distributed
     from mirage_bench.engine.runner import Options, describe_plan, evaluation_impl, execute, load_benchmark
     from mirage_bench.engine.tables import save_metrics
     from mirage_bench.reports.render import rich_table
@@ -59,7 +60,8 @@ def _go(stages: tuple[bool, bool], protocol, detectors, data_root, train_data_ro
     names = None if detectors is None else [d.strip() for d in detectors.split(",") if d.strip()]
     bench = load_benchmark(protocol, names, data_root, parse_seeds(seeds), as_list(overrides), backbone, pretrained,
                            as_list(recipes), as_list(protocols), train_data_root=train_data_root)
-    for source in bench.sources:
+    main = distributed.is_main()  # under torchrun, one rank prints and writes the report
+    for source in bench.sources if main else []:
         for line in source.lines():
             console.print(line, markup=False, highlight=False, soft_wrap=True)
     store = Store(out)
@@ -72,6 +74,8 @@ def _go(stages: tuple[bool, bool], protocol, detectors, data_root, train_data_ro
             return lambda n: bar.advance(task, n)
 
         record = execute(bench, Options(out=out, device=device, workers=workers, impl=impl, compile=compile_model), train=stages[0], evaluate=stages[1], progress=progress)
+    if not main:
+        return
     if not stages[1]:
         console.print(f"trained {sum(c['trained_in_this_run'] for c in record['train_cells'])} cells; run record: {store.run_dir(record['run_id'])}")
         return
