@@ -141,3 +141,27 @@ def load_protocol(name_or_path: str, overrides: Sequence[str] = (), extra_dirs: 
 
 def list_protocols(extra_dirs: Sequence[str | Path] = ()) -> list[ProtocolCard]:
     return [load_protocol(name, (), extra_dirs) for name in sorted(card_paths("datasets", extra_dirs))]
+
+
+def training_protocol(card: ProtocolCard, extra_dirs: Sequence[str | Path] = ()) -> ProtocolCard:
+    """The card whose training generators, split, validation rule and mode train ``card``'s models: the card
+    itself, or the one its ``train_from`` names.
+
+    Why one level only: a test-only card borrows a benchmark's training data as that benchmark defines it;
+    a chain would hide which card that is.
+    """
+    if card.train_from is None:
+        return card
+    where = f"protocol {card.name!r} ({card.source})"
+    if card.train:
+        raise ConfigError(f"{where} sets both 'train' {card.train} and 'train_from: {card.train_from}'; keep one: "
+                          "'train' lists this card's own training generators, 'train_from' names the card whose training data it uses")
+    try:
+        source = load_protocol(card.train_from, (), extra_dirs)
+    except ConfigError as exc:
+        raise ConfigError(f"{where} has 'train_from: {card.train_from}', which is not a usable protocol card: {exc}") from exc
+    if source.train_from is not None:
+        raise ConfigError(f"{where} has 'train_from: {source.name}', but {source.name!r} itself trains on "
+                          f"'train_from: {source.train_from}'; chains are not followed. Name the card that lists the "
+                          f"training generators (e.g. 'train_from: {source.train_from}').")
+    return source

@@ -10,10 +10,13 @@ from rich.table import Table
 
 from mirage_bench.cli.console import console
 from mirage_bench.cli.options import Overrides, ProtocolDirs, RecipeDirs, as_list
+from mirage_bench.errors import ConfigError
 
 _Protocol = typer.Option("mini", "--protocol", help="Protocol card name or YAML path.")
 _Detectors = typer.Option(None, "--detectors", help="Comma-separated recipe cards (default: the protocol card's 'detectors').")
 _DataRoot = typer.Option(None, "--data-root", help="Dataset root (default: the shipped mini set for mini protocols).")
+_TrainDataRoot = typer.Option(None, "--train-data-root", help="Root of the training data: the protocol's training generators, or for a "
+                              "test-only protocol (train_from) the named card's (default: --data-root).")
 _Out = typer.Option(Path("results/runs"), "--out", help="Output folder: checkpoints, prediction store, run records.")
 _Seeds = typer.Option("0", "--seeds", help="Comma-separated training seeds, e.g. 0,1,2.")
 _Device = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N (torchrun gives each rank its own GPU).")
@@ -27,10 +30,26 @@ _Compile = typer.Option(False, "--compile", help="Fast path: score with torch.co
 _Boot = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the 95% intervals (0: none).")
 
 
-def _go(stages: tuple[bool, bool], protocol, detectors, data_root, out, seeds, overrides, device, dry_run, workers,
-        backbone, pretrained, recipes, protocols, n_boot, impl, compile_model) -> None:
+def parse_seeds(text: str) -> list[int]:
+    """``--seeds 0,1,2`` as integers; a bad, empty or repeated item is refused by name."""
+    items = [item.strip() for item in text.split(",")]
+    seeds = []
+    for item in items:
+        try:
+            seeds.append(int(item))
+        except ValueError:
+            raise ConfigError(f"--seeds {text!r}: item {item!r} is not an integer; give comma-separated integers, e.g. --seeds 0,1,2") from None
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise ConfigError(f"--seeds {text!r}: seed(s) {repeated} given twice; list each seed once, e.g. --seeds 0,1,2")
+    return seeds
+
+
+def _go(stages: tuple[bool, bool], protocol, detectors, data_root, train_data_root, out, seeds, overrides, device, dry_run,
+        workers, backbone, pretrained, recipes, protocols, n_boot, impl, compile_model) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from mirage_bench.engine import distributed
     from mirage_bench.engine.runner import Options, describe_plan, evaluation_impl, execute, load_benchmark
     from mirage_bench.engine.tables import save_metrics
     from mirage_bench.reports.render import rich_table
@@ -39,9 +58,12 @@ def _go(stages: tuple[bool, bool], protocol, detectors, data_root, out, seeds, o
     from mirage_bench.store import Store
 
     names = None if detectors is None else [d.strip() for d in detectors.split(",") if d.strip()]
-    bench = load_benchmark(protocol, names, data_root,
-                           [int(s) for s in seeds.split(",")], as_list(overrides), backbone, pretrained,
-                           as_list(recipes), as_list(protocols))
+    bench = load_benchmark(protocol, names, data_root, parse_seeds(seeds), as_list(overrides), backbone, pretrained,
+                           as_list(recipes), as_list(protocols), train_data_root=train_data_root)
+    main = distributed.is_main()  # under torchrun, one rank prints and writes the report
+    for source in bench.sources if main else []:
+        for line in source.lines():
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
     store = Store(out)
     if dry_run:
         _print_frame(describe_plan(bench, store, evaluation_impl(bench, Options(impl=impl), device)), f"Plan for {bench.protocol.name} v{bench.protocol.version} in {out}")
@@ -52,6 +74,8 @@ def _go(stages: tuple[bool, bool], protocol, detectors, data_root, out, seeds, o
             return lambda n: bar.advance(task, n)
 
         record = execute(bench, Options(out=out, device=device, workers=workers, impl=impl, compile=compile_model), train=stages[0], evaluate=stages[1], progress=progress)
+    if not main:
+        return
     if not stages[1]:
         console.print(f"trained {sum(c['trained_in_this_run'] for c in record['train_cells'])} cells; run record: {store.run_dir(record['run_id'])}")
         return
@@ -74,14 +98,15 @@ def _print_frame(frame, title: str) -> None:
 
 def _command(stages: tuple[bool, bool], doc: str):
     def command(
-        protocol: str = _Protocol, detectors: Optional[str] = _Detectors, data_root: Optional[Path] = _DataRoot, out: Path = _Out,
-        seeds: str = _Seeds, overrides: Optional[List[str]] = Overrides, device: str = _Device, dry_run: bool = _DryRun,
+        protocol: str = _Protocol, detectors: Optional[str] = _Detectors, data_root: Optional[Path] = _DataRoot,
+        train_data_root: Optional[Path] = _TrainDataRoot, out: Path = _Out, seeds: str = _Seeds,
+        overrides: Optional[List[str]] = Overrides, device: str = _Device, dry_run: bool = _DryRun,
         workers: Optional[int] = _Workers, backbone: Optional[str] = _Backbone, pretrained: Optional[str] = _Pretrained,
         recipes: Optional[List[Path]] = RecipeDirs, protocols: Optional[List[Path]] = ProtocolDirs, n_boot: int = _Boot,
         impl: str = _Impl, compile_model: bool = _Compile,
     ) -> None:
-        _go(stages, protocol, detectors, data_root, out, seeds, overrides, device, dry_run, workers, backbone, pretrained,
-            recipes, protocols, n_boot, impl, compile_model)
+        _go(stages, protocol, detectors, data_root, train_data_root, out, seeds, overrides, device, dry_run, workers, backbone,
+            pretrained, recipes, protocols, n_boot, impl, compile_model)
 
     command.__doc__ = doc
     return command

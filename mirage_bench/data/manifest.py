@@ -164,3 +164,9 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     if missing:
         raise DataError(f"{path} is not a mirage-bench manifest: missing columns {missing}")
     return manifest
+
+
+def exclusion_summary(exclusions: pd.DataFrame, first: int = 3) -> dict[str, dict]:
+    """Kind -> count and the first ``first`` paths: what a run prints and records (``data verify`` lists all)."""
+    return {str(kind): {"count": int(len(rows)), "first": rows["rel_path"].head(first).tolist()}
+            for kind, rows in exclusions.groupby("kind", sort=True)}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import pandas as pd
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from mirage_bench.protocol import ProtocolCard
 
 _LABELS = {0: "real", 1: "fake"}
+ROLES = ("train", "test")
 
 
 @dataclass
@@ -92,14 +93,36 @@ def subsample(rows: pd.DataFrame, per_class: int | None, seed: int, salt: str) -
     return _by_rel_path(pd.concat(parts))
 
 
-def check_counts(protocol: "ProtocolCard", manifest: pd.DataFrame, exclusions: pd.DataFrame | None = None) -> list[str]:
-    """Raise DataError listing every way the data contradicts the card; return notes that are not errors.
+def splits_read(protocol: "ProtocolCard", roles: Sequence[str] = ROLES) -> dict[str, list[str]]:
+    """Generator key -> the publisher splits that ``roles`` read of it (paired real subsets included).
+
+    Why: a root may hold only one role's data (``--train-data-root``, ``train_from``), so it is checked
+    only for what is read from it.
+    """
+    unknown = sorted(set(roles) - set(ROLES))
+    if unknown:
+        raise ValueError(f"roles {unknown} are not among {ROLES}")
+    reads: dict[str, list[str]] = {}
+    for role in roles:
+        keys, split = (protocol.train, protocol.train_split) if role == "train" else (protocol.test, protocol.test_split)
+        for key in keys:
+            for read in (key, protocol.generators[key].reals):
+                if read is not None and split not in reads.setdefault(read, []):
+                    reads[read].append(split)
+    return reads
+
+
+def check_counts(protocol: "ProtocolCard", manifest: pd.DataFrame, exclusions: pd.DataFrame | None = None,
+                 roles: Sequence[str] = ROLES) -> list[str]:
+    """Raise DataError listing every way the data ``roles`` read contradicts the card; return notes that are
+    not errors.
 
     Published counts are of files as distributed, so excluded files of a subset count towards them.
     """
     found = set(manifest["generator"])
     problems: list[str] = []
-    for key in protocol.evaluated:
+    reads = splits_read(protocol, roles)
+    for key, splits in reads.items():
         entry = protocol.generators[key]
         if key not in found:
             problems.append(
@@ -107,12 +130,7 @@ def check_counts(protocol: "ProtocolCard", manifest: pd.DataFrame, exclusions: p
                 f"generators found: {sorted(found)}"
             )
             continue
-        needs = []
-        if key in protocol.train:
-            needs.append(protocol.train_split)
-        if key in protocol.test or any(protocol.generators[t].reals == key for t in protocol.test):
-            needs.append(protocol.test_split)
-        for split in dict.fromkeys(needs):
+        for split in splits:
             if entry.role == "real":  # a pool of reals that fake-only subsets pair with
                 labels, wanted = set(manifest[(manifest["generator"] == key) & (manifest["split"] == split)]["label"]), {0}
             else:
@@ -123,10 +141,10 @@ def check_counts(protocol: "ProtocolCard", manifest: pd.DataFrame, exclusions: p
     all_files = manifest[["generator", "split", "label"]]
     if exclusions is not None and len(exclusions):
         all_files = pd.concat([all_files, exclusions[["generator", "split", "label"]].dropna()])
-    for key in protocol.evaluated:
+    for key, splits in reads.items():
         for split, counts in protocol.generators[key].expected.items():
             for label, expected in ((0, counts.real), (1, counts.fake)):
-                if expected is None:
+                if expected is None or split not in splits:
                     continue
                 have = int(((all_files["generator"] == key) & (all_files["split"] == split) & (all_files["label"] == label)).sum())
                 if have != expected:
@@ -142,9 +160,21 @@ def check_counts(protocol: "ProtocolCard", manifest: pd.DataFrame, exclusions: p
     return [f"folders not in protocol {protocol.name!r}, ignored: {unknown}"] if unknown else []
 
 
-def protocol_subsets(protocol: "ProtocolCard", manifest: pd.DataFrame, exclusions: pd.DataFrame | None = None) -> ProtocolData:
-    """The protocol's train/validation/test subsets of ``manifest`` (checked against the card first)."""
-    notes = check_counts(protocol, manifest, exclusions)
+def protocol_subsets(protocol: "ProtocolCard", manifest: pd.DataFrame, exclusions: pd.DataFrame | None = None,
+                     roles: Sequence[str] = ROLES, test_sha256: Iterable[str] = ()) -> ProtocolData:
+    """The protocol's subsets of ``manifest`` for ``roles`` (checked against the card first).
+
+    ``test_sha256``: content hashes of test images read from another root; like this root's own test
+    images, they are removed from training and validation.
+    """
+    notes = check_counts(protocol, manifest, exclusions, roles)
+    test = _test_subsets(protocol, manifest, notes) if "test" in roles else {}
+    avoid = set(test_sha256).union(*(set(frame["sha256"]) for frame in test.values()))
+    train, validation = _training_subsets(protocol, manifest, avoid, notes) if "train" in roles else ({}, {})
+    return ProtocolData(protocol, train, validation, test, notes)
+
+
+def _test_subsets(protocol: "ProtocolCard", manifest: pd.DataFrame, notes: list[str]) -> dict[str, pd.DataFrame]:
     test = {}
     for key in protocol.test:
         rows = subset_rows(protocol, manifest, key, protocol.test_split)
@@ -153,7 +183,11 @@ def protocol_subsets(protocol: "ProtocolCard", manifest: pd.DataFrame, exclusion
         if short:
             notes.append(f"test {key}: fewer images than subsample.per_class={per_class}, all kept: {short}")
         test[key] = subsample(rows, per_class, protocol.subsample.seed, key)
-    test_hashes = set().union(*(set(frame["sha256"]) for frame in test.values())) if test else set()
+    return test
+
+
+def _training_subsets(protocol: "ProtocolCard", manifest: pd.DataFrame, test_hashes: set[str],
+                      notes: list[str]) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
     train, validation = {}, {}
     for key in protocol.train:
         rows = subset_rows(protocol, manifest, key, protocol.train_split)
@@ -169,4 +203,20 @@ def protocol_subsets(protocol: "ProtocolCard", manifest: pd.DataFrame, exclusion
             )
         validation[key] = carve_validation(rows, protocol.validation.fraction, protocol.validation.seed, key)
         train[key] = _by_rel_path(rows[~rows["image_id"].isin(set(validation[key]["image_id"]))])
-    return ProtocolData(protocol, train, validation, test, notes)
+    return train, validation
+
+
+def training_sets(data: ProtocolData) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    """Name -> (train, validation) of each model the card's ``mode`` asks for.
+
+    ``matrix``: one per training generator. ``single``: one on the union of the training generators, named
+    ``a+b``, its validation the union of theirs (an image shared through a paired real subset is kept once,
+    and never in training when it validates).
+    """
+    protocol = data.protocol
+    if protocol.mode == "matrix":
+        return {key: (data.train[key], data.validation[key]) for key in protocol.train}
+    validation = pd.concat([data.validation[k] for k in protocol.train]).drop_duplicates("image_id")
+    train = pd.concat([data.train[k] for k in protocol.train]).drop_duplicates("image_id")
+    train = train[~train["image_id"].isin(set(validation["image_id"]))]
+    return {"+".join(protocol.train): (_by_rel_path(train), _by_rel_path(validation))}

@@ -23,7 +23,11 @@ def rank_and_world() -> tuple[int, int]:
 
 
 def is_main() -> bool:
-    return rank_and_world()[0] == 0
+    """Rank 0 of the process group; before the group is joined, rank 0 of torchrun's environment (``RANK``),
+    so that what a command prints or writes before its first collective happens once."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def check_device(device: str) -> None:

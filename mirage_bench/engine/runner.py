@@ -18,10 +18,10 @@ import pandas as pd
 import torch
 
 from mirage_bench.config import RecipeCard
-from mirage_bench.engine import cells, distributed, sources
+from mirage_bench.engine import cells, distributed
+from mirage_bench.engine.benchmark import Benchmark, DataSource, Subsets, load_benchmark
 from mirage_bench.engine.record import base_record
-from mirage_bench.errors import ConfigError, DataError
-from mirage_bench.protocol import ProtocolCard
+from mirage_bench.errors import ConfigError, ContractError, DataError
 from mirage_bench.store import Store, write_json
 
 #: Degradation seeds are ``image_seed(DEGRADATION_BASE_SEED, image_id)``: fixed, so cells are comparable.
@@ -29,24 +29,6 @@ DEGRADATION_BASE_SEED = 0
 #: ``reference``: PIL/scipy on CPU workers, exact. ``fast``: GPU degradations and preprocessing
 #: (``mirage_bench.fastpath``), within stated tolerances. ``auto``: fast on CUDA, reference elsewhere.
 IMPLEMENTATIONS = ("auto", "reference", "fast", "fast-nvjpeg")
-
-
-@dataclass
-class Subsets:
-    """What a protocol resolves to on disk: ``train``/``validation``/``test`` dicts of name -> manifest."""
-
-    train: dict[str, pd.DataFrame]
-    validation: dict[str, pd.DataFrame]
-    test: dict[str, pd.DataFrame]
-
-
-@dataclass
-class Benchmark:
-    protocol: ProtocolCard
-    subsets: Subsets
-    recipes: list[RecipeCard]
-    degradations: list[Any]
-    seeds: list[int]
 
 
 @dataclass
@@ -110,23 +92,24 @@ class Options:
         return max(1, min(16, cores // ranks_here - 1))
 
 
-def validation_for(name: str, train: pd.DataFrame, validation: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """The validation manifest of a training set: under its own name, or pooled from its generators."""
-    if name in validation:
-        return validation[name]
-    generators = sorted(train["generator"].unique())
-    missing = [g for g in generators if g not in validation]
-    if missing:
-        raise DataError(f"no validation data for training set {name!r} (generators {missing}); have {sorted(validation)}")
-    return pd.concat([validation[g] for g in generators], ignore_index=True)
+def check_plan(bench: Benchmark) -> None:
+    """Refuse a benchmark with nothing to run, naming what is empty (an empty run has no table to show)."""
+    p = bench.protocol
+    empty = [why for why, items in (
+        ("no detectors (pass --detectors a,b or list them under the card's 'detectors')", bench.recipes),
+        (f"no training sets (card {(bench.training or p).name!r}: 'train' or 'train_from')", bench.subsets.train),
+        ("no seeds (pass --seeds 0,1,2)", bench.seeds),
+        (f"no test subsets (card {p.name!r}: 'test')", p.test),
+    ) if not items]
+    if empty:
+        raise ConfigError(f"protocol {p.name!r} gives nothing to run: {'; '.join(empty)}")
 
 
 def train_cells(bench: Benchmark) -> list[TrainCell]:
     out = []
     for recipe in bench.recipes:
         for name in sorted(bench.subsets.train):
-            train = bench.subsets.train[name]
-            validation = validation_for(name, train, bench.subsets.validation)
+            train, validation = bench.subsets.train[name], bench.subsets.validation[name]
             for seed in bench.seeds:
                 cell_id = cells.train_cell_id(recipe, train, validation, seed)
                 out.append(TrainCell(recipe, name, train, validation, seed, cell_id))
@@ -153,6 +136,7 @@ def eval_jobs(bench: Benchmark, cell: TrainCell, ckpt_hash: str, impl: str = "re
 
 def describe_plan(bench: Benchmark, store: Store, impl: str = "reference") -> pd.DataFrame:
     """Every cell with its status (``done`` / ``to do``) and the work it needs (``--dry-run``)."""
+    check_plan(bench)
     rows = []
     for cell in train_cells(bench):
         ckpt = checkpoint_hash(store, cell)
@@ -194,6 +178,7 @@ def evaluation_impl(bench: Benchmark, options: Options, device: str) -> str:
 def execute(bench: Benchmark, options: Options, *, train: bool = True, evaluate: bool = True,
             progress: Progress = _no_progress) -> dict[str, Any]:
     """Run the plan; returns the run record (also written to ``runs/<run_id>/record.json``)."""
+    check_plan(bench)
     store = Store(options.out)
     device = distributed.init_from_env(options.device)
     impl = evaluation_impl(bench, options, device)
@@ -207,6 +192,7 @@ def execute(bench: Benchmark, options: Options, *, train: bool = True, evaluate:
                   data={"train": {k: cells.frame_hash(v) for k, v in bench.subsets.train.items()},
                         "validation": {k: cells.frame_hash(v) for k, v in bench.subsets.validation.items()},
                         "test": {k: cells.frame_hash(v) for k, v in bench.subsets.test.items()}},
+                  training_protocol=_training_record(bench), data_sources=[s.record() for s in bench.sources],
                   train_cells=[], eval_cells=[])
     for cell in train_cells(bench):
         ckpt = checkpoint_hash(store, cell)
@@ -236,6 +222,14 @@ def execute(bench: Benchmark, options: Options, *, train: bool = True, evaluate:
         write_json(store.run_dir(run_id) / "record.json", record)
     distributed.barrier()
     return record
+
+
+def _training_record(bench: Benchmark) -> dict[str, Any]:
+    """Which card's training data trained the models and how they were grouped (``mode``)."""
+    card = bench.training or bench.protocol
+    return {"name": card.name, "version": card.version, "via_train_from": bench.training is not None, "mode": card.mode,
+            "generators": card.train, "split": card.train_split, "validation": card.validation.model_dump(mode="json"),
+            "training_sets": sorted(bench.subsets.train)}
 
 
 def _train(cell: TrainCell, store: Store, options: Options, device: str, progress: Progress) -> None:
@@ -275,12 +269,31 @@ def _evaluate(job: EvalJob, bench: Benchmark, store: Store, options: Options, de
         scores = score_subset(detector, job.subset, todo, base_seed=DEGRADATION_BASE_SEED, batch_size=options.eval_batch_size,
                               device=device, workers=options.workers, on_batch=advance)
         impls = ["reference"] * len(todo)
+    for d, logits in zip(todo, scores.logits):  # on every rank (all hold the gathered scores), before any write
+        refuse_non_finite(job, d.spec, scores.manifest, logits)
     if distributed.is_main():
         for d, logits, used in zip(todo, scores.logits, impls):
             frame = _prediction_frame(job, scores.manifest, d.spec, scores.seeds, logits, run_id, ckpt, meta, detector, used)
             store.write_predictions(job.cell_ids[d.spec], frame)
     distributed.barrier()
     return [d.spec for d in todo]
+
+
+def refuse_non_finite(job: EvalJob, spec: str, manifest: pd.DataFrame, logits: np.ndarray, shown: int = 5) -> None:
+    """Refuse NaN/inf logits before they are stored: a NaN score compares False with every threshold, so the
+    metrics would count those images as "real" without a word."""
+    bad = ~np.isfinite(np.asarray(logits, dtype=np.float64))
+    if not bad.any():
+        return
+    cell = job.train_cell
+    ids = manifest["image_id"].astype(str).to_numpy()[bad][:shown].tolist()
+    raise ContractError(
+        f"detector {cell.recipe.name!r} (train {cell.train_generators}, seed {cell.seed}, training cell {cell.cell_id}) "
+        f"gave non-finite logits (NaN or inf) for {int(bad.sum())} of {len(bad)} images of test subset {job.generator!r} "
+        f"under degradation {spec!r} (evaluation cell {job.cell_ids[spec]}); first image ids: {ids}. Nothing was stored "
+        "for this cell. Check the checkpoint for diverged weights (re-train it with another seed or a lower train.lr) "
+        "and the detector's forward for overflow."
+    )
 
 
 def _prediction_frame(job: EvalJob, manifest: pd.DataFrame, spec: str, seeds: np.ndarray, logits: np.ndarray, run_id: str,
@@ -312,35 +325,4 @@ def run_predictions(store: Store, record: dict[str, Any]) -> pd.DataFrame:
     return predictions
 
 
-def load_benchmark(
-    protocol: str = "mini", detectors: Sequence[str] | None = None, data_root: str | Path | None = None,
-    seeds: Sequence[int] = (0,), overrides: Sequence[str] = (), backbone: str | None = None, pretrained: str | None = None,
-    recipe_dirs: Sequence[str | Path] = (), protocol_dirs: Sequence[str | Path] = (),
-) -> Benchmark:
-    """Resolve cards and data: the protocol, its subsets on disk, the recipes (with ``--set`` applied to all)."""
-    from mirage_bench.cards import load_recipe
-    from mirage_bench.data import build_manifest, protocol_subsets
-    from mirage_bench.protocol import load_protocol
-
-    card = load_protocol(protocol, (), protocol_dirs)
-    if detectors is None:
-        if not card.detectors:
-            raise DataError(f"protocol {card.name!r} names no default detectors; pass --detectors a,b (see `mirage-bench detectors list`)")
-        detectors = card.detectors
-    if data_root is None:
-        if not card.name.startswith("mini"):
-            raise DataError(f"protocol {card.name!r} needs its data: pass --data-root DIR (only the built-in mini protocols ship data)")
-        from mirage_bench.mini import default_root
-
-        data_root = default_root()
-    manifest, _ = build_manifest(Path(data_root), card.layout, card)
-    data = protocol_subsets(card, manifest)
-    recipes = []
-    for name in detectors:
-        recipe = load_recipe(name, overrides, recipe_dirs)
-        swap = [f"backbone.name={backbone}"] * bool(backbone) + [f"backbone.pretrained={pretrained}"] * bool(pretrained)
-        if swap and recipe.backbone is not None:  # recipes without a backbone (e.g. a CNN from scratch) are unaffected
-            recipe = load_recipe(name, [*overrides, *swap], recipe_dirs)
-        recipes.append(recipe)
-    return Benchmark(card, Subsets(dict(data.train), dict(data.validation), dict(data.test)), recipes,
-                     sources.expand_degradations(card.degradations), list(seeds))
+__all__ = ["Benchmark", "DataSource", "Options", "Subsets", "describe_plan", "execute", "load_benchmark", "run_predictions"]

@@ -9,7 +9,7 @@ import pytest
 
 from mirage_bench.data import build_manifest, check_counts, protocol_subsets
 from mirage_bench.errors import DataError
-from mirage_bench.protocol import load_protocol
+from mirage_bench.protocol import ProtocolCard, load_protocol
 
 # GenImage's eight top folders and inner folders, as the publisher ships them (written by hand).
 GENIMAGE_FOLDERS = [
@@ -191,3 +191,40 @@ def test_unknown_folders_are_noted_not_scored(genimage_root):
     data = protocol_subsets(card, manifest)
     assert "folders not in protocol 'genimage', ignored: ['sdxl']" in data.notes
     assert "sdxl" not in data.test
+
+
+def test_a_training_root_is_checked_only_for_what_training_reads(make_tree, genimage_root):
+    sd14 = [f"stable_diffusion_v_1_4/imagenet_ai_0419_sdv4/train/{c}/{i}.png" for c in ("ai", "nature") for i in range(10)]
+    root = make_tree(sd14, name="sd14_only")
+    card = load_protocol("genimage")
+    manifest, exclusions = build_manifest(root, protocol=card)
+    with pytest.raises(DataError, match="generator 'midjourney'"):
+        protocol_subsets(card, manifest, exclusions)
+    test_images = protocol_subsets(card, *build_manifest(genimage_root, protocol=card), roles=("test",))
+    assert test_images.train == {} and sorted(test_images.test) == sorted(KEYS.values())
+    leaked = manifest["sha256"].iloc[[0, 1]].tolist()  # as if two test images (another root) had these bytes
+    data = protocol_subsets(card, manifest, exclusions, roles=("train",), test_sha256=leaked)
+    assert data.test == {} and list(data.train) == ["sdv14"]
+    assert len(data.train["sdv14"]) + len(data.validation["sdv14"]) == 18
+    assert "train sdv14: 2 image(s) identical to a test image removed from training and validation" in data.notes
+
+
+def test_single_mode_pools_training_generators_without_a_validation_image_in_training(make_tree):
+    from mirage_bench.data.subsets import training_sets
+
+    paths = [f"train/{g}/1_fake/{i}.png" for g in ("a", "b") for i in range(10)]
+    paths += [f"train/r/0_real/{i}.png" for i in range(10)] + ["test/a/1_fake/t.png", "test/r/0_real/t.png"]
+    generators = {"a": {"folder": "a", "family": "gan", "role": "fake", "reals": "r"},
+                  "b": {"folder": "b", "family": "gan", "role": "fake", "reals": "r"},
+                  "r": {"folder": "r", "family": "real", "role": "real"}}
+    card = ProtocolCard(name="pooled", version=1, layout="forensynths", train=["a", "b"], test=["a"], test_split="test",
+                        validation={"fraction": 0.3, "seed": 0}, generators=generators)
+    manifest, _ = build_manifest(make_tree(paths), protocol=card)
+    data = protocol_subsets(card, manifest)
+    [(name, (train, validation))] = training_sets(data).items()
+    assert name == "a+b" and set(train["generator"]) == {"a", "b", "r"}
+    assert not set(train["image_id"]) & set(validation["image_id"])
+    assert train["image_id"].is_unique and validation["image_id"].is_unique
+    assert len(train) + len(validation) == 30  # every image once: the shared reals are not counted twice
+    matrix = training_sets(protocol_subsets(card.model_copy(update={"mode": "matrix"}), manifest))
+    assert sorted(matrix) == ["a", "b"] and all(len(t) + len(v) == 20 for t, v in matrix.values())

@@ -40,6 +40,13 @@ def write_images(root: Path, generator: str, split: str, n_real: int, n_fake: in
     return pd.DataFrame(rows).sort_values("rel_path", ignore_index=True)
 
 
+def write_png(path: Path, seed: int, side: int = 20) -> Path:
+    """One PNG of seeded noise (its content, hence its sha256, is a function of ``seed``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (side, side, 3), dtype=np.uint8)).save(path)
+    return path
+
+
 def protocol_card(test: Sequence[str] = ("g1", "g2")) -> ProtocolCard:
     return ProtocolCard(name="tiny", version=1, layout="genimage", train=["g1"], test=list(test),
                         generators={g: {"folder": g, "family": "gan" if g == "g1" else "diffusion"} for g in ("g1", "g2")})

@@ -50,3 +50,12 @@ def test_unusable_device_is_refused_before_any_work(tmp_path, monkeypatch):
     assert not (tmp_path / "checkpoints").exists()
     result = CliRunner().invoke(app, ["run", "--detectors", "tinycnn", "--device", "gpu", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "is not a torch device" in result.output
+
+
+@pytest.mark.parametrize("seeds, words", [("0,x", "item 'x' is not an integer"), ("0,,1", "item '' is not an integer"),
+                                          ("1,0,1", "seed(s) [1] given twice")])
+def test_bad_seeds_are_refused_naming_the_item_and_the_expected_form(seeds, words, stub_data, tmp_path):
+    result = CliRunner().invoke(app, ["run", "--out", str(tmp_path / "out"), "--seeds", seeds, "--dry-run"], terminal_width=250)
+    assert result.exit_code == 2
+    assert f"error: --seeds {seeds!r}: {words}" in result.output and "e.g. --seeds 0,1,2" in result.output
+    assert "Traceback" not in result.output and "ValueError" not in result.output

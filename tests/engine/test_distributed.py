@@ -59,3 +59,42 @@ def test_two_process_training_keeps_ranks_in_step(tmp_path):
     for key in rank0:
         assert torch.equal(rank0[key], rank1[key]), key
     assert (workdir / "model.pt").is_file() and not (workdir / "state.pt").exists()
+
+
+def _cli_worker(rank, port, bench, out, logs):
+    import os
+
+    from typer.testing import CliRunner
+
+    from mirage_bench.cli import app
+    from mirage_bench.engine import runner
+
+    os.environ.update(WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    runner.load_benchmark = lambda *args, **kwargs: bench
+    result = CliRunner().invoke(app, ["eval", "--out", str(out), "--bootstrap", "0"], terminal_width=250)
+    (logs / f"rank{rank}.txt").write_text(f"{result.exit_code}\n{result.output}")
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_under_torchrun_only_rank_zero_writes_the_report(tmp_path):
+    """``mirage-bench eval`` in 2 gloo processes: both score their shards, rank 0 alone prints and writes metrics.csv."""
+    import socket
+
+    from mirage_bench.engine.runner import Options, execute
+    from mirage_bench.store import Store
+
+    bench = helpers.benchmark(tmp_path / "data")
+    out = tmp_path / "out"
+    execute(bench, Options(out=out), evaluate=False)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_cli_worker, args=(port, bench, out, tmp_path), nprocs=2)
+    code0, output0 = (tmp_path / "rank0.txt").read_text().split("\n", 1)
+    code1, output1 = (tmp_path / "rank1.txt").read_text().split("\n", 1)
+    assert (code0, code1) == ("0", "0"), output0 + output1
+    assert "Acc / AP" in output0 and "Acc / AP" not in output1 and "already exists" not in output1
+    store = Store(out)
+    assert (store.run_dir(store.latest_run_id()) / "metrics.csv").is_file()

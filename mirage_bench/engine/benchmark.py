@@ -1,0 +1,141 @@
+"""What a run is about: the protocol card, its data on disk, the recipes, degradations and seeds.
+
+Training data are the training generators of the training card (the protocol itself, or the card its
+``train_from`` names), read from the training data root; test subsets are the protocol's own, read from the
+data root. The two roots are the same folder unless ``--train-data-root`` says otherwise. What reading the
+data noted or excluded travels with the benchmark, so a run can print and record it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from mirage_bench.config import RecipeCard
+from mirage_bench.engine import sources
+from mirage_bench.errors import DataError
+from mirage_bench.protocol import ProtocolCard
+
+
+@dataclass
+class Subsets:
+    """``train``/``validation``: training-set name -> manifest (one entry per model the mode asks for);
+    ``test``: test generator -> manifest."""
+
+    train: dict[str, pd.DataFrame]
+    validation: dict[str, pd.DataFrame]
+    test: dict[str, pd.DataFrame]
+
+
+@dataclass
+class DataSource:
+    """One data root as a run read it: with which card, for which roles, and what was noted or excluded."""
+
+    root: str
+    protocol: str
+    roles: str  # "train and test", "train" or "test"
+    notes: list[str]
+    exclusions: pd.DataFrame
+
+    def record(self) -> dict[str, Any]:
+        from mirage_bench.data.manifest import exclusion_summary
+
+        return {"root": self.root, "protocol": self.protocol, "roles": self.roles, "notes": list(self.notes),
+                "excluded": exclusion_summary(self.exclusions)}
+
+    def lines(self) -> list[str]:
+        """The console report: notes, then excluded files counted per kind with the first few paths."""
+        out = [f"data for {self.roles}: {self.root} (protocol {self.protocol}): {len(self.exclusions)} file(s) excluded"]
+        out += [f"  note: {note}" for note in self.notes]
+        for kind, info in self.record()["excluded"].items():
+            more = ", ..." if info["count"] > len(info["first"]) else ""
+            out.append(f"  excluded {info['count']} x {kind}: {', '.join(info['first'])}{more}")
+        if len(self.exclusions):
+            out.append(f"  (`mirage-bench data verify {self.root}` lists every excluded file with its reason)")
+        return out
+
+
+@dataclass
+class Benchmark:
+    protocol: ProtocolCard
+    subsets: Subsets
+    recipes: list[RecipeCard]
+    degradations: list[Any]
+    seeds: list[int]
+    training: ProtocolCard | None = None  # the card whose training data train the models, when not ``protocol``
+    sources: list[DataSource] = field(default_factory=list)
+
+
+def load_benchmark(
+    protocol: str = "mini", detectors: Sequence[str] | None = None, data_root: str | Path | None = None,
+    seeds: Sequence[int] = (0,), overrides: Sequence[str] = (), backbone: str | None = None, pretrained: str | None = None,
+    recipe_dirs: Sequence[str | Path] = (), protocol_dirs: Sequence[str | Path] = (), *,
+    train_data_root: str | Path | None = None,
+) -> Benchmark:
+    """Resolve cards and data: the protocol, its subsets on disk, the recipes (with ``--set`` applied to all)."""
+    from mirage_bench.cards import load_recipe
+    from mirage_bench.protocol import load_protocol, training_protocol
+
+    card = load_protocol(protocol, (), protocol_dirs)
+    trainer = training_protocol(card, protocol_dirs)
+    if detectors is None:
+        if not card.detectors:
+            raise DataError(f"protocol {card.name!r} names no default detectors; pass --detectors a,b (see `mirage-bench detectors list`)")
+        detectors = card.detectors
+    if data_root is None:
+        if not card.name.startswith("mini"):
+            raise DataError(f"protocol {card.name!r} needs its data: pass --data-root DIR (only the built-in mini protocols ship data)")
+        from mirage_bench.mini import default_root
+
+        data_root = default_root()
+    subsets, found = _read_data(card, trainer, Path(data_root), Path(train_data_root or data_root))
+    recipes = []
+    for name in detectors:
+        recipe = load_recipe(name, overrides, recipe_dirs)
+        swap = [f"backbone.name={backbone}"] * bool(backbone) + [f"backbone.pretrained={pretrained}"] * bool(pretrained)
+        if swap and recipe.backbone is not None:  # recipes without a backbone (e.g. a CNN from scratch) are unaffected
+            recipe = load_recipe(name, [*overrides, *swap], recipe_dirs)
+        recipes.append(recipe)
+    return Benchmark(card, subsets, recipes, sources.expand_degradations(card.degradations), list(seeds),
+                     None if trainer is card else trainer, found)
+
+
+def _read_data(card: ProtocolCard, trainer: ProtocolCard, root: Path, train_root: Path) -> tuple[Subsets, list[DataSource]]:
+    """Test subsets from ``root`` under ``card``; training sets from ``train_root`` under ``trainer`` (one scan
+    when both are the same)."""
+    from mirage_bench.data import build_manifest, protocol_subsets
+    from mirage_bench.data.subsets import training_sets
+
+    manifest, exclusions = build_manifest(root, card.layout, card)
+    if trainer is card and train_root.resolve() == root.resolve():
+        data = protocol_subsets(card, manifest, exclusions)
+        found = [DataSource(str(root.absolute()), card.name, "train and test", data.notes, exclusions)]
+        test, train_data = data.test, data
+    else:
+        tested = protocol_subsets(card, manifest, exclusions, roles=("test",))
+        found = [DataSource(str(root.absolute()), card.name, "test", tested.notes, exclusions)]
+        test_hashes = set().union(*(set(frame["sha256"]) for frame in tested.test.values()))
+        try:
+            train_manifest, train_exclusions = build_manifest(train_root, trainer.layout, trainer)
+            train_data = protocol_subsets(trainer, train_manifest, train_exclusions, roles=("train",), test_sha256=test_hashes)
+        except DataError as exc:
+            raise DataError(_training_data_help(card, trainer, train_root, exc)) from exc
+        found.append(DataSource(str(train_root.absolute()), trainer.name, "train", train_data.notes, train_exclusions))
+        test = tested.test
+    sets = training_sets(train_data)
+    return Subsets({k: t for k, (t, _) in sets.items()}, {k: v for k, (_, v) in sets.items()}, test), found
+
+
+def _training_data_help(card: ProtocolCard, trainer: ProtocolCard, root: Path, exc: DataError) -> str:
+    """What a missing training root needs: whose data, where it looked, which folders in which layout, which option."""
+    from mirage_bench.data.layouts import LAYOUTS
+
+    whose = f"the training data of protocol {trainer.name!r} (its train_from)" if trainer is not card else "its training data"
+    shape = "detected" if trainer.layout == "auto" else f"{trainer.layout!r}: {LAYOUTS.get(trainer.layout).description}"
+    folders = ", ".join(f"{k} (folder {trainer.generators[k].folder!r})" for k in trainer.train)
+    return (f"protocol {card.name!r} reads {whose} from {root}, and it is not usable there: {exc}\n"
+            f"Expected in {root}: {trainer.name}'s training generator(s) {folders}, split {trainer.train_split!r}, "
+            f"layout {shape}. Point --train-data-root at that data (default: the --data-root).")
