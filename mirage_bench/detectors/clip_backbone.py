@@ -12,8 +12,10 @@ parameters, same function, no layout copies).
 
 from __future__ import annotations
 
+import logging
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -34,6 +36,25 @@ def register_model_configs() -> None:
 
         open_clip.add_model_config(MODEL_CONFIG_DIR)
         _registered = True
+
+
+class _RandomInitWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Model initialized randomly" not in record.getMessage()
+
+
+@contextmanager
+def _without_random_init_warning() -> Iterator[None]:
+    """Drop open_clip's "No pretrained weights loaded ... initialized randomly" log line for ``pretrained:
+    none``: the random weights were asked for, the identity records them and every table marks them, while the
+    line (once per detector built, 15 times in the default run) reads like a failed download."""
+    handler_filter = _RandomInitWarning()
+    root = logging.getLogger()
+    root.addFilter(handler_filter)
+    try:
+        yield
+    finally:
+        root.removeFilter(handler_filter)
 
 
 def _is_path(pretrained: str) -> bool:
@@ -62,7 +83,7 @@ def load_clip(cfg: BackboneConfig) -> tuple[Any, dict[str, Any]]:
         # a random frozen backbone reloads onto the same weights. On the default device, so that building
         # under ``torch.device('meta')`` (parameter counting) works: open_clip otherwise moves the model to
         # 'cpu', which a meta tensor refuses.
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), _without_random_init_warning():
             torch.manual_seed(RANDOM_INIT_SEED)
             model = open_clip.create_model(cfg.name, pretrained=None, device=torch.get_default_device())
         identity.update(pretrained="none", init_seed=RANDOM_INIT_SEED)

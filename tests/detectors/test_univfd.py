@@ -44,3 +44,19 @@ def test_cached_variant_is_labelled_and_has_no_augmentation() -> None:
     assert fast.description.startswith("FAST VARIANT") and "cached" in fast.name and fast.variant_of == "univfd"
     assert fast.train.augment == [] and fast.input.train_crop == "center" and not fast.input.flip
     assert build_tiny("univfd-cached").trains_on_cached_features and not build_tiny("univfd").trains_on_cached_features
+
+
+def test_random_clip_build_drops_only_open_clips_random_init_line(caplog) -> None:
+    """pretrained: none is asked for and labelled everywhere; open_clip's "initialized randomly" line is dropped
+    while the backbone is built, and only then."""
+    import logging
+
+    from mirage_bench.config import BackboneConfig
+    from mirage_bench.detectors.clip_backbone import load_clip
+
+    with caplog.at_level(logging.WARNING):
+        _, identity = load_clip(BackboneConfig(name="mb-tiny-clip", pretrained="none"))
+        open_clip.create_model("mb-tiny-clip", pretrained=None)  # outside load_clip: open_clip's line stays
+    assert identity["random"] is True
+    assert [r.getMessage() for r in caplog.records].count(
+        "No pretrained weights loaded for model 'mb-tiny-clip'. Model initialized randomly.") == 1
