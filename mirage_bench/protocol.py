@@ -114,15 +114,6 @@ class ProtocolCard(StrictModel):
                 return key
         return None
 
-    @property
-    def evaluated(self) -> list[str]:
-        """Generators whose images this protocol reads: train, test, and the real subsets they pair with."""
-        keys = dict.fromkeys(self.train + self.test)
-        for key in list(keys):
-            if self.generators[key].reals:
-                keys[self.generators[key].reals] = None
-        return list(keys)
-
 
 def load_protocol(name_or_path: str, overrides: Sequence[str] = (), extra_dirs: Sequence[str | Path] = ()) -> ProtocolCard:
     data, path = read_card_data("datasets", name_or_path, extra_dirs)

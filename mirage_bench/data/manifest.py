@@ -75,7 +75,8 @@ def build_manifest(
     if manifest.empty:
         raise DataError(
             f"{root}: no usable images found with layout {name!r} ({len(exclusions)} file(s) excluded). "
-            "Check the root and --layout; `mirage-bench data verify` lists every excluded file."
+            "Check the root and the layout (`--layout` of the `mirage-bench data` commands, `layout:` in a protocol "
+            "card); `mirage-bench data verify` lists every excluded file."
         )
     return manifest, exclusions
 
