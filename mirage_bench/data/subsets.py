@@ -169,9 +169,14 @@ def protocol_subsets(protocol: "ProtocolCard", manifest: pd.DataFrame, exclusion
     """
     notes = check_counts(protocol, manifest, exclusions, roles)
     test = _test_subsets(protocol, manifest, notes) if "test" in roles else {}
-    avoid = set(test_sha256).union(*(set(frame["sha256"]) for frame in test.values()))
+    avoid = set(test_sha256) | content_hashes(test)
     train, validation = _training_subsets(protocol, manifest, avoid, notes) if "train" in roles else ({}, {})
     return ProtocolData(protocol, train, validation, test, notes)
+
+
+def content_hashes(subsets: dict[str, pd.DataFrame]) -> set[str]:
+    """The sha256 of every image in ``subsets``: test images, which training and validation must not hold."""
+    return set().union(*(set(frame["sha256"]) for frame in subsets.values()))
 
 
 def _test_subsets(protocol: "ProtocolCard", manifest: pd.DataFrame, notes: list[str]) -> dict[str, pd.DataFrame]:

@@ -48,13 +48,13 @@ def _without_random_init_warning() -> Iterator[None]:
     """Drop open_clip's "No pretrained weights loaded ... initialized randomly" log line for ``pretrained:
     none``: the random weights were asked for, the identity records them and every table marks them, while the
     line (once per detector built, 15 times in the default run) reads like a failed download."""
-    handler_filter = _RandomInitWarning()
+    drop = _RandomInitWarning()
     root = logging.getLogger()
-    root.addFilter(handler_filter)
+    root.addFilter(drop)
     try:
         yield
     finally:
-        root.removeFilter(handler_filter)
+        root.removeFilter(drop)
 
 
 def _is_path(pretrained: str) -> bool:

@@ -107,7 +107,7 @@ def _read_data(card: ProtocolCard, trainer: ProtocolCard, root: Path, train_root
     """Test subsets from ``root`` under ``card``; training sets from ``train_root`` under ``trainer`` (one scan
     when both are the same)."""
     from mirage_bench.data import build_manifest, protocol_subsets
-    from mirage_bench.data.subsets import training_sets
+    from mirage_bench.data.subsets import content_hashes, training_sets
 
     manifest, exclusions = build_manifest(root, card.layout, card)
     if trainer is card and train_root.resolve() == root.resolve():
@@ -117,10 +117,10 @@ def _read_data(card: ProtocolCard, trainer: ProtocolCard, root: Path, train_root
     else:
         tested = protocol_subsets(card, manifest, exclusions, roles=("test",))
         found = [DataSource(str(root.absolute()), card.name, "test", tested.notes, exclusions)]
-        test_hashes = set().union(*(set(frame["sha256"]) for frame in tested.test.values()))
         try:
             train_manifest, train_exclusions = build_manifest(train_root, trainer.layout, trainer)
-            train_data = protocol_subsets(trainer, train_manifest, train_exclusions, roles=("train",), test_sha256=test_hashes)
+            train_data = protocol_subsets(trainer, train_manifest, train_exclusions, roles=("train",),
+                                          test_sha256=content_hashes(tested.test))
         except DataError as exc:
             raise DataError(_training_data_help(card, trainer, train_root, exc)) from exc
         found.append(DataSource(str(train_root.absolute()), trainer.name, "train", train_data.notes, train_exclusions))

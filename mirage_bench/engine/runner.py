@@ -19,7 +19,7 @@ import torch
 
 from mirage_bench.config import RecipeCard
 from mirage_bench.engine import cells, distributed
-from mirage_bench.engine.benchmark import Benchmark, DataSource, Subsets, load_benchmark
+from mirage_bench.engine.benchmark import Benchmark, Subsets, load_benchmark
 from mirage_bench.engine.record import base_record
 from mirage_bench.errors import ConfigError, ContractError, DataError
 from mirage_bench.store import Store, write_json
@@ -325,4 +325,4 @@ def run_predictions(store: Store, record: dict[str, Any]) -> pd.DataFrame:
     return predictions
 
 
-__all__ = ["Benchmark", "DataSource", "Options", "Subsets", "describe_plan", "execute", "load_benchmark", "run_predictions"]
+__all__ = ["Benchmark", "Options", "Subsets", "describe_plan", "execute", "load_benchmark", "run_predictions"]

@@ -1,5 +1,8 @@
 """SelfAttention computes what open_clip's nn.MultiheadAttention computes, on the same parameters, without
-the layout copies: outputs and gradients against the untouched module, state dicts, the mask rules."""
+the layout copies: outputs and gradients against the untouched module, state dicts, the mask rules. And the
+CLIP detectors' attention runs as one fused kernel (``scaled_dot_product_attention``) under the bf16 autocast
+that scoring and training use on GPUs, never as an explicit softmax(QK^T)V: the issue's SDPA requirement,
+checked on the CPU through the aten ops the forward dispatches."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from mirage_bench.config import BackboneConfig
 from mirage_bench.detectors.clip_attention import SelfAttention, use_self_attention
+from mirage_bench.detectors.build import build_tiny
 from mirage_bench.detectors.clip_backbone import load_clip, register_model_configs
 from mirage_bench.detectors.prompt_learner import tokenizer_for
 from mirage_bench.errors import ContractError
@@ -84,6 +88,19 @@ class _Ops(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         self.names.append(func.__name__)
         return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("card", ["univfd", "mirage", "coop"])
+def test_clip_attention_is_fused_under_bf16_autocast(card):
+    torch.manual_seed(0)
+    detector = build_tiny(card, []).eval()
+    x = torch.randn(2, 3, detector.input_spec.size, detector.input_spec.size)
+    ops = _Ops()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16), ops:
+        detector(x)
+    fused = sorted(n for n in ops.names if "scaled_dot_product" in n)
+    assert fused, sorted(set(ops.names))
+    assert not any(n.startswith("_softmax") or n.startswith("softmax") for n in ops.names), sorted(set(ops.names))
 
 
 def _block_ops(model) -> list[str]:
