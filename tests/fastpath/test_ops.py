@@ -84,22 +84,43 @@ def test_fused_triton_blur_is_bit_exact_with_scipy_in_the_interpreter(tmp_path):
             np.testing.assert_array_equal(np.load(tmp_path / f"{name}_{sigma}.npy"), expected, err_msg=f"{name}, sigma {sigma}")
 
 
-@pytest.mark.parametrize("wide", [False, True])
-def test_fused_triton_blur_compiles_for_hopper_without_fma(wide):
-    """The kernel as launched, compiled for an H100 (sm_90) with Triton's bundled ptxas, no GPU needed: every
-    float64 multiply and add is its own rounded instruction, as in scipy's C loop."""
+def _ptx_for_hopper(radius: int, wide: bool) -> str:
+    """The blur kernel as launched, compiled for an H100 (sm_90) by Triton on the CPU (no GPU needed)."""
     triton = pytest.importorskip("triton")
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    from mirage_bench.fastpath.blur_triton import COMPILE_OPTIONS, _blur_pass
+    from mirage_bench.fastpath.blur_triton import _BLOCK, COMPILE_OPTIONS, _blur_pass
 
     signature = {"src": "*u8", "dst": "*u8", "weights": "*fp64", "total": "i64", "length": "i32", "stride": "i32",
                  "RADIUS": "constexpr", "WIDE": "constexpr", "BLOCK": "constexpr"}
-    source = ASTSource(fn=_blur_pass, signature=signature, constexprs={"RADIUS": 3, "WIDE": wide, "BLOCK": 1024})
-    ptx = triton.compile(source, target=GPUTarget("cuda", 90, 32), options=COMPILE_OPTIONS).asm["ptx"]
+    source = ASTSource(fn=_blur_pass, signature=signature, constexprs={"RADIUS": radius, "WIDE": wide, "BLOCK": _BLOCK})
+    return triton.compile(source, target=GPUTarget("cuda", 90, 32), options=COMPILE_OPTIONS).asm["ptx"]
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_fused_triton_blur_compiles_for_hopper_without_fma(wide):
+    """Every float64 multiply and add is its own rounded instruction, as in scipy's C loop."""
+    ptx = _ptx_for_hopper(3, wide)
     assert "fma" not in ptx
     assert "mul.rn.f64" in ptx and "add.rn.f64" in ptx
+
+
+@pytest.mark.parametrize("radius", [3, 12, 20, 40])  # sigma 0.75 to 10; the genimage grid's blurs are radius 12 and 20
+def test_fused_triton_blur_spills_no_registers_on_hopper(radius, tmp_path):
+    """Register spills to local memory made the radius-20 pass 25x slower than the radius-12 one on an H100
+    (``benchmarks/blur_throughput.py``); Triton's bundled ptxas reports them without a GPU."""
+    import re
+    import subprocess
+
+    from triton.backends.nvidia.compiler import get_ptxas
+
+    (tmp_path / "blur.ptx").write_text(_ptx_for_hopper(radius, wide=False))
+    report = subprocess.run([get_ptxas(90).path, "-v", "--gpu-name=sm_90a", str(tmp_path / "blur.ptx"), "-o", str(tmp_path / "blur.cubin")],
+                            capture_output=True, text=True, check=True, timeout=120).stderr
+    spills = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", report)
+    assert spills is not None, report
+    assert spills.groups() == ("0", "0"), report
 
 
 def test_ops_refuse_float_input():
