@@ -126,6 +126,10 @@ def score_batches(model: Callable[[torch.Tensor], torch.Tensor], batches: Iterab
             on_batch(count * logits.shape[0])
 
 
+#: Images a worker decodes per chunk: small, so all workers stay busy even for a few model batches.
+CHUNK_IMAGES = 8
+
+
 def grid_loader(manifest: pd.DataFrame, degradations: Sequence[Any], plans: Sequence[BatchOp | None], base_seed: int, *,
                 raw_jpeg: bool, batch_size: int, workers: int, pin_memory: bool) -> DataLoader:
     """Workers apply the degradations without a device plan and decode chunks of at most 8 images (small, so
@@ -133,7 +137,7 @@ def grid_loader(manifest: pd.DataFrame, degradations: Sequence[Any], plans: Sequ
     Parts (``decoded_grid``)."""
     cpu_indices = [j for j, plan in enumerate(plans) if plan is None]
     dataset = DecodedGrid(manifest, degradations, cpu_indices, base_seed, raw_jpeg)
-    return DataLoader(dataset, batch_size=max(1, min(8, batch_size)), shuffle=False, num_workers=workers,
+    return DataLoader(dataset, batch_size=max(1, min(CHUNK_IMAGES, batch_size)), shuffle=False, num_workers=workers,
                       collate_fn=dataset.collate, pin_memory=pin_memory, prefetch_factor=4 if workers else None)
 
 
@@ -152,18 +156,36 @@ def _bytes(parts: list[Part]) -> int:
     return sum(part.pixels.numel() if part.source != RAW_JPEG else sum(data.numel() for data in part.pixels) for part in parts)
 
 
-def model_batches(loader: Iterable[list[Part]], batch_size: int, max_bytes: int = MAX_BATCH_BYTES) -> Iterator[tuple[list[Part], int]]:
-    """Whole chunks gathered into model batches of at most ``batch_size`` images and ``max_bytes`` of pixels
-    (a single chunk may exceed it), with their image counts."""
+def batch_limits(batch_size: int, ramp_from: int | None = None) -> Iterator[int]:
+    """Image limits of successive model batches: ``batch_size`` each, or, with ``ramp_from``, starting there and
+    doubling up to ``batch_size``. Why: the device idles until the first batch is gathered, and gathering 256
+    images took 15 workers 1.1 s on an H100 (``benchmarks/eval_throughput.py`` row (d)), a fifth of a
+    2,048-image run; small first batches let the model start on the first chunk."""
+    limit = min(ramp_from or batch_size, batch_size)
+    while True:
+        yield limit
+        limit = min(2 * limit, batch_size)
+
+
+def model_batches(loader: Iterable[list[Part]], batch_size: int, max_bytes: int = MAX_BATCH_BYTES, ramp_from: int | None = None
+                  ) -> Iterator[tuple[list[Part], int]]:
+    """Whole chunks gathered into model batches of at most ``batch_limits`` images and ``max_bytes`` of pixels
+    (a single chunk may exceed it), with their image counts. A full batch goes at once, without waiting for the
+    next chunk."""
+    limits = batch_limits(batch_size, ramp_from)
+    limit = next(limits)
     pending: list[Part] = []
     count = size = 0
     for parts in worker_errors(loader):
         n, b = image_count(parts), _bytes(parts)
-        if pending and (count + n > batch_size or size + b > max_bytes):
+        if pending and (count + n > limit or size + b > max_bytes):
             yield pending, count
-            pending, count, size = [], 0, 0
+            pending, count, size, limit = [], 0, 0, next(limits)
         pending.extend(parts)
         count, size = count + n, size + b
+        if count >= limit:
+            yield pending, count
+            pending, count, size, limit = [], 0, 0, next(limits)
     if pending:
         yield pending, count
 
@@ -172,8 +194,9 @@ def prepared_batches(loader: Iterable[list[Part]], plans: Sequence[BatchOp | Non
                      batch_size: int) -> Iterator[tuple[int, Iterator[tuple[int, torch.Tensor, torch.Tensor]]]]:
     """Per model batch: its image count and, lazily (one degradation's tensors alive at a time), the model
     inputs ``(degradation index, manifest rows, preprocessed images of one size)``. CPU-degraded variants
-    (plan None) come from the workers; the others are degraded here, batched by size."""
-    for parts, count in model_batches(loader, batch_size):
+    (plan None) come from the workers; the others are degraded here, batched by size. The first batches ramp up
+    from one chunk (``batch_limits``)."""
+    for parts, count in model_batches(loader, batch_size, ramp_from=CHUNK_IMAGES):
         yield count, _model_inputs(on_device(parts, device), plans, spec)
 
 

@@ -144,6 +144,35 @@ def test_model_batches_are_cut_short_when_images_are_large():
     assert [count for _, count in model_batches(chunks, batch_size=8, max_bytes=100)] == [1, 1, 1, 1, 1]  # one chunk always goes
 
 
+def test_model_batches_ramp_up_from_one_chunk_to_the_batch_size():
+    from mirage_bench.fastpath.decoded_grid import CLEAN, Part
+    from mirage_bench.fastpath.evaluator import model_batches
+
+    chunks = [[Part(CLEAN, tuple(range(8 * k, 8 * k + 8)), torch.zeros(8, 2, 2, 3, dtype=torch.uint8))] for k in range(40)]
+    assert [count for _, count in model_batches(chunks, batch_size=256, ramp_from=8)] == [8, 16, 32, 64, 128, 72]
+    assert [count for _, count in model_batches(chunks, batch_size=256)] == [256, 64]
+    assert [count for _, count in model_batches(chunks, batch_size=20, ramp_from=8)] == [8, 16] + [16] * 18 + [8]  # whole chunks under 20
+
+
+def test_a_full_model_batch_goes_before_the_next_chunk_arrives():
+    """The model starts as soon as a batch is full: waiting for the next chunk would hold the device idle for it."""
+    from mirage_bench.fastpath.decoded_grid import CLEAN, Part
+    from mirage_bench.fastpath.evaluator import model_batches
+
+    pulled = []
+
+    def loader():
+        for k in range(4):
+            pulled.append(k)
+            yield [Part(CLEAN, (2 * k, 2 * k + 1), torch.zeros(2, 2, 2, 3, dtype=torch.uint8))]
+
+    batches = model_batches(loader(), batch_size=4, ramp_from=2)
+    next(batches)
+    assert pulled == [0]
+    next(batches)
+    assert pulled == [0, 1, 2]
+
+
 def test_compiled_scorer_model_compiles_once_for_all_batch_sizes():
     """Batch sizes vary within a run; a size of 2 or more after the first must reuse the first graph."""
     from torch._dynamo.testing import CompileCounter
