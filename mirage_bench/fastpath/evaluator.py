@@ -73,7 +73,7 @@ def score_subset_fast(
 ) -> tuple[Scores, list[str]]:
     """Scores of every image under every degradation (sharded across ranks as the reference scorer), and
     the implementation name recorded for each degradation. ``compile_model`` runs the detector under
-    ``torch.compile`` (1.6x model-only on ViT-L/14 on an H100; compiling costs about a minute)."""
+    ``torch.compile`` (1.44x eager model-only on ViT-L/14 on an H100, 2,749 images/s; compiling costs about a minute)."""
     spec = detector.input_spec
     if not supported(spec):
         raise ConfigError(
