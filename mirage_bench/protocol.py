@@ -15,6 +15,9 @@ from mirage_bench.cards import card_paths, read_card_data
 from mirage_bench.config import StrictModel, apply_overrides, validate
 from mirage_bench.errors import ConfigError
 
+#: A protocol card's headline metrics when it names none: the field's "Acc / AP" cells.
+HEADLINE_METRICS = ("acc", "ap")
+
 
 class SplitCounts(StrictModel):
     real: int | None = Field(None, ge=0)
@@ -71,7 +74,8 @@ class ProtocolCard(StrictModel):
     validation: ValidationRule = Field(default_factory=ValidationRule)
     subsample: SubsampleRule = Field(default_factory=SubsampleRule)
     degradations: list[str] = Field(default_factory=list, description="degradation specs or preset names")
-    metrics: list[str] = Field(default_factory=lambda: ["acc", "ap"])
+    metrics: list[str] = Field(default_factory=lambda: list(HEADLINE_METRICS),
+                               description="the headline metrics, in table order; the first ranks leaderboards")
     detectors: list[str] = Field(default_factory=list, description="recipe cards a run uses when --detectors is not given")
     source: str | None = None
 

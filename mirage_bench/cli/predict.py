@@ -54,8 +54,9 @@ def score_file(
 
     if scores_are not in {"probabilities", "logits"}:
         raise ConfigError(f"--scores-are {scores_are!r}: choose probabilities or logits")
-    card, version, test = protocol_test_sets(protocol, data_root, manifest, tuple(as_list(protocols)))
-    evidence = submission_evidence(scores, test, card, version, name, threshold, scores_are)  # type: ignore[arg-type]
+    card, test = protocol_test_sets(protocol, data_root, manifest, tuple(as_list(protocols)))
+    evidence = submission_evidence(scores, test, card.name, card.version, name, threshold, scores_are,  # type: ignore[arg-type]
+                                   card.metrics)
     result = build_report(evidence, n_boot=n_boot)
     paths = write_report(result, out or Path("results/submissions") / name)
     console.print(rich_table(result.tables[0]))

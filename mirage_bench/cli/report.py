@@ -43,7 +43,7 @@ def leaderboard(
     from mirage_bench.reports.frames import frame_rich
 
     board, evidence, paths = L.write_leaderboard(store, out, protocol, n_boot=n_boot)
-    console.print(frame_rich(L.display(board, ("acc", "ap")).drop(columns=["runs"]), L.title(evidence), L.notes(board, evidence)))
+    console.print(frame_rich(L.display(board, evidence.metrics).drop(columns=["runs"]), L.title(evidence), L.notes(board, evidence)))
     console.print(f"wrote {', '.join(map(str, paths))}")
 
 

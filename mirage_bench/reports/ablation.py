@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mirage_bench.errors import ConfigError, DataError
+from mirage_bench.protocol import HEADLINE_METRICS
 from mirage_bench.reports.resample import Subset, interval, point_means, resampled_means
 from mirage_bench.reports.tables import MEAN
 
@@ -54,7 +55,7 @@ def _subset(full: pd.DataFrame, variant: pd.DataFrame, where: str) -> Subset:
                   [float(a["threshold"].iloc[0]), float(b["threshold"].iloc[0])])
 
 
-def ablation_table(predictions: pd.DataFrame, full: str, metrics: Sequence[str] = ("acc", "ap"), n_boot: int = 1000,
+def ablation_table(predictions: pd.DataFrame, full: str, metrics: Sequence[str] = HEADLINE_METRICS, n_boot: int = 1000,
                    level: float = 0.95, seed: int = 0) -> pd.DataFrame:
     """One row per variant, training set, degradation, generator (and ``mean``) and metric, in percent.
 

@@ -52,8 +52,10 @@ def _throughput(records: Sequence[dict[str, Any]], cell_ids: set[str]) -> float:
 ROW_KEYS = ["detector", "recipe_hash", "impl", "train_generators"]
 
 
-def leaderboard(evidence: Evidence, metrics: Sequence[str] = ("acc", "ap"), n_boot: int = 1000, level: float = 0.95) -> pd.DataFrame:
-    """Rows ranked by the first metric (mean over generators and seeds, clean images); percent."""
+def leaderboard(evidence: Evidence, metrics: Sequence[str] | None = None, n_boot: int = 1000, level: float = 0.95) -> pd.DataFrame:
+    """Rows ranked by the first metric (mean over generators and seeds, clean images); percent. ``metrics``:
+    the protocol card's by default."""
+    metrics = evidence.metrics if metrics is None else list(metrics)
     preds = evidence.predictions[evidence.predictions["degradation"] == "none"]
     if preds.empty:
         raise DataError(f"runs {evidence.run_ids} hold no clean ('none') predictions to rank")
@@ -118,9 +120,10 @@ def title(evidence: Evidence) -> str:
 
 
 def write_leaderboard(root: str | Path, out: str | Path = "results", protocol: str | None = None,
-                      metrics: Sequence[str] = ("acc", "ap"), n_boot: int = 1000) -> tuple[pd.DataFrame, Evidence, list[Path]]:
-    """Rank the store's runs and write ``<out>/leaderboard.md`` and ``.json``."""
+                      metrics: Sequence[str] | None = None, n_boot: int = 1000) -> tuple[pd.DataFrame, Evidence, list[Path]]:
+    """Rank the store's runs and write ``<out>/leaderboard.md`` and ``.json``; ``metrics``: the protocol card's by default."""
     evidence = load_runs(root, select_runs(root, protocol))
+    metrics = evidence.metrics if metrics is None else list(metrics)
     board = leaderboard(evidence, metrics, n_boot)
     out = Path(out)
     paths = [out / "leaderboard.md", out / "leaderboard.json"]

@@ -44,9 +44,10 @@ class Report:
 
 def build_report(evidence: Evidence, metrics: Sequence[str] = M.DEFAULT_METRICS, n_boot: int = 1000,
                  with_figures: bool = True) -> Report:
+    """Tables in the protocol's headline metrics (``evidence.metrics``); ``metrics.csv`` holds ``metrics`` too."""
     preds = evidence.predictions
-    long = metric_long(preds, metrics, n_boot)
-    tables = [main_table(long, preds, evidence.generator_order), degradation_table(long, preds)]
+    long = metric_long(preds, list(dict.fromkeys([*evidence.metrics, *metrics])), n_boot)
+    tables = [main_table(long, preds, evidence.generator_order, evidence.metrics), degradation_table(long, preds, evidence.metrics)]
     figures: list[F.Figure] = []
     if with_figures:
         random = set(preds.loc[preds["random_backbone"].astype(bool), "detector"])

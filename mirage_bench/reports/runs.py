@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 import pandas as pd
 
 from mirage_bench.errors import DataError
+from mirage_bench.protocol import HEADLINE_METRICS
 
 RANDOM_BACKBONE_NOTE = "random backbone weights: not a pretrained result"
 
@@ -32,6 +33,7 @@ class Evidence:
     records: list[dict[str, Any]] = field(default_factory=list)
     generator_order: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    metrics: list[str] = field(default_factory=lambda: list(HEADLINE_METRICS))  # the protocol card's, in table order
 
     @property
     def title(self) -> str:
@@ -134,4 +136,5 @@ def load_runs(root: str | Path, run_ids: Sequence[str]) -> Evidence:
     predictions = predictions[~predictions.duplicated(["cell_id", "image_id"])].reset_index(drop=True)
     predictions, notes = label_variants(predictions)
     name, version, digest = comparability(records[0])
-    return Evidence(predictions, name, version, digest, ids, records, list(records[0]["protocol"]["card"]["test"]), notes)
+    card = records[0]["protocol"]["card"]
+    return Evidence(predictions, name, version, digest, ids, records, list(card["test"]), notes, list(card["metrics"]))

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Sequence
 
 import numpy as np
 import pandas as pd
 
 from mirage_bench.errors import DataError
+from mirage_bench.protocol import HEADLINE_METRICS, ProtocolCard
 from mirage_bench.reports.runs import Evidence
 
 ScoresAre = Literal["probabilities", "logits"]
@@ -71,8 +72,10 @@ def match_to_manifest(scores: pd.DataFrame, key: str, test: dict[str, pd.DataFra
 
 
 def submission_evidence(scores_path: str | Path, test: dict[str, pd.DataFrame], protocol: str, version: int,
-                        name: str = "submission", threshold: float | None = None, scores_are: ScoresAre = "probabilities") -> Evidence:
-    """The submitted scores as store-shaped predictions of one detector, ready for the report."""
+                        name: str = "submission", threshold: float | None = None, scores_are: ScoresAre = "probabilities",
+                        metrics: Sequence[str] = HEADLINE_METRICS) -> Evidence:
+    """The submitted scores as store-shaped predictions of one detector, ready for the report (tables in the
+    protocol card's ``metrics``)."""
     from mirage_bench.engine.cells import digest, frame_hash
     from mirage_bench.store import PREDICTION_COLUMNS
 
@@ -84,11 +87,12 @@ def submission_evidence(scores_path: str | Path, test: dict[str, pd.DataFrame], 
         run_id="submission", detector=name, recipe_hash="", train_generators="submitted", seed=0, checkpoint_sha256=file_hash,
         degradation_seed=0, threshold=np.nan if threshold is None else float(threshold), impl="submitted", random_backbone=False)
     merged["cell_id"] = [digest([file_hash, g, d])[:20] for g, d in zip(merged["generator"], merged["degradation"])]
-    return Evidence(merged[PREDICTION_COLUMNS], protocol, version, f"test:{test_hash}", ["submission"], [], list(test))
+    return Evidence(merged[PREDICTION_COLUMNS], protocol, version, f"test:{test_hash}", ["submission"], [], list(test), [],
+                    list(metrics))
 
 
 def protocol_test_sets(protocol: str, data_root: str | Path | None = None, manifest: str | Path | None = None,
-                       protocol_dirs: tuple = ()) -> tuple[str, int, dict[str, pd.DataFrame]]:
+                       protocol_dirs: tuple = ()) -> tuple[ProtocolCard, dict[str, pd.DataFrame]]:
     """The protocol's test subsets, from a manifest file or by indexing the data root (mini: its shipped root)."""
     from mirage_bench.data import build_manifest, protocol_subsets
     from mirage_bench.data.manifest import read_manifest
@@ -105,4 +109,4 @@ def protocol_test_sets(protocol: str, data_root: str | Path | None = None, manif
 
             data_root = default_root()
         frame, _ = build_manifest(Path(data_root), card.layout, card)
-    return card.name, card.version, protocol_subsets(card, frame).test
+    return card, protocol_subsets(card, frame).test

@@ -17,6 +17,7 @@ import pandas as pd
 
 from mirage_bench import metrics as M
 from mirage_bench.errors import DataError
+from mirage_bench.protocol import HEADLINE_METRICS
 from mirage_bench.reports.runs import RANDOM_BACKBONE_NOTE
 
 MEAN = "mean"
@@ -115,7 +116,7 @@ def _titles(metrics: Sequence[str]) -> str:
     return " / ".join(M.METRICS.get(m).title for m in metrics)
 
 
-def main_table(long: pd.DataFrame, predictions: pd.DataFrame, generators: Sequence[str] = (), metrics: Sequence[str] = ("acc", "ap"),
+def main_table(long: pd.DataFrame, predictions: pd.DataFrame, generators: Sequence[str] = (), metrics: Sequence[str] = HEADLINE_METRICS,
                degradation: str = "none") -> Table:
     """Rows detectors (x training set), columns test generators and their mean, on clean images."""
     subset = long[(long["degradation"] == degradation) & long["metric"].isin(metrics)]
@@ -132,7 +133,7 @@ def main_table(long: pd.DataFrame, predictions: pd.DataFrame, generators: Sequen
     return table
 
 
-def degradation_table(long: pd.DataFrame, predictions: pd.DataFrame, metrics: Sequence[str] = ("acc", "ap")) -> Table:
+def degradation_table(long: pd.DataFrame, predictions: pd.DataFrame, metrics: Sequence[str] = HEADLINE_METRICS) -> Table:
     """Rows detectors, columns degradations (clean first), cells the mean over test generators."""
     subset = long[(long["generator"] == MEAN) & long["metric"].isin(metrics)]
     seeds = M.over_seeds(subset)

@@ -92,3 +92,15 @@ def test_tolerances_parse_per_metric():
     assert parse_tolerances(["0.5", "ap=2"]) == (0.5, {"ap": 2.0})
     with pytest.raises(Exception, match="did you mean|unknown"):
         parse_tolerances(["accc=1"])
+
+
+def test_leaderboard_ranks_by_the_protocol_cards_first_metric(tmp_path):
+    """A card that leads with AP (UniversalFakeDetect's) ranks by AP and shows its metrics, not Acc / AP."""
+    storegen.write_run(tmp_path, detectors=("alpha", "beta"), degradations=("none",), strength={"alpha": 0.5, "beta": 3.0},
+                       metrics=["ap", "acc", "oracle_acc"])
+    board, evidence, paths = write_leaderboard(tmp_path, tmp_path / "out", n_boot=0)
+    assert evidence.metrics == ["ap", "acc", "oracle_acc"]
+    assert list(board.detector) == ["beta", "alpha"]
+    assert board["ap"].is_monotonic_decreasing
+    assert json.loads(paths[1].read_text())["metrics"] == ["ap", "acc", "oracle_acc"]
+    assert "oracle" in paths[0].read_text().lower()

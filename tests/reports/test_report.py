@@ -118,3 +118,21 @@ def test_report_never_overwrites(written):
     _, out, report = written
     with pytest.raises(DataError, match="already exists"):
         write_report(report, out)
+
+
+def test_tables_show_the_protocol_cards_headline_metrics(tmp_path):
+    """Chameleon's card names real and fake accuracy: the main and degradation tables show them, in the card's
+    order, with the numbers the store implies (recall of each class at threshold 0.5)."""
+    run_id = storegen.write_run(tmp_path, degradations=("none", "jpeg(q=50)"), metrics=["acc", "real_acc", "fake_acc"])
+    report = build_report(load_runs(tmp_path, [run_id]), metrics=("ap",), n_boot=0, with_figures=False)
+    main, degradation = report.tables
+    assert main.metrics == degradation.metrics == ["acc", "real_acc", "fake_acc"]
+    assert "Acc / Real acc / Fake acc" in main.title
+    frame = pd.read_parquet(sorted((tmp_path / "predictions").glob("*.parquet")))
+    generator = storegen.GENERATORS[0]
+    rows = frame[(frame.detector == "alpha") & (frame.generator == generator) & (frame.degradation == "none")]
+    called_fake = rows.p_fake > 0.5
+    r, c = main.rows.index(("alpha", "g1")), main.columns.index(generator)
+    assert main.values[r, c, 1] == pytest.approx(100 * np.mean(~called_fake[rows.label == 0]))
+    assert main.values[r, c, 2] == pytest.approx(100 * np.mean(called_fake[rows.label == 1]))
+    assert set(report.long["metric"]) == {"acc", "real_acc", "fake_acc", "ap"}  # metrics.csv: the card's and the asked-for
