@@ -97,3 +97,30 @@ def test_submission_logits_are_taken_as_said(tmp_path):
     evidence = submission_evidence(_scores(tmp_path, rows[["image_id", "score"]]), test, "tiny", 1, scores_are="logits")
     assert evidence.predictions.p_fake.between(0, 1).all()
     assert (evidence.predictions.p_fake > 0.5).eq(evidence.predictions.label == 1).all()
+
+
+def test_score_file_reports_in_the_protocol_cards_metrics(tmp_path, monkeypatch):
+    """The CLI end to end on the shipped mini set, with a copy of the mini card that asks for real and fake accuracy."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from mirage_bench.cli import app
+    from mirage_bench.cli.console import console
+    from mirage_bench.protocol import load_protocol
+    from mirage_bench.reports.submission import protocol_test_sets
+
+    monkeypatch.setattr(console, "width", 250)
+    card = load_protocol("mini").model_dump(mode="json") | {"metrics": ["acc", "real_acc", "fake_acc"]}
+    (tmp_path / "mini.yaml").write_text(yaml.safe_dump(card))
+    _, test = protocol_test_sets("mini")
+    rows = pd.concat(test.values(), ignore_index=True)
+    rows["score"] = np.where(rows.label == 1, 0.9, np.where(rows.index % 4 == 0, 0.7, 0.2))  # a quarter of reals called fake
+    result = CliRunner().invoke(app, ["score-file", str(_scores(tmp_path, rows[["rel_path", "score"]])), "--protocol",
+                                      str(tmp_path / "mini.yaml"), "--out", str(tmp_path / "report"), "--bootstrap", "0"])
+    assert result.exit_code == 0, result.output
+    assert "Acc / Real acc / Fake acc" in result.output
+    main = pd.read_csv(tmp_path / "report" / "main.csv").set_index("detector")
+    reals = rows[rows.label == 0]
+    expected = np.mean([100 * np.mean(part.score <= 0.5) for _, part in reals.groupby("generator")])
+    assert main.loc["submission", "mean/real_acc"] == pytest.approx(expected)
+    assert main.loc["submission", "mean/fake_acc"] == pytest.approx(100.0)
