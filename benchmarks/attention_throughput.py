@@ -8,7 +8,12 @@ For each attention module (baseline: open_clip's own, same run, same random weig
     counted from the dispatched aten ops' tensor sizes at batch 2 under bf16 autocast, with
     nn.MultiheadAttention on the functional path that CUDA autocast and training take.
 
+With ``--sdpa-backends flash,cudnn`` (CUDA), SelfAttention is also timed eager with SDPA held to each backend
+in turn (``torch.nn.attention.sdpa_kernel``), against its row with PyTorch's own choice: which attention
+kernel suits ViT-L/14's 257 tokens of 16 heads x 64 on this card.
+
     python benchmarks/attention_throughput.py --device cuda --compile                 # H100: about 3 minutes
+    python benchmarks/attention_throughput.py --device cuda --sdpa-backends flash,cudnn,efficient
     python benchmarks/attention_throughput.py --device cpu --backbone ViT-B-16 --batch 4 --iters 2
 """
 
@@ -63,6 +68,25 @@ def other_ops_mb(visual: nn.Module, size: int, device: torch.device) -> float:
     return moved / batch / 1e6
 
 
+SDPA_BACKENDS = {"flash": "FLASH_ATTENTION", "cudnn": "CUDNN_ATTENTION", "efficient": "EFFICIENT_ATTENTION", "math": "MATH"}
+
+
+def rate_cell(rate: float, baseline: float) -> str:
+    return f"{rate:,.{0 if rate >= 100 else 2}f} ({rate / baseline:.2f}x)"
+
+
+def backend_rate(visual: nn.Module, backend: str, size: int, device: torch.device, batch: int, iters: int, bf16: bool) -> float | str:
+    """Eager images/s with SDPA held to one backend, or why that backend cannot run these inputs (a measured
+    outcome on this card, printed in the table)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel(getattr(SDPBackend, SDPA_BACKENDS[backend])):
+        try:
+            return model_only(visual, size, device, batch, iters, bf16)
+        except RuntimeError as exc:  # "No available kernel", printed as the row's result
+            return f"unavailable: {str(exc).splitlines()[0][:60]}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -70,7 +94,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--compile", action="store_true", help="also time both modules under torch.compile")
+    parser.add_argument("--sdpa-backends", default="", help=f"CUDA: also time SelfAttention eager with SDPA held to each of "
+                        f"these backends (comma-separated: {', '.join(SDPA_BACKENDS)})")
     args = parser.parse_args()
+    backends = [b.strip() for b in args.sdpa_backends.split(",") if b.strip()]
+    unknown = sorted(set(backends) - set(SDPA_BACKENDS))
+    if unknown:
+        parser.error(f"--sdpa-backends: unknown {', '.join(unknown)}; choose from {', '.join(SDPA_BACKENDS)}")
 
     import open_clip
 
@@ -93,9 +123,15 @@ def main() -> None:
         if args.compile:
             rates["compiled"] = model_only(compiled(visual), size, device, args.batch, args.iters, bf16)
         base = base or rates
-        cells = [f"{r:,.{0 if r >= 100 else 2}f} ({r / base[k]:.2f}x)" for k, r in rates.items()]
+        cells = [rate_cell(r, base[k]) for k, r in rates.items()]
         rows.append((name, *cells, f"{other_ops_mb(visual, size, device):,.1f}"))
         print(" | ".join(rows[-1]), flush=True)  # partial results survive a time limit
+
+    for backend in backends:
+        rate = backend_rate(ours, backend, size, device, args.batch, args.iters, bf16)
+        cells = [rate if isinstance(rate, str) else rate_cell(rate, base["eager"])] + ["-"] * args.compile
+        rows.append((f"SelfAttention, SDPA {backend} only", *cells, "-"))
+        print(" | ".join(rows[-1]), flush=True)
 
     title = (f"{args.backbone} vision tower (random weights), batch {args.batch}, {'bf16 autocast' if bf16 else 'fp32'}, "
              f"{torch.cuda.get_device_name(0) if device.type == 'cuda' else 'CPU'}, torch {torch.__version__}")

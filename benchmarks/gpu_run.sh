@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
-# The one prepared GPU session (device tool): CUDA tests, then the throughput (folder of fixed sizes, with the naive
-# loop; then ImageNet-like varied sizes) and blur benchmarks.
-# Last, the default mini run on CUDA with the fast path (engine changes since the last CUDA run: train_from, mode, the ramp).
+# The one prepared GPU session (device tool), in order of priority: CUDA tests; throughput (folder of fixed sizes, with
+# the naive loop); SelfAttention under each SDPA backend (eager); throughput over ImageNet-like varied sizes; blur;
+# last, the default mini run on CUDA with the fast path (engine changes since the last CUDA run: train_from, mode, the ramp).
 # Run from the repo root on the GPU machine with the wheels in .whl (open_clip, ftfy, wcwidth, pydantic):
 #   bash benchmarks/gpu_run.sh            (writes logs to $OUT when set, else to ./gpu-logs)
 # .whl is git-ignored: the device tool must carry it (carry [".whl"], timeout 600 s).
-# Budget: at most 9.8 minutes in all (tests 90 s, throughput 200 s, varied 160 s, blur 30 s, engine 100 s), inside one
-# 10-minute call; on the 2026-11-27 H100 the tests took 61 s and a compiled throughput run without the naive loop about
-# 90 s, so about 6 minutes is expected. Left out: the attention-module comparison (benchmarks/attention_throughput.py,
-# measured on the H100 on 2026-11-27).
+# Caps: tests 90 s, throughput 200 s, SDPA backends 60 s, varied 150 s, blur 30 s, engine 90 s. On the 2026-11-27 H100
+# the tests took 61 s and a compiled throughput run without the naive loop about 90 s, so about 7.5 minutes is expected;
+# if earlier steps run to their caps, the 10-minute call cuts the last one (the engine run) short.
 set -uo pipefail
 LOGS="${OUT:-gpu-logs}"; mkdir -p "$LOGS"
 export PYTHONUNBUFFERED=1
@@ -18,6 +17,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$LOG
 python3 -c "import torch, torchvision, open_clip; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'open_clip', open_clip.__version__)" | tee -a "$LOGS/device.txt"
 echo "== CUDA tests"; timeout 90 python3 -m pytest tests/gpu -q -s -p no:cacheprovider 2>&1 | tee "$LOGS/gpu_tests.log" | grep -v "^WARNING" | tail -12
 echo "== throughput"; timeout 200 python3 benchmarks/eval_throughput.py --device cuda --images 2048 --batch 256 --workers 15 --no-train --compile 2>&1 | grep -v "^WARNING" | tee "$LOGS/throughput.log"
-echo "== throughput, varied sizes"; timeout 160 python3 benchmarks/eval_throughput.py --device cuda --images 2048 --batch 256 --workers 15 --no-train --no-naive --compile --varied 2>&1 | grep -v "^WARNING" | tee "$LOGS/varied.log"
+echo "== SDPA backends (ViT-L/14, eager)"; timeout 60 python3 benchmarks/attention_throughput.py --device cuda --sdpa-backends flash,cudnn,efficient 2>&1 | grep -v "^WARNING" | tee "$LOGS/sdpa.log"
+echo "== throughput, varied sizes"; timeout 150 python3 benchmarks/eval_throughput.py --device cuda --images 2048 --batch 256 --workers 15 --no-train --no-naive --compile --varied 2>&1 | grep -v "^WARNING" | tee "$LOGS/varied.log"
 echo "== blur"; timeout 30 python3 benchmarks/blur_throughput.py --images 64 2>&1 | grep -v "^WARNING" | tee "$LOGS/blur.log"
-echo "== engine, mini protocol on CUDA"; timeout 100 python3 -m mirage_bench run --device cuda --impl fast --out /tmp/engine-run 2>&1 | grep -v "^WARNING" | tail -30 | tee "$LOGS/engine.log"
+echo "== engine, mini protocol on CUDA"; timeout 90 python3 -m mirage_bench run --device cuda --impl fast --out /tmp/engine-run 2>&1 | grep -v "^WARNING" | tail -30 | tee "$LOGS/engine.log"
