@@ -132,9 +132,9 @@ CHUNK_IMAGES = 8
 
 def grid_loader(manifest: pd.DataFrame, degradations: Sequence[Any], plans: Sequence[BatchOp | None], base_seed: int, *,
                 raw_jpeg: bool, batch_size: int, workers: int, pin_memory: bool) -> DataLoader:
-    """Workers apply the degradations without a device plan and decode chunks of at most 8 images (small, so
-    all of them stay busy even for a few model batches of ``batch_size``), each returned as a list of stacked
-    Parts (``decoded_grid``)."""
+    """Workers apply the degradations without a device plan and decode chunks of at most ``CHUNK_IMAGES`` images
+    (small, so all of them stay busy even for a few model batches of ``batch_size``), each returned as a list of
+    stacked Parts (``decoded_grid``)."""
     cpu_indices = [j for j, plan in enumerate(plans) if plan is None]
     dataset = DecodedGrid(manifest, degradations, cpu_indices, base_seed, raw_jpeg)
     return DataLoader(dataset, batch_size=max(1, min(CHUNK_IMAGES, batch_size)), shuffle=False, num_workers=workers,

@@ -52,10 +52,8 @@ def _throughput(records: Sequence[dict[str, Any]], cell_ids: set[str]) -> float:
 ROW_KEYS = ["detector", "recipe_hash", "impl", "train_generators"]
 
 
-def leaderboard(evidence: Evidence, metrics: Sequence[str] | None = None, n_boot: int = 1000, level: float = 0.95) -> pd.DataFrame:
-    """Rows ranked by the first metric (mean over generators and seeds, clean images); percent. ``metrics``:
-    the protocol card's by default."""
-    metrics = evidence.metrics if metrics is None else list(metrics)
+def leaderboard(evidence: Evidence, metrics: Sequence[str], n_boot: int = 1000, level: float = 0.95) -> pd.DataFrame:
+    """Rows ranked by the first metric (mean over generators and seeds, clean images); percent."""
     preds = evidence.predictions[evidence.predictions["degradation"] == "none"]
     if preds.empty:
         raise DataError(f"runs {evidence.run_ids} hold no clean ('none') predictions to rank")
