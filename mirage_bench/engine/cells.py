@@ -42,9 +42,13 @@ def frame_hash(manifest: pd.DataFrame) -> str:
     return h.hexdigest()
 
 
+#: Card fields that document a recipe and change no number: editing them must not retrain or split a table's rows.
+DOCUMENTATION_FIELDS = frozenset({"source", "description", "citation", "paper_url", "note", "tags", "variant_of"})
+
+
 def recipe_hash(recipe: RecipeCard) -> str:
-    """The recipe as resolved, minus where it was read from."""
-    return digest(recipe.model_dump(mode="json", exclude={"source"}))
+    """The recipe as resolved, minus where it was read from and the fields that only document it."""
+    return digest(recipe.model_dump(mode="json", exclude=set(DOCUMENTATION_FIELDS)))
 
 
 def train_cell_id(recipe: RecipeCard, train: pd.DataFrame, validation: pd.DataFrame, seed: int) -> str:

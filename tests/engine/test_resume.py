@@ -97,6 +97,19 @@ def test_second_run_recomputes_nothing(data, reference):
     assert set(plan["status"]) == {"done"}
 
 
+def test_editing_what_documents_a_recipe_recomputes_nothing(data, reference):
+    """A card's description, citation, note, tags and variant_of change no number: no retraining, no row split."""
+    out, first = reference
+    documented = helpers.benchmark(data, overrides=["description=reworded", "citation=Someone et al. 2026",
+                                                    "note=re-run", "tags=[edited]", "variant_of=tinycnn"])
+    second = execute(documented, Options(out=out))
+    assert not any(c["trained_in_this_run"] for c in second["train_cells"])
+    assert not any(c["computed_in_this_run"] for c in second["eval_cells"])
+    assert [c["cell_id"] for c in second["train_cells"]] == [c["cell_id"] for c in first["train_cells"]]
+    changed = helpers.benchmark(data, overrides=["train.lr=0.01"])
+    assert {c.cell_id for c in runner.train_cells(changed)}.isdisjoint(c["cell_id"] for c in first["train_cells"])
+
+
 def test_every_image_scored_once_per_cell(reference):
     out, record = reference
     predictions = run_predictions(Store(out), record)
