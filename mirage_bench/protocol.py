@@ -49,7 +49,10 @@ class ValidationRule(StrictModel):
 
 
 class SubsampleRule(StrictModel):
-    per_class: int | None = Field(None, ge=1, description="keep at most this many images per subset and class (seeded)")
+    """Caps the *test* subsets (papers report on fixed-size test sets); training always reads every image it is given."""
+
+    per_class: int | None = Field(None, ge=1, description="keep at most this many test images per subset and class "
+                                  "(seeded); training sets are never subsampled")
     seed: int = 0
 
 

@@ -91,6 +91,9 @@ def test_subsample_rule_is_seeded_and_recorded(genimage_root):
     assert record["validation"]["fraction"] == 0.1 and record["protocol"] == "genimage"
     counts = data.counts()
     assert counts[(counts.role == "test") & (counts.generator == "adm")]["images"].tolist() == [2, 2]
+    unlimited = protocol_subsets(load_protocol("genimage"), manifest)  # training is never subsampled
+    assert len(data.train["sdv14"]) + len(data.validation["sdv14"]) > 4
+    assert list(data.train["sdv14"]["image_id"]) == list(unlimited.train["sdv14"]["image_id"])
 
 
 def test_matrix_mode_keeps_one_training_set_per_generator(make_tree):
