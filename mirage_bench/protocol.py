@@ -77,6 +77,9 @@ class ProtocolCard(StrictModel):
     validation: ValidationRule = Field(default_factory=ValidationRule)
     subsample: SubsampleRule = Field(default_factory=SubsampleRule)
     degradations: list[str] = Field(default_factory=list, description="degradation specs or preset names")
+    not_data: list[str] = Field(default_factory=list, description="files shipped beside the images that are not data "
+                                "(README, metadata, prompts): shell patterns on the path under the root, e.g. "
+                                "'card.json' or '*/prompts.csv'; listed as not-data rather than as problems")
     metrics: list[str] = Field(default_factory=lambda: list(HEADLINE_METRICS),
                                description="the headline metrics, in table order; the first ranks leaderboards")
     detectors: list[str] = Field(default_factory=list, description="recipe cards a run uses when --detectors is not given")

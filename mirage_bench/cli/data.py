@@ -14,7 +14,7 @@ from mirage_bench.cli.options import ProtocolDirs, as_list
 data_app = typer.Typer(help="Benchmark data: index, verify and describe dataset folders.", no_args_is_help=True)
 
 Root = typer.Argument(..., help="Data root (a folder as distributed, or a manifest.csv/.jsonl).")
-LayoutOpt = typer.Option("auto", "--layout", help="Layout name, or 'auto' to detect it (see the docs for the list).")
+LayoutOpt = typer.Option("auto", "--layout", help="Layout name, or 'auto': the --protocol card's layout, else detected.")
 ProtocolOpt = typer.Option(None, "--protocol", help="Protocol card: resolves folder names and checks counts against it.")
 StrictOpt = typer.Option(False, "--strict", help="Any file that cannot be used is an error.")
 WorkersOpt = typer.Option(1, "--workers", min=1, help="Processes decoding images.")
@@ -25,14 +25,28 @@ def _scan(root: Path, layout: str, protocol: Optional[str], protocols: Optional[
     from mirage_bench.protocol import load_protocol
 
     card = load_protocol(protocol, (), as_list(protocols)) if protocol else None
+    if card is not None and layout == "auto":
+        layout = card.layout  # read the root as a run with this card reads it
     manifest, exclusions = build_manifest(root, layout=layout, protocol=card, strict=strict, workers=workers)
     console.print(f"layout {manifest.attrs['layout']} ({manifest.attrs['layout_reason']})", highlight=False, soft_wrap=True)
     return card, manifest, exclusions
 
 
 def _print_exclusions(exclusions) -> None:
+    from mirage_bench.data.manifest import NOT_DATA
+
     for row in exclusions.itertuples():
-        console.print(f"  excluded {row.rel_path} ({row.kind}): {row.reason}", markup=False, highlight=False, soft_wrap=True)
+        verb = "skipped" if row.kind == NOT_DATA else "excluded"
+        console.print(f"  {verb} {row.rel_path} ({row.kind}): {row.reason}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _excluded(exclusions) -> str:
+    """'N excluded', plus the files the card names as not data when there are any."""
+    from mirage_bench.data.manifest import problems
+
+    unusable = len(problems(exclusions))
+    shipped = len(exclusions) - unusable
+    return f"{unusable} file(s) excluded" + (f", {shipped} not data (the card's not_data)" if shipped else "")
 
 
 @data_app.command("index")
@@ -57,7 +71,7 @@ def index(
     _, manifest, exclusions = _scan(root, layout, protocol, protocols, strict, workers)
     write_manifest(manifest, out)
     exclusions.to_csv(excluded_path, index=False)
-    console.print(f"wrote {out}: {len(manifest)} images; {len(exclusions)} excluded, listed in {excluded_path}", highlight=False, soft_wrap=True)
+    console.print(f"wrote {out}: {len(manifest)} images; {_excluded(exclusions)}, listed in {excluded_path}", highlight=False, soft_wrap=True)
 
 
 @data_app.command("verify")
@@ -73,7 +87,7 @@ def verify(
     from mirage_bench.data import check_counts
 
     card, manifest, exclusions = _scan(root, layout, protocol, protocols, strict, workers)
-    console.print(f"{len(manifest)} usable images, {len(exclusions)} excluded", highlight=False)
+    console.print(f"{len(manifest)} usable images, {_excluded(exclusions)}", highlight=False)
     _print_exclusions(exclusions)
     if card is not None:
         for note in check_counts(card, manifest, exclusions):
@@ -97,7 +111,7 @@ def stats(
         manifest = read_manifest(source)
     else:
         _, manifest, exclusions = _scan(source, layout, protocol, protocols, False, workers)
-        console.print(f"{len(exclusions)} file(s) excluded (run `data verify` for the list)", highlight=False)
+        console.print(f"{_excluded(exclusions)} (run `data verify` for the list)", highlight=False)
     result = data_stats(manifest)
     table = Table(title=f"{len(manifest)} images")
     for column in result.table.columns:

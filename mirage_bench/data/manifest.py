@@ -7,8 +7,10 @@ protocol card's folder names and aliases; the publisher's known-corrupt files ar
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -26,6 +28,8 @@ MANIFEST_COLUMNS = [
     "width", "height", "format", "mode", "bytes", "sha256",
 ]
 EXCLUSION_COLUMNS = ["rel_path", "kind", "reason", "generator", "split", "label"]
+#: Exclusion kind of a file that its protocol card names as shipped beside the data (``not_data``): not a problem.
+NOT_DATA = "not-data"
 UNKNOWN_FAMILY = "unknown"
 
 
@@ -48,7 +52,7 @@ def build_manifest(
         raise DataError(f"data root {root} does not exist")
     name, how = _choose_layout(root, layout, protocol)
     records = LAYOUTS.get(name)().scan(root, protocol)
-    records = [_resolve(r, protocol) for r in records]
+    records = [_not_data(_resolve(r, protocol), protocol) for r in records]
     candidates = [r for r in records if r.problem is None]
     with _pool(workers) as pool:
         results = list(pool.map(_examine, [(r.path, max_pixels) for r in candidates], chunksize=32))
@@ -65,11 +69,12 @@ def build_manifest(
     ).sort_values("rel_path", kind="stable", ignore_index=True)
     exclusions["label"] = exclusions["label"].astype("Int64")
     manifest.attrs.update({"root": str(root.absolute()), "layout": name, "layout_reason": how})
-    if strict and len(exclusions):
+    unusable = problems(exclusions)
+    if strict and len(unusable):
         raise DataError(
-            f"{root}: {len(exclusions)} file(s) cannot be used and --strict forbids exclusions:\n"
-            + "\n".join(f"  {r.rel_path} ({r.kind}): {r.reason}" for r in exclusions.head(20).itertuples())
-            + ("\n  ..." if len(exclusions) > 20 else "")
+            f"{root}: {len(unusable)} file(s) cannot be used and --strict forbids exclusions:\n"
+            + "\n".join(f"  {r.rel_path} ({r.kind}): {r.reason}" for r in unusable.head(20).itertuples())
+            + ("\n  ..." if len(unusable) > 20 else "")
             + "\nRun `mirage-bench data verify` for the full list, then repair or remove those files."
         )
     if manifest.empty:
@@ -79,6 +84,22 @@ def build_manifest(
             "card); `mirage-bench data verify` lists every excluded file."
         )
     return manifest, exclusions
+
+
+def problems(exclusions: pd.DataFrame) -> pd.DataFrame:
+    """The exclusions that are problems: every one but the files the card names as not data."""
+    return exclusions[exclusions["kind"] != NOT_DATA]
+
+
+def _not_data(record: Record, protocol: "ProtocolCard | None") -> Record:
+    """A file the layout cannot use that the card names in ``not_data`` (an image it can use stays data)."""
+    if record.problem is None or protocol is None:
+        return record
+    pattern = next((p for p in protocol.not_data if fnmatch.fnmatchcase(record.rel_path, p)), None)
+    if pattern is None:
+        return record
+    return replace(record, problem=(NOT_DATA, f"shipped beside the data; protocol {protocol.name!r} names it in "
+                                              f"not_data ({pattern!r})"))
 
 
 def _choose_layout(root: Path, layout: str, protocol: "ProtocolCard | None") -> tuple[str, str]:

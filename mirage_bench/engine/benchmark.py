@@ -47,13 +47,22 @@ class DataSource:
                 "excluded": exclusion_summary(self.exclusions)}
 
     def lines(self) -> list[str]:
-        """The console report: notes, then excluded files counted per kind with the first few paths."""
-        out = [f"data for {self.roles}: {self.root} (protocol {self.protocol}): {len(self.exclusions)} file(s) excluded"]
+        """The console report: notes, then excluded files counted per kind with the first few paths.
+
+        Files the card names as not data (its metadata, the publisher's READMEs) are counted, not listed.
+        """
+        from mirage_bench.data.manifest import NOT_DATA, problems
+
+        unusable = problems(self.exclusions)
+        shipped = len(self.exclusions) - len(unusable)
+        aside = f", {shipped} not data (the card's not_data)" if shipped else ""
+        out = [f"data for {self.roles}: {self.root} (protocol {self.protocol}): {len(unusable)} file(s) excluded{aside}"]
         out += [f"  note: {note}" for note in self.notes]
         for kind, info in self.record()["excluded"].items():
             more = ", ..." if info["count"] > len(info["first"]) else ""
-            out.append(f"  excluded {info['count']} x {kind}: {', '.join(info['first'])}{more}")
-        if len(self.exclusions):
+            if kind != NOT_DATA:
+                out.append(f"  excluded {info['count']} x {kind}: {', '.join(info['first'])}{more}")
+        if len(unusable):
             out.append(f"  (`mirage-bench data verify {self.root}` lists every excluded file with its reason)")
         return out
 

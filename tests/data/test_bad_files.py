@@ -180,6 +180,22 @@ def test_known_corrupt_files_from_the_card_are_excluded(make_tree):
     assert len(manifest) == 2
 
 
+def test_files_the_card_names_as_not_data_are_listed_apart_and_never_hide_an_image(make_tree):
+    root = make_tree(["BigGAN/val/ai/000_biggan_00094.png", "BigGAN/val/nature/n1.JPEG"])
+    for rel in ("README.txt", "BigGAN/prompts.csv", "BigGAN/notes.md"):
+        (root / rel).write_text("publisher's words")
+    card = load_protocol("genimage", ["not_data=[README.txt, '*/prompts.csv', 'BigGAN/val/ai/*.png']"])
+    manifest, exclusions = build_manifest(root, protocol=card)
+    assert len(manifest) == 2  # a usable image that a pattern matches stays data
+    kinds = dict(zip(exclusions["rel_path"], exclusions["kind"]))
+    assert kinds == {"BigGAN/notes.md": "not-an-image-extension", "BigGAN/prompts.csv": "not-data", "README.txt": "not-data"}
+    with pytest.raises(DataError, match=r"(?s)1 file\(s\) cannot be used and --strict.*BigGAN/notes.md") as info:
+        build_manifest(root, protocol=card, strict=True)
+    assert "README.txt" not in str(info.value)
+    (root / "BigGAN/notes.md").unlink()
+    assert len(build_manifest(root, protocol=card, strict=True)[1]) == 2
+
+
 def test_strict_turns_any_exclusion_into_an_error(tmp_path):
     root = _tree(tmp_path)
     (root / FAKE / "empty.png").write_bytes(b"")

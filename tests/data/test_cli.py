@@ -34,7 +34,7 @@ def test_verify_lists_every_excluded_file_with_its_reason(tree):
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0] == "layout genimage (detected: found ADM/imagenet_ai_0508_adm/val/ai)"
-    assert "4 usable images, 2 excluded" in lines
+    assert "4 usable images, 2 file(s) excluded" in lines
     assert "  excluded ADM/.hidden.png (hidden): hidden file (name starts with '.')" in lines
     assert "  excluded ADM/imagenet_ai_0508_adm/val/ai/broken.png (empty): zero-byte file" in lines
 
@@ -82,7 +82,7 @@ def test_index_writes_parquet_and_never_overwrites(tree, tmp_path):
     out = tmp_path / "out" / "genimage.parquet"
     result = run("data", "index", tree, "--out", out)
     assert result.exit_code == 0, result.output
-    assert f"wrote {out}: 4 images; 2 excluded" in result.output
+    assert f"wrote {out}: 4 images; 2 file(s) excluded" in result.output
     manifest = pd.read_parquet(out)
     assert list(manifest.columns[:4]) == ["image_id", "path", "rel_path", "label"]
     assert set(manifest["format"]) == {"JPEG", "PNG"}

@@ -161,15 +161,17 @@ def test_notes_and_exclusions_are_printed_and_recorded(tmp_path):
     whole = root / "b/val/ai/000.png"
     truncated = root / "b/val/ai/999.png"
     truncated.write_bytes(whole.read_bytes()[: len(whole.read_bytes()) // 2])
+    (root / "README.txt").write_text("how the set was made")
     cards = _card(tmp_path / "cards", "tinyp", version=1, layout="genimage", train=["a"], test=["a", "b"],
-                  subsample={"per_class": 10, "seed": 0},
+                  subsample={"per_class": 10, "seed": 0}, not_data=["README.txt"],
                   generators={"a": {"folder": "a", "family": "gan"}, "b": {"folder": "b", "family": "diffusion"}})
     result = CliRunner().invoke(app, ["run", "--protocols", str(cards), "--protocol", "tinyp", "--data-root", str(root),
                                       "--detectors", "tinycnn", "--out", str(tmp_path / "out"), "--bootstrap", "0",
                                       *[x for s in TINY_RUN for x in ("--set", s)]], terminal_width=250)
     assert result.exit_code == 0, result.output
     out = " ".join(result.output.split())
-    assert f"data for train and test: {root} (protocol tinyp): 1 file(s) excluded" in out
+    assert f"data for train and test: {root} (protocol tinyp): 1 file(s) excluded, 1 not data (the card's not_data)" in out
+    assert "README.txt" not in out
     assert "note: folders not in protocol 'tinyp', ignored: ['c']" in out
     assert "note: test a: fewer images than subsample.per_class=10, all kept: {'real': 3, 'fake': 3}" in out
     assert "excluded 1 x decode-failed: b/val/ai/999.png" in out
@@ -178,4 +180,5 @@ def test_notes_and_exclusions_are_printed_and_recorded(tmp_path):
     [source] = record["data_sources"]
     assert source["root"] == str(root) and source["roles"] == "train and test"
     assert "folders not in protocol 'tinyp', ignored: ['c']" in source["notes"]
-    assert source["excluded"] == {"decode-failed": {"count": 1, "first": ["b/val/ai/999.png"]}}
+    assert source["excluded"] == {"decode-failed": {"count": 1, "first": ["b/val/ai/999.png"]},
+                                  "not-data": {"count": 1, "first": ["README.txt"]}}  # recorded, though not printed
