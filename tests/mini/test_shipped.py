@@ -75,3 +75,15 @@ def test_fakes_are_not_copies(report: dict, generator: str) -> None:
 @pytest.mark.parametrize("generator", GENERATORS)
 def test_colour_alone_does_not_separate_fakes_from_reals(report: dict, generator: str) -> None:
     assert report[generator]["colour_logreg_accuracy"]["cv_train"] < MAX_COLOUR_ACCURACY
+
+
+def test_verify_reads_the_shipped_set_as_its_card_does_with_nothing_excluded() -> None:
+    """With --protocol, `data verify` uses the card's layout (the root alone is ambiguous: it holds a manifest.csv)."""
+    from typer.testing import CliRunner
+
+    from mirage_bench.cli import app
+
+    result = CliRunner().invoke(app, ["data", "verify", str(ROOT), "--protocol", "mini"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert "1792 usable images, 0 file(s) excluded, 3 not data (the card's not_data)" in result.output
+    assert "generators and counts match protocol mini v1" in result.output
