@@ -20,7 +20,8 @@ _TrainDataRoot = typer.Option(None, "--train-data-root", help="Root of the train
 _Out = typer.Option(Path("results/runs"), "--out", help="Output folder: checkpoints, prediction store, run records.")
 _Seeds = typer.Option("0", "--seeds", help="Comma-separated training seeds, e.g. 0,1,2.")
 _Device = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N (torchrun gives each rank its own GPU).")
-_DryRun = typer.Option(False, "--dry-run", help="List the cells with their status and the work they need; run nothing.")
+_DryRun = typer.Option(False, "--dry-run", help="Show what each model still needs (training, evaluation cells); run nothing.")
+_Cells = typer.Option(False, "--cells", help="With --dry-run: list every cell with its id and status instead of one row per model.")
 _Workers = typer.Option(None, "--workers", help="Data-loading worker processes (default: on CUDA all cores but one, at most 16; on CPU none).")
 _Backbone = typer.Option(None, "--backbone", help="Backbone architecture for recipes that have one (e.g. ViT-L-14).")
 _Pretrained = typer.Option(None, "--pretrained", help="Pretrained tag or weights file for that backbone (e.g. openai).")
@@ -46,11 +47,11 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def _go(stages: tuple[bool, bool], protocol, detectors, data_root, train_data_root, out, seeds, overrides, device, dry_run,
-        workers, backbone, pretrained, recipes, protocols, n_boot, impl, compile_model) -> None:
+        cells, workers, backbone, pretrained, recipes, protocols, n_boot, impl, compile_model) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from mirage_bench.engine import distributed
-    from mirage_bench.engine.runner import Options, describe_plan, evaluation_impl, execute, load_benchmark
+    from mirage_bench.engine.runner import Options, describe_plan, evaluation_impl, execute, load_benchmark, summarize_plan
     from mirage_bench.engine.tables import save_metrics
     from mirage_bench.reports.render import rich_table
     from mirage_bench.reports.report import build_report
@@ -65,8 +66,16 @@ def _go(stages: tuple[bool, bool], protocol, detectors, data_root, train_data_ro
         for line in source.lines():
             console.print(line, markup=False, highlight=False, soft_wrap=True)
     store = Store(out)
+    if cells and not dry_run:
+        raise ConfigError("--cells lists the plan's cells and runs nothing; pass it with --dry-run")
     if dry_run:
-        _print_frame(describe_plan(bench, store, evaluation_impl(bench, Options(impl=impl), device)), f"Plan for {bench.protocol.name} v{bench.protocol.version} in {out}")
+        plan = describe_plan(bench, store, evaluation_impl(bench, Options(impl=impl), device))
+        title = f"Plan for {bench.protocol.name} v{bench.protocol.version} in {out}"
+        _print_frame(plan if cells else summarize_plan(bench, plan), title)
+        if not cells:
+            models = int((plan["kind"] == "train").sum())
+            console.print(f"{models} training cell(s), {models * len(bench.protocol.test) * len(bench.degradations)} "
+                          "evaluation cell(s); --dry-run --cells lists each with its id", highlight=False)
         return
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
         def progress(description: str, total: int):
@@ -100,12 +109,12 @@ def _command(stages: tuple[bool, bool], doc: str):
     def command(
         protocol: str = _Protocol, detectors: Optional[str] = _Detectors, data_root: Optional[Path] = _DataRoot,
         train_data_root: Optional[Path] = _TrainDataRoot, out: Path = _Out, seeds: str = _Seeds,
-        overrides: Optional[List[str]] = Overrides, device: str = _Device, dry_run: bool = _DryRun,
+        overrides: Optional[List[str]] = Overrides, device: str = _Device, dry_run: bool = _DryRun, cells: bool = _Cells,
         workers: Optional[int] = _Workers, backbone: Optional[str] = _Backbone, pretrained: Optional[str] = _Pretrained,
         recipes: Optional[List[Path]] = RecipeDirs, protocols: Optional[List[Path]] = ProtocolDirs, n_boot: int = _Boot,
         impl: str = _Impl, compile_model: bool = _Compile,
     ) -> None:
-        _go(stages, protocol, detectors, data_root, train_data_root, out, seeds, overrides, device, dry_run, workers, backbone,
+        _go(stages, protocol, detectors, data_root, train_data_root, out, seeds, overrides, device, dry_run, cells, workers, backbone,
             pretrained, recipes, protocols, n_boot, impl, compile_model)
 
     command.__doc__ = doc

@@ -157,6 +157,31 @@ def describe_plan(bench: Benchmark, store: Store, impl: str = "reference") -> pd
     return pd.DataFrame(rows)
 
 
+def summarize_plan(bench: Benchmark, plan: pd.DataFrame, shown: int = 3) -> pd.DataFrame:
+    """One row per model (detector, training set, seed) of ``describe_plan``'s cells: what training and
+    evaluation still need. Why: a run holds hundreds of cells (6 detectors x 4 subsets x 4 degradations on the
+    mini set alone); the model is the unit a user plans by."""
+    grid = f"{len(bench.protocol.test)} subsets x {len(bench.degradations)} degradations"
+    total = len(bench.protocol.test) * len(bench.degradations)
+    rows = []
+    for (detector, train, seed), part in plan.groupby(["detector", "train", "seed"], sort=False):
+        trainer = part[part["kind"] == "train"].iloc[0]
+        evals = part[(part["kind"] == "eval") & (part["cell"] != "(after training)")]
+        todo = evals[evals["status"] == "to do"]
+        if trainer["status"] == "to do":
+            evaluation = f"after training: {total} cells ({grid})"
+        elif todo.empty:
+            evaluation = f"done: {total} cells"
+        else:
+            missing = [f"{subset} ({', '.join(cells['degradation'])})" for subset, cells in todo.groupby("subset", sort=False)]
+            more = f"; and {len(missing) - shown} more subsets" if len(missing) > shown else ""
+            evaluation = f"{len(todo)} of {total} cells to do: {'; '.join(missing[:shown])}{more}"
+        rows.append({"detector": detector, "train": train, "seed": seed,
+                     "training": "done" if trainer["status"] == "done" else f"to do: {trainer['work']}",
+                     "evaluation": evaluation})
+    return pd.DataFrame(rows, columns=["detector", "train", "seed", "training", "evaluation"])
+
+
 Progress = Callable[[str, int], Callable[[int], None]]  # (description, total) -> advance(n)
 
 
@@ -325,4 +350,4 @@ def run_predictions(store: Store, record: dict[str, Any]) -> pd.DataFrame:
     return predictions
 
 
-__all__ = ["Benchmark", "Options", "Subsets", "describe_plan", "execute", "load_benchmark", "run_predictions"]
+__all__ = ["Benchmark", "Options", "Subsets", "describe_plan", "execute", "load_benchmark", "run_predictions", "summarize_plan"]

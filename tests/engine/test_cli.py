@@ -1,5 +1,7 @@
 """``mirage-bench run`` end to end over a hand-built benchmark (the data package is stubbed out)."""
 
+import json
+
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -37,7 +39,12 @@ def test_run_prints_table_from_store_and_dry_run_lists_cells(stub_data, tmp_path
     metrics = pd.read_csv(store.run_dir(store.latest_run_id()) / "metrics.csv")
     assert {"acc", "ap", "oracle_acc", "acc_cal"} <= set(metrics.metric)
     again = cli.invoke(app, ["run", "--out", str(out), "--dry-run"], terminal_width=200)
-    assert "to do" not in again.output
+    assert "to do" not in again.output and "done: 4 cells" in again.output
+    cells = cli.invoke(app, ["run", "--out", str(out), "--dry-run", "--cells"], terminal_width=250)
+    ids = [c["cell_id"] for c in json.loads((store.run_dir(store.latest_run_id()) / "record.json").read_text())["eval_cells"]]
+    assert cells.exit_code == 0 and all(cell_id in cells.output for cell_id in ids)
+    refused = cli.invoke(app, ["run", "--out", str(out), "--cells"])
+    assert refused.exit_code == 2 and "--cells lists the plan's cells and runs nothing; pass it with --dry-run" in refused.output
 
 
 def test_unusable_device_is_refused_before_any_work(tmp_path, monkeypatch):

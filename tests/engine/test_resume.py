@@ -110,6 +110,20 @@ def test_editing_what_documents_a_recipe_recomputes_nothing(data, reference):
     assert {c.cell_id for c in runner.train_cells(changed)}.isdisjoint(c["cell_id"] for c in first["train_cells"])
 
 
+def test_plan_summary_names_what_each_model_still_needs(data, reference):
+    out, _ = reference
+    bench = helpers.benchmark(data)
+    plan = runner.describe_plan(bench, Store(out))
+    assert runner.summarize_plan(bench, plan).to_dict("records") == [
+        {"detector": "tinycnn", "train": "g1", "seed": 0, "training": "done", "evaluation": "done: 4 cells"}]
+    missing = (plan["kind"] == "eval") & (plan["subset"] == "g2")  # as if g2's cells had not been scored
+    partial = runner.summarize_plan(bench, plan.assign(status=plan["status"].mask(missing, "to do")))
+    assert partial["evaluation"].tolist() == ["2 of 4 cells to do: g2 (none, jpeg(q=50))"]
+    fresh = runner.summarize_plan(bench, runner.describe_plan(bench, Store(out / "elsewhere")))
+    assert fresh["training"].tolist() == ["to do: train on 16 images (8 steps), validate on 8"]
+    assert fresh["evaluation"].tolist() == ["after training: 4 cells (2 subsets x 2 degradations)"]
+
+
 def test_every_image_scored_once_per_cell(reference):
     out, record = reference
     predictions = run_predictions(Store(out), record)
