@@ -25,10 +25,12 @@ def _scan(root: Path, layout: str, protocol: Optional[str], protocols: Optional[
     from mirage_bench.protocol import load_protocol
 
     card = load_protocol(protocol, (), as_list(protocols)) if protocol else None
-    if card is not None and layout == "auto":
+    from_card = card is not None and layout == "auto" and card.layout != "auto"
+    if from_card:
         layout = card.layout  # read the root as a run with this card reads it
     manifest, exclusions = build_manifest(root, layout=layout, protocol=card, strict=strict, workers=workers)
-    console.print(f"layout {manifest.attrs['layout']} ({manifest.attrs['layout_reason']})", highlight=False, soft_wrap=True)
+    reason = f"named by protocol {card.name!r}" if from_card else manifest.attrs["layout_reason"]
+    console.print(f"layout {manifest.attrs['layout']} ({reason})", highlight=False, soft_wrap=True)
     return card, manifest, exclusions
 
 

@@ -86,4 +86,5 @@ def test_verify_reads_the_shipped_set_as_its_card_does_with_nothing_excluded() -
     result = CliRunner().invoke(app, ["data", "verify", str(ROOT), "--protocol", "mini"], env={"COLUMNS": "250"})
     assert result.exit_code == 0, result.output
     assert "1792 usable images, 0 file(s) excluded, 3 not data (the card's not_data)" in result.output
+    assert "layout genimage (named by protocol 'mini')" in result.output
     assert "generators and counts match protocol mini v1" in result.output
