@@ -12,12 +12,13 @@ import hashlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import pandas as pd
 
 from mirage_bench.data.images import MAX_PIXELS, UnusableImage, decode_file
 from mirage_bench.data.layouts import LAYOUTS, Record, detect_layout
+from mirage_bench.data.subsets import splits_read
 from mirage_bench.errors import DataError
 
 if TYPE_CHECKING:
@@ -31,6 +32,8 @@ EXCLUSION_COLUMNS = ["rel_path", "kind", "reason", "generator", "split", "label"
 #: Exclusion kind of a file that its protocol card names as shipped beside the data (``not_data``): not a problem.
 NOT_DATA = "not-data"
 UNKNOWN_FAMILY = "unknown"
+#: Files to decode at or above which a process pool pays for its start-up (a small root decodes in this process).
+PARALLEL_FROM = 512
 
 
 def image_id(generator: str, split: str, label: int, rel_path: str) -> str:
@@ -45,16 +48,26 @@ def build_manifest(
     strict: bool = False,
     max_pixels: int = MAX_PIXELS,
     workers: int = 1,
+    roles: Sequence[str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(manifest, exclusions) of ``root``; ``manifest.attrs`` records the layout and how it was chosen."""
+    """(manifest, exclusions) of ``root``; ``manifest.attrs`` records the layout and how it was chosen.
+
+    ``roles`` (with a ``protocol``): decode only the generators and splits those roles read. Why: GenImage's
+    protocol reads one generator's training split and the eight val splits; decoding the seven other training
+    splits (most of its files) on every run cost hours. The others are counted in ``manifest.attrs["unread"]``;
+    ``data verify`` reads all.
+    """
     root = Path(root)
     if not root.exists():
         raise DataError(f"data root {root} does not exist")
     name, how = _choose_layout(root, layout, protocol)
     records = LAYOUTS.get(name)().scan(root, protocol)
     records = [_not_data(_resolve(r, protocol), protocol) for r in records]
-    candidates = [r for r in records if r.problem is None]
-    with _pool(workers) as pool:
+    usable = [r for r in records if r.problem is None]
+    reads = splits_read(protocol, roles) if roles is not None and protocol is not None else None
+    candidates = [r for r in usable if reads is None or r.split in reads.get(r.generator, ())]
+    unread = [r for r in usable if reads is not None and r.split not in reads.get(r.generator, ())]
+    with _pool(workers if len(candidates) >= PARALLEL_FROM else 1) as pool:
         results = list(pool.map(_examine, [(r.path, max_pixels) for r in candidates], chunksize=32))
     rows, excluded = [], [r for r in records if r.problem is not None]
     for record, result in zip(candidates, results):
@@ -68,7 +81,8 @@ def build_manifest(
         [[r.rel_path, *r.problem, r.generator, r.split, r.label] for r in excluded], columns=EXCLUSION_COLUMNS
     ).sort_values("rel_path", kind="stable", ignore_index=True)
     exclusions["label"] = exclusions["label"].astype("Int64")
-    manifest.attrs.update({"root": str(root.absolute()), "layout": name, "layout_reason": how})
+    manifest.attrs.update({"root": str(root.absolute()), "layout": name, "layout_reason": how,
+                           "unread": {"files": len(unread), "generators": sorted({r.generator for r in unread if r.generator is not None})}})
     unusable = problems(exclusions)
     if strict and len(unusable):
         raise DataError(

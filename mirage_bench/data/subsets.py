@@ -119,7 +119,7 @@ def check_counts(protocol: "ProtocolCard", manifest: pd.DataFrame, exclusions: p
 
     Published counts are of files as distributed, so excluded files of a subset count towards them.
     """
-    found = set(manifest["generator"])
+    found = set(manifest["generator"]) | set(manifest.attrs.get("unread", {}).get("generators", []))  # read or not
     problems: list[str] = []
     reads = splits_read(protocol, roles)
     for key, splits in reads.items():

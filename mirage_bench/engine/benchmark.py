@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from mirage_bench.config import RecipeCard
-from mirage_bench.engine import sources
+from mirage_bench.engine import distributed, sources
 from mirage_bench.errors import DataError
 from mirage_bench.protocol import ProtocolCard
 
@@ -39,12 +39,19 @@ class DataSource:
     roles: str  # "train and test", "train" or "test"
     notes: list[str]
     exclusions: pd.DataFrame
+    decoded: int  # images read and checked
+    unread: int  # image files of generators or splits these roles do not read: not decoded
+
+    @classmethod
+    def of(cls, root: Path, protocol: str, roles: str, notes: list[str], manifest: pd.DataFrame,
+           exclusions: pd.DataFrame) -> "DataSource":
+        return cls(str(root.absolute()), protocol, roles, notes, exclusions, len(manifest), manifest.attrs["unread"]["files"])
 
     def record(self) -> dict[str, Any]:
         from mirage_bench.data.manifest import exclusion_summary
 
         return {"root": self.root, "protocol": self.protocol, "roles": self.roles, "notes": list(self.notes),
-                "excluded": exclusion_summary(self.exclusions)}
+                "decoded": self.decoded, "unread": self.unread, "excluded": exclusion_summary(self.exclusions)}
 
     def lines(self) -> list[str]:
         """The console report: notes, then excluded files counted per kind with the first few paths.
@@ -56,7 +63,9 @@ class DataSource:
         unusable = problems(self.exclusions)
         shipped = len(self.exclusions) - len(unusable)
         aside = f", {shipped} not data (the card's not_data)" if shipped else ""
-        out = [f"data for {self.roles}: {self.root} (protocol {self.protocol}): {len(unusable)} file(s) excluded{aside}"]
+        unread = f" ({self.unread} more in generators or splits not read here)" if self.unread else ""
+        out = [f"data for {self.roles}: {self.root} (protocol {self.protocol}): {self.decoded} images{unread}, "
+               f"{len(unusable)} file(s) excluded{aside}"]
         out += [f"  note: {note}" for note in self.notes]
         for kind, info in self.record()["excluded"].items():
             more = ", ..." if info["count"] > len(info["first"]) else ""
@@ -82,9 +91,10 @@ def load_benchmark(
     protocol: str = "mini", detectors: Sequence[str] | None = None, data_root: str | Path | None = None,
     seeds: Sequence[int] = (0,), overrides: Sequence[str] = (), backbone: str | None = None, pretrained: str | None = None,
     recipe_dirs: Sequence[str | Path] = (), protocol_dirs: Sequence[str | Path] = (), *,
-    train_data_root: str | Path | None = None,
+    train_data_root: str | Path | None = None, scan_workers: int | None = None,
 ) -> Benchmark:
-    """Resolve cards and data: the protocol, its subsets on disk, the recipes (with ``--set`` applied to all)."""
+    """Resolve cards and data: the protocol, its subsets on disk, the recipes (with ``--set`` applied to all).
+    ``scan_workers``: processes decoding the data roots (default: every core this process may use)."""
     from mirage_bench.cards import load_recipe
     from mirage_bench.protocol import load_protocol, training_protocol
 
@@ -100,7 +110,7 @@ def load_benchmark(
         from mirage_bench.mini import default_root
 
         data_root = default_root()
-    subsets, found = _read_data(card, trainer, Path(data_root), Path(train_data_root or data_root))
+    subsets, found = _read_data(card, trainer, Path(data_root), Path(train_data_root or data_root), scan_workers or min(16, distributed.cores_per_rank()))
     recipes = []
     for name in detectors:
         recipe = load_recipe(name, overrides, recipe_dirs)
@@ -112,27 +122,29 @@ def load_benchmark(
                      None if trainer is card else trainer, found)
 
 
-def _read_data(card: ProtocolCard, trainer: ProtocolCard, root: Path, train_root: Path) -> tuple[Subsets, list[DataSource]]:
+def _read_data(card: ProtocolCard, trainer: ProtocolCard, root: Path, train_root: Path, workers: int
+               ) -> tuple[Subsets, list[DataSource]]:
     """Test subsets from ``root`` under ``card``; training sets from ``train_root`` under ``trainer`` (one scan
-    when both are the same)."""
+    when both are the same), decoding only what each reads, in ``workers`` processes."""
     from mirage_bench.data import build_manifest, protocol_subsets
-    from mirage_bench.data.subsets import content_hashes, training_sets
+    from mirage_bench.data.subsets import ROLES, content_hashes, training_sets
 
-    manifest, exclusions = build_manifest(root, card.layout, card)
-    if trainer is card and train_root.resolve() == root.resolve():
+    together = trainer is card and train_root.resolve() == root.resolve()
+    manifest, exclusions = build_manifest(root, card.layout, card, workers=workers, roles=ROLES if together else ("test",))
+    if together:
         data = protocol_subsets(card, manifest, exclusions)
-        found = [DataSource(str(root.absolute()), card.name, "train and test", data.notes, exclusions)]
+        found = [DataSource.of(root, card.name, "train and test", data.notes, manifest, exclusions)]
         test, train_data = data.test, data
     else:
         tested = protocol_subsets(card, manifest, exclusions, roles=("test",))
-        found = [DataSource(str(root.absolute()), card.name, "test", tested.notes, exclusions)]
+        found = [DataSource.of(root, card.name, "test", tested.notes, manifest, exclusions)]
         try:
-            train_manifest, train_exclusions = build_manifest(train_root, trainer.layout, trainer)
+            train_manifest, train_exclusions = build_manifest(train_root, trainer.layout, trainer, workers=workers, roles=("train",))
             train_data = protocol_subsets(trainer, train_manifest, train_exclusions, roles=("train",),
                                           test_sha256=content_hashes(tested.test))
         except DataError as exc:
             raise DataError(_training_data_help(card, trainer, train_root, exc)) from exc
-        found.append(DataSource(str(train_root.absolute()), trainer.name, "train", train_data.notes, train_exclusions))
+        found.append(DataSource.of(train_root, trainer.name, "train", train_data.notes, train_manifest, train_exclusions))
         test = tested.test
     sets = training_sets(train_data)
     return Subsets({k: t for k, (t, _) in sets.items()}, {k: v for k, (_, v) in sets.items()}, test), found

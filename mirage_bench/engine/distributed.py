@@ -30,6 +30,12 @@ def is_main() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def cores_per_rank() -> int:
+    """The cores this process may use, shared with the other torchrun ranks on this machine (at least 1)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
 def check_device(device: str) -> None:
     """Refuse a device this machine cannot use, before any work starts."""
     try:

@@ -7,7 +7,6 @@ written to the prediction store, one file per evaluation cell, and every table i
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -87,9 +86,7 @@ class Options:
             return self.workers
         if not str(device).startswith("cuda"):
             return 0
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        ranks_here = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # torchrun: processes sharing this machine
-        return max(1, min(16, cores // ranks_here - 1))
+        return max(1, min(16, distributed.cores_per_rank() - 1))
 
 
 def check_plan(bench: Benchmark) -> None:

@@ -108,5 +108,5 @@ def protocol_test_sets(protocol: str, data_root: str | Path | None = None, manif
             from mirage_bench.mini import default_root
 
             data_root = default_root()
-        frame, _ = build_manifest(Path(data_root), card.layout, card)
-    return card, protocol_subsets(card, frame).test
+        frame, _ = build_manifest(Path(data_root), card.layout, card, roles=("test",))
+    return card, protocol_subsets(card, frame, roles=("test",)).test

@@ -231,3 +231,23 @@ def test_single_mode_pools_training_generators_without_a_validation_image_in_tra
     assert len(train) + len(validation) == 30  # every image once: the shared reals are not counted twice
     matrix = training_sets(protocol_subsets(card.model_copy(update={"mode": "matrix"}), manifest))
     assert sorted(matrix) == ["a", "b"] and all(len(t) + len(v) == 20 for t, v in matrix.values())
+
+
+def test_a_run_decodes_only_the_generators_and_splits_its_roles_read(genimage_root):
+    card = load_protocol("genimage")
+    for top, inner in GENIMAGE_FOLDERS[:2]:  # train splits of test-only generators: read by no role of the card
+        (genimage_root / top / inner / "train/ai/corrupt.png").parent.mkdir(parents=True, exist_ok=True)
+        (genimage_root / top / inner / "train/ai/corrupt.png").write_bytes(b"\x89PNG not really")
+    (genimage_root / "extra_gen/val/ai").mkdir(parents=True)
+    (genimage_root / "extra_gen/val/ai/x.png").write_bytes(b"never decoded")
+    full, full_excluded = build_manifest(genimage_root, protocol=card)
+    assert len(full_excluded) == 3 and set(full_excluded["kind"]) == {"not-an-image"}  # what `data verify` sees
+    tested, excluded = build_manifest(genimage_root, protocol=card, roles=("test",))
+    assert set(tested["split"]) == {"val"} and len(tested) == 8 * 6 and excluded.empty
+    assert tested.attrs["unread"] == {"files": 2 * SD14_TRAIN + 3, "generators": ["adm", "biggan", "extra_gen", "sdv14"]}
+    test_only = protocol_subsets(card, tested, excluded, roles=("test",))
+    everything = protocol_subsets(card, full[full["split"] == "val"].reset_index(drop=True), roles=("test",))
+    assert all(test_only.test[k].equals(everything.test[k]) for k in card.test)
+    assert "folders not in protocol 'genimage', ignored: ['extra_gen']" in test_only.notes  # named, not decoded
+    trained, _ = build_manifest(genimage_root, protocol=card, roles=("train",))
+    assert set(zip(trained["generator"], trained["split"])) == {("sdv14", "train")}

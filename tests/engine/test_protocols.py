@@ -171,7 +171,8 @@ def test_notes_and_exclusions_are_printed_and_recorded(tmp_path):
                                       *[x for s in TINY_RUN for x in ("--set", s)]], terminal_width=250)
     assert result.exit_code == 0, result.output
     out = " ".join(result.output.split())
-    assert f"data for train and test: {root} (protocol tinyp): 1 file(s) excluded, 1 not data (the card's not_data)" in out
+    assert (f"data for train and test: {root} (protocol tinyp): 24 images (4 more in generators or splits not read here), "
+            "1 file(s) excluded, 1 not data (the card's not_data)") in out  # c's 4 files are never decoded
     assert "README.txt" not in out
     assert "note: folders not in protocol 'tinyp', ignored: ['c']" in out
     assert "note: test a: fewer images than subsample.per_class=10, all kept: {'real': 3, 'fake': 3}" in out
@@ -180,6 +181,7 @@ def test_notes_and_exclusions_are_printed_and_recorded(tmp_path):
     record = json.loads((store.run_dir(store.latest_run_id()) / "record.json").read_text())
     [source] = record["data_sources"]
     assert source["root"] == str(root) and source["roles"] == "train and test"
+    assert (source["decoded"], source["unread"]) == (24, 4)
     assert "folders not in protocol 'tinyp', ignored: ['c']" in source["notes"]
     assert source["excluded"] == {"decode-failed": {"count": 1, "first": ["b/val/ai/999.png"]},
                                   "not-data": {"count": 1, "first": ["README.txt"]}}  # recorded, though not printed
