@@ -5,6 +5,7 @@ Layout under the output folder (default ``results/runs/``)::
     predictions/<cell_id>.parquet     one row per (image, degradation) of one evaluation cell
     checkpoints/<train_cell_id>/      model.pt (final), state.pt (resume state while training), cell.json
     runs/<run_id>/record.json         the run record: commit, configs, protocol, versions, device, cells
+    image_facts.sqlite                what decoding each data file found, by file identity (a cache: data.facts_cache)
 
 A file is written to a temporary name in its folder and then hard-linked to its final name, which fails
 if the name exists: a crash never leaves half a file, and nothing is ever overwritten. Run ids are
@@ -90,6 +91,10 @@ class Store:
     # -- paths ----------------------------------------------------------------------------------------
     def prediction_path(self, cell_id: str) -> Path:
         return self.root / "predictions" / f"{cell_id}.parquet"
+
+    def facts_path(self) -> Path:
+        """The cache of decoded-file facts that runs into this store share (deleting it only costs a re-scan)."""
+        return self.root / "image_facts.sqlite"
 
     def checkpoint_dir(self, train_cell_id: str) -> Path:
         return self.root / "checkpoints" / train_cell_id

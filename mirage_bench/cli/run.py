@@ -50,6 +50,8 @@ def _go(stages: tuple[bool, bool], protocol, detectors, data_root, train_data_ro
         cells, workers, backbone, pretrained, recipes, protocols, n_boot, impl, compile_model) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from mirage_bench.data.facts_cache import FactsCache
+    from mirage_bench.data.images import MAX_PIXELS
     from mirage_bench.engine import distributed
     from mirage_bench.engine.runner import Options, describe_plan, evaluation_impl, execute, load_benchmark, summarize_plan
     from mirage_bench.engine.tables import save_metrics
@@ -59,13 +61,14 @@ def _go(stages: tuple[bool, bool], protocol, detectors, data_root, train_data_ro
     from mirage_bench.store import Store
 
     names = None if detectors is None else [d.strip() for d in detectors.split(",") if d.strip()]
-    bench = load_benchmark(protocol, names, data_root, parse_seeds(seeds), as_list(overrides), backbone, pretrained,
-                           as_list(recipes), as_list(protocols), train_data_root=train_data_root)
+    store = Store(out)
+    with FactsCache(store.facts_path(), MAX_PIXELS, writable=not dry_run) as facts:  # a dry run changes no file
+        bench = load_benchmark(protocol, names, data_root, parse_seeds(seeds), as_list(overrides), backbone, pretrained,
+                               as_list(recipes), as_list(protocols), train_data_root=train_data_root, facts=facts)
     main = distributed.is_main()  # under torchrun, one rank prints and writes the report
     for source in bench.sources if main else []:
         for line in source.lines():
             console.print(line, markup=False, highlight=False, soft_wrap=True)
-    store = Store(out)
     if cells and not dry_run:
         raise ConfigError("--cells lists the plan's cells and runs nothing; pass it with --dry-run")
     if dry_run:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import pandas as pd
 
+from mirage_bench.data.facts_cache import FactsCache, Result, identity
 from mirage_bench.data.images import MAX_PIXELS, UnusableImage, decode_file
 from mirage_bench.data.layouts import LAYOUTS, Record, detect_layout
 from mirage_bench.data.subsets import splits_read
@@ -49,13 +50,15 @@ def build_manifest(
     max_pixels: int = MAX_PIXELS,
     workers: int = 1,
     roles: Sequence[str] | None = None,
+    facts: FactsCache | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(manifest, exclusions) of ``root``; ``manifest.attrs`` records the layout and how it was chosen.
 
     ``roles`` (with a ``protocol``): decode only the generators and splits those roles read. Why: GenImage's
     protocol reads one generator's training split and the eight val splits; decoding the seven other training
     splits (most of its files) on every run cost hours. The others are counted in ``manifest.attrs["unread"]``;
-    ``data verify`` reads all.
+    ``data verify`` reads all. ``facts``: what earlier scans found about unchanged files (:mod:`.facts_cache`);
+    only the others are decoded.
     """
     root = Path(root)
     if not root.exists():
@@ -67,8 +70,7 @@ def build_manifest(
     reads = splits_read(protocol, roles) if roles is not None and protocol is not None else None
     candidates = [r for r in usable if reads is None or r.split in reads.get(r.generator, ())]
     unread = [r for r in usable if reads is not None and r.split not in reads.get(r.generator, ())]
-    with _pool(workers if len(candidates) >= PARALLEL_FROM else 1) as pool:
-        results = list(pool.map(_examine, [(r.path, max_pixels) for r in candidates], chunksize=32))
+    results = _examined([r.path for r in candidates], max_pixels, workers, facts)
     rows, excluded = [], [r for r in records if r.problem is not None]
     for record, result in zip(candidates, results):
         if isinstance(result, tuple):
@@ -141,6 +143,20 @@ def _resolve(record: Record, protocol: "ProtocolCard | None") -> Record:
     if problem is None and any(record.rel_path == c or record.rel_path.endswith("/" + c.lstrip("/")) for c in entry.known_corrupt):
         problem = ("known-corrupt", f"listed as corrupt by the publisher (protocol {protocol.name!r} v{protocol.version})")
     return Record(**{**record.__dict__, "generator": key, "family": entry.family, "problem": problem})
+
+
+def _examined(paths: list[str], max_pixels: int, workers: int, facts: FactsCache | None) -> list[Result]:
+    """Each file's facts or (kind, reason), in order: remembered ones from ``facts``, the others decoded (in a
+    process pool when there are enough of them) and then remembered."""
+    known = facts.lookup(paths) if facts is not None else {}
+    todo = [path for path in paths if path not in known]
+    identities = [identity(path) for path in todo] if facts is not None else []  # before decoding, see remember()
+    with _pool(workers if len(todo) >= PARALLEL_FROM else 1) as pool:
+        fresh = list(pool.map(_examine, [(path, max_pixels) for path in todo], chunksize=32))
+    if facts is not None:
+        facts.remember(todo, identities, fresh)
+    found = {**known, **dict(zip(todo, fresh))}
+    return [found[path] for path in paths]
 
 
 def _examine(job: tuple[str, int]):

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from mirage_bench.config import RecipeCard
+from mirage_bench.data.facts_cache import FactsCache
 from mirage_bench.engine import distributed, sources
 from mirage_bench.errors import DataError
 from mirage_bench.protocol import ProtocolCard
@@ -91,10 +92,11 @@ def load_benchmark(
     protocol: str = "mini", detectors: Sequence[str] | None = None, data_root: str | Path | None = None,
     seeds: Sequence[int] = (0,), overrides: Sequence[str] = (), backbone: str | None = None, pretrained: str | None = None,
     recipe_dirs: Sequence[str | Path] = (), protocol_dirs: Sequence[str | Path] = (), *,
-    train_data_root: str | Path | None = None, scan_workers: int | None = None,
+    train_data_root: str | Path | None = None, scan_workers: int | None = None, facts: FactsCache | None = None,
 ) -> Benchmark:
     """Resolve cards and data: the protocol, its subsets on disk, the recipes (with ``--set`` applied to all).
-    ``scan_workers``: processes decoding the data roots (default: every core this process may use)."""
+    ``scan_workers``: processes decoding the data roots (default: every core this process may use, at most 16);
+    ``facts``: what earlier scans found about unchanged files, so that only new or changed files are decoded."""
     from mirage_bench.cards import load_recipe
     from mirage_bench.protocol import load_protocol, training_protocol
 
@@ -110,7 +112,8 @@ def load_benchmark(
         from mirage_bench.mini import default_root
 
         data_root = default_root()
-    subsets, found = _read_data(card, trainer, Path(data_root), Path(train_data_root or data_root), scan_workers or min(16, distributed.cores_per_rank()))
+    scan = {"workers": scan_workers or min(16, distributed.cores_per_rank()), "facts": facts}
+    subsets, found = _read_data(card, trainer, Path(data_root), Path(train_data_root or data_root), scan)
     recipes = []
     for name in detectors:
         recipe = load_recipe(name, overrides, recipe_dirs)
@@ -122,15 +125,15 @@ def load_benchmark(
                      None if trainer is card else trainer, found)
 
 
-def _read_data(card: ProtocolCard, trainer: ProtocolCard, root: Path, train_root: Path, workers: int
+def _read_data(card: ProtocolCard, trainer: ProtocolCard, root: Path, train_root: Path, scan: dict[str, Any]
                ) -> tuple[Subsets, list[DataSource]]:
     """Test subsets from ``root`` under ``card``; training sets from ``train_root`` under ``trainer`` (one scan
-    when both are the same), decoding only what each reads, in ``workers`` processes."""
+    when both are the same), decoding only what each reads (``scan``: build_manifest's workers and facts)."""
     from mirage_bench.data import build_manifest, protocol_subsets
     from mirage_bench.data.subsets import ROLES, content_hashes, training_sets
 
     together = trainer is card and train_root.resolve() == root.resolve()
-    manifest, exclusions = build_manifest(root, card.layout, card, workers=workers, roles=ROLES if together else ("test",))
+    manifest, exclusions = build_manifest(root, card.layout, card, roles=ROLES if together else ("test",), **scan)
     if together:
         data = protocol_subsets(card, manifest, exclusions)
         found = [DataSource.of(root, card.name, "train and test", data.notes, manifest, exclusions)]
@@ -139,7 +142,7 @@ def _read_data(card: ProtocolCard, trainer: ProtocolCard, root: Path, train_root
         tested = protocol_subsets(card, manifest, exclusions, roles=("test",))
         found = [DataSource.of(root, card.name, "test", tested.notes, manifest, exclusions)]
         try:
-            train_manifest, train_exclusions = build_manifest(train_root, trainer.layout, trainer, workers=workers, roles=("train",))
+            train_manifest, train_exclusions = build_manifest(train_root, trainer.layout, trainer, roles=("train",), **scan)
             train_data = protocol_subsets(trainer, train_manifest, train_exclusions, roles=("train",),
                                           test_sha256=content_hashes(tested.test))
         except DataError as exc:

@@ -38,10 +38,14 @@ def run_ablation(full: str, protocol: str = "mini", data_root: str | Path | None
                  out: str | Path = "results/runs", recipe_dirs: Sequence[str | Path] = (), protocol_dirs: Sequence[str | Path] = (),
                  device: str = "cpu", progress: Any = None) -> dict[str, Any]:
     """Run (or reuse) the full model and its variants; returns the engine's run record."""
+    from mirage_bench.data.facts_cache import FactsCache
+    from mirage_bench.data.images import MAX_PIXELS
     from mirage_bench.engine.runner import Options, execute, load_benchmark
+    from mirage_bench.store import Store
 
-    bench = load_benchmark(protocol, [full, *find_variants(full, recipe_dirs)], data_root, seeds, (), None, None,
-                           recipe_dirs, protocol_dirs)
+    with FactsCache(Store(out).facts_path(), MAX_PIXELS) as facts:
+        bench = load_benchmark(protocol, [full, *find_variants(full, recipe_dirs)], data_root, seeds, (), None, None,
+                               recipe_dirs, protocol_dirs, facts=facts)
     kwargs = {"progress": progress} if progress else {}
     return execute(bench, Options(out=Path(out), device=device), **kwargs)
 

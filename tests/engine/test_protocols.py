@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 
 import pytest
 import yaml
@@ -182,6 +183,8 @@ def test_notes_and_exclusions_are_printed_and_recorded(tmp_path):
     [source] = record["data_sources"]
     assert source["root"] == str(root) and source["roles"] == "train and test"
     assert (source["decoded"], source["unread"]) == (24, 4)
+    with sqlite3.connect(store.facts_path()) as facts:  # the next run decodes none of the 25 files it read
+        assert facts.execute("SELECT COUNT(*) FROM facts").fetchone() == (25,)
     assert "folders not in protocol 'tinyp', ignored: ['c']" in source["notes"]
     assert source["excluded"] == {"decode-failed": {"count": 1, "first": ["b/val/ai/999.png"]},
                                   "not-data": {"count": 1, "first": ["README.txt"]}}  # recorded, though not printed

@@ -102,7 +102,7 @@ def test_ablate_runs_full_model_and_variants_on_the_same_cells(tmp_path, monkeyp
                                                              "params": {"width": 2}}))
     asked = {}
 
-    def load_benchmark(protocol, detectors, data_root, seeds, overrides, backbone, pretrained, recipe_dirs, protocol_dirs):
+    def load_benchmark(protocol, detectors, data_root, seeds, overrides, backbone, pretrained, recipe_dirs, protocol_dirs, facts):
         asked.update(detectors=list(detectors), seeds=list(seeds))
         bench = helpers.benchmark(tmp_path / "data", seeds)
         bench.recipes = [load_recipe(d, (), recipe_dirs) for d in detectors]
