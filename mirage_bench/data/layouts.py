@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -70,14 +70,12 @@ class FolderLayout(Layout):
         return records
 
     def _record(self, found: FoundFile, root: Path, protocol: "ProtocolCard | None") -> Record:
-        record = Record(found.rel_path, found.path, problem=found.problem)
         parsed = self.parse(tuple(found.rel_path.rstrip("/").split("/")), root, protocol)
         if parsed is None:
-            if found.problem is None:
-                return replace(record, problem=("outside-layout", f"not inside a labelled folder of layout {self.name!r}"))
-            return record
+            problem = found.problem or ("outside-layout", f"not inside a labelled folder of layout {self.name!r}")
+            return Record(found.rel_path, found.path, problem=problem)
         names = parsed.pop("names", (parsed["generator"],))
-        return replace(record, names=tuple(names), **parsed)
+        return Record(found.rel_path, found.path, problem=found.problem, names=tuple(names), **parsed)
 
 
 def _dirs(path: Path) -> list[Path]:

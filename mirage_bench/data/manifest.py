@@ -8,6 +8,7 @@ protocol card's folder names and aliases; the publisher's known-corrupt files ar
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
@@ -65,7 +66,8 @@ def build_manifest(
         raise DataError(f"data root {root} does not exist")
     name, how = _choose_layout(root, layout, protocol)
     records = LAYOUTS.get(name)().scan(root, protocol)
-    records = [_not_data(_resolve(r, protocol), protocol) for r in records]
+    key_of = functools.cache(lambda names: _generator_key(names, protocol))  # one answer per folder, not per file
+    records = [_not_data(_resolve(r, protocol, key_of), protocol) for r in records]
     usable = [r for r in records if r.problem is None]
     reads = splits_read(protocol, roles) if roles is not None and protocol is not None else None
     candidates = [r for r in usable if reads is None or r.split in reads.get(r.generator, ())]
@@ -131,11 +133,18 @@ def _choose_layout(root: Path, layout: str, protocol: "ProtocolCard | None") -> 
     return name, f"detected: found {evidence}"
 
 
-def _resolve(record: Record, protocol: "ProtocolCard | None") -> Record:
+def _generator_key(names: tuple[str, ...], protocol: "ProtocolCard | None") -> str | None:
+    """The card's key for the first of a file's folder names that names one of its generators."""
+    if protocol is None:
+        return None
+    return next((k for k in map(protocol.generator_for_folder, names) if k is not None), None)
+
+
+def _resolve(record: Record, protocol: "ProtocolCard | None", key_of: Callable[[tuple[str, ...]], str | None]) -> Record:
     """Folder names -> the card's generator key and family; the publisher's known-corrupt files excluded."""
     if record.generator is None or protocol is None:
         return record
-    key = next((k for k in map(protocol.generator_for_folder, record.names) if k is not None), None)
+    key = key_of(record.names)
     if key is None:
         return record
     entry = protocol.generators[key]

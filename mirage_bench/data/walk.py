@@ -38,36 +38,62 @@ def path_problem(root_real: Path, path: Path) -> tuple[str, str] | None:
             return ("symlink-outside-root", f"symlink to {os.path.realpath(path)}, outside the data root {root_real}")
     if not path.exists():
         return ("missing", "file does not exist")
-    if path.suffix.lower() not in IMAGE_EXTENSIONS:
-        return ("not-an-image-extension", f"extension {path.suffix or '(none)'!r} is not one of {', '.join(sorted(IMAGE_EXTENSIONS))}")
+    return extension_problem(path.name)
+
+
+def extension_problem(name: str) -> tuple[str, str] | None:
+    dot = name.rfind(".")
+    suffix = name[dot:] if 0 < dot < len(name) - 1 else ""  # pathlib's suffix, without building a path per file
+    if suffix.lower() not in IMAGE_EXTENSIONS:
+        return ("not-an-image-extension", f"extension {suffix or '(none)'!r} is not one of {', '.join(sorted(IMAGE_EXTENSIONS))}")
     return None
 
 
 def walk_files(root: Path) -> list[FoundFile]:
-    """Every file under ``root`` in sorted order, following symlinks only while they stay inside it."""
+    """Every file under ``root`` in sorted order, following symlinks only while they stay inside it.
+
+    ``os.scandir`` entries carry their type, so a plain file costs no system call here (GenImage's root holds
+    2.7M files; ``pathlib`` and ``os.walk`` cost about 45 us a file)."""
     root = Path(root)
     root_real = Path(os.path.realpath(root))
+    root_abs = str(root.absolute())
     found: list[FoundFile] = []
     visited = {str(root_real)}
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        here = Path(dirpath)
-        rel_here = here.relative_to(root)
-        kept = []
-        for name in sorted(dirnames):
-            sub = here / name
-            rel = (rel_here / name).as_posix() + "/"
-            real = os.path.realpath(sub)
-            if name.startswith("."):
-                found.append(FoundFile(rel, str(sub), ("hidden", "hidden folder (name starts with '.'), skipped with its contents")))
-            elif not inside(root_real, sub):
-                found.append(FoundFile(rel, str(sub), ("symlink-outside-root", f"folder symlink to {real}, outside the data root")))
-            elif real in visited:
-                found.append(FoundFile(rel, str(sub), ("symlink-loop", f"folder symlink to {real}, already visited")))
+    pending = [(str(root), "")]  # (folder as reached from the root, its path under the root ending in "/")
+    while pending:
+        here, rel_here = pending.pop()
+        with os.scandir(here) as listing:
+            entries = sorted(listing, key=lambda e: e.name)  # never the file system's order
+        children = []
+        for entry in entries:
+            rel = rel_here + entry.name
+            if not entry.is_dir():  # is_dir follows a symlink; a dangling one is a file with a problem
+                found.append(FoundFile(rel, os.path.join(root_abs, rel), _entry_problem(root_real, entry)))
+                continue
+            problem = _folder_problem(root_real, entry, visited)
+            if problem is None:
+                visited.add(os.path.realpath(entry.path))
+                children.append((entry.path, rel + "/"))
             else:
-                visited.add(real)
-                kept.append(name)
-        dirnames[:] = kept  # os.walk descends in this (sorted) order
-        for name in sorted(filenames):
-            path = here / name
-            found.append(FoundFile((rel_here / name).as_posix(), str(path.absolute()), path_problem(root_real, path)))
+                found.append(FoundFile(rel + "/", entry.path, problem))
+        # popped in sorted order: depth first as os.walk descends, so a folder reached twice is a loop at one path
+        pending += reversed(children)
     return sorted(found, key=lambda f: f.rel_path)
+
+
+def _folder_problem(root_real: Path, entry: os.DirEntry, visited: set[str]) -> tuple[str, str] | None:
+    real = os.path.realpath(entry.path)
+    if entry.name.startswith("."):
+        return ("hidden", "hidden folder (name starts with '.'), skipped with its contents")
+    if not Path(real).is_relative_to(root_real):
+        return ("symlink-outside-root", f"folder symlink to {real}, outside the data root")
+    if real in visited:
+        return ("symlink-loop", f"folder symlink to {real}, already visited")
+    return None
+
+
+def _entry_problem(root_real: Path, entry: os.DirEntry) -> tuple[str, str] | None:
+    """``path_problem`` for a walked entry: a plain file needs no system call (its type came with the listing)."""
+    if entry.is_symlink() or entry.name.startswith("."):
+        return path_problem(root_real, Path(entry.path))
+    return extension_problem(entry.name)
