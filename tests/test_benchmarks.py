@@ -47,3 +47,11 @@ def test_attention_throughput_prints_both_modules_and_each_sdpa_backend():
                "--compile", "--sdpa-backends", "math,flash")
     assert "open_clip nn.MultiheadAttention |" in out and "SelfAttention (3 blocks) |" in out, out
     assert "SelfAttention, SDPA math only |" in out and "SelfAttention, SDPA flash only |" in out, out
+
+
+def test_scan_throughput_prints_every_row():
+    out = _run("scan_throughput.py", "--train", "3", "--val", "2", "--size", "32", "--workers", "2")
+    for row in ("(a) before: every file, one process", "(b) first run: splits read, 2 processes",
+                "(c) later run: unchanged files from the cache"):
+        assert row in out, out
+    assert "80 files of 32 px" in out, out
