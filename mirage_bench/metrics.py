@@ -6,8 +6,8 @@ Every table is computed here from the prediction store; nothing is computed whil
 never a number. Oracle accuracy chooses its threshold on the test labels and says so in its name.
 
 Each :class:`Metric` has a point function ``fn(labels, scores, threshold)`` and a ``batch`` function that
-evaluates many bootstrap resamples at once (``[R, n]`` arrays -> ``[R]``); the tests hold both equal to
-scikit-learn.
+evaluates many bootstrap resamples at once (:class:`Resampled` -> ``[R]``); the tests hold both equal to
+scikit-learn, and the batch of any resample equal to the point function on that resample.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from mirage_bench.registry import Registry
 
 ThresholdKind = Literal["fixed", "calibrated", "none"]
 PointFn = Callable[[np.ndarray, np.ndarray, float], float]
-BatchFn = Callable[[np.ndarray, np.ndarray, float], np.ndarray]
+BatchFn = Callable[["Resampled", float], np.ndarray]
 
 #: Columns that name one evaluated subset in a predictions frame (one cell of a results table). The recipe hash and
 #: the evaluation implementation are part of it: two recipes of one card (``--set``), or the reference and the fast
@@ -48,6 +48,59 @@ class Metric:
 
 METRICS: Registry[Metric] = Registry("metric")
 
+#: Resample x distinct-score cells counted at once (bounds the memory of a bootstrap on a large subset).
+CHUNK_CELLS = 1 << 22
+
+
+@dataclass(frozen=True)
+class Resampled:
+    """Bootstrap resamples of one subset as counts of reals and fakes per distinct score.
+
+    Why: a resample only repeats the subset's own scores, so the scores are sorted once and each resample is
+    a row of counts; ranking metrics become cumulative sums instead of one sort per resample (20x faster on
+    a GenImage subset of 12,000 images, which cost about 9 s per table cell at 1,000 resamples).
+    """
+
+    values: np.ndarray  # [G] the distinct scores, ascending
+    reals: np.ndarray  # [R, G] how many resampled reals have each score
+    fakes: np.ndarray  # [R, G]
+
+    @classmethod
+    def of(cls, labels: np.ndarray, scores: np.ndarray, index: np.ndarray) -> "Resampled":
+        """``index`` ``[R, n]``: the image indices each resample draws."""
+        values, group = np.unique(scores, return_inverse=True)
+        rows, width = len(index), len(values)
+        cell = np.arange(rows)[:, None] * width + group.reshape(-1)[index]  # [R, n]
+        fake = np.asarray(labels)[index] == 1
+
+        def count(mask: np.ndarray) -> np.ndarray:
+            return np.bincount(cell[mask], minlength=rows * width).reshape(rows, width)
+
+        return cls(values, count(~fake), count(fake))
+
+    def above(self, threshold: float) -> np.ndarray:
+        """``[G]``: which distinct scores are called fake (``p_fake > threshold``)."""
+        return self.values > threshold
+
+
+def resample_index(labels: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """``[R, n]`` image indices of ``n_boot`` resamples that draw reals and fakes separately (class counts fixed)."""
+    return np.concatenate([rng.choice(np.flatnonzero(labels == c), size=(n_boot, int(np.sum(labels == c))), replace=True)
+                           for c in np.unique(labels)], axis=1)
+
+
+def resampled_values(metrics: Sequence[Metric], labels: np.ndarray, scores: np.ndarray, index: np.ndarray,
+                     thresholds: Sequence[float]) -> np.ndarray:
+    """``[metrics, R]``: each metric (at its threshold) on each resample of ``index`` (``[R, n]``); the resamples
+    are counted once for all metrics, a bounded number at a time."""
+    widest = max(1, index.shape[1], len(np.unique(scores)))  # a chunk holds [rows, n] indices and [rows, G] counts
+    rows = max(1, CHUNK_CELLS // widest)
+    parts = []
+    for start in range(0, len(index), rows):
+        resampled = Resampled.of(labels, scores, index[start:start + rows])
+        parts.append(np.stack([m.batch(resampled, t) for m, t in zip(metrics, thresholds)]))
+    return np.concatenate(parts, axis=1)
+
 
 def _register(metric: Metric) -> None:
     METRICS.register(metric.name, metric)
@@ -62,8 +115,9 @@ def _acc(labels: np.ndarray, scores: np.ndarray, threshold: float) -> float:
     return float(accuracy_score(labels, (scores > threshold).astype(int)))
 
 
-def _acc_batch(labels: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
-    return ((scores > threshold).astype(int) == labels).mean(axis=1)
+def _acc_batch(r: Resampled, threshold: float) -> np.ndarray:
+    above = r.above(threshold)
+    return (r.fakes[:, above].sum(axis=1) + r.reals[:, ~above].sum(axis=1)) / (r.fakes.sum(axis=1) + r.reals.sum(axis=1))
 
 
 def _class_acc(cls: int) -> tuple[PointFn, BatchFn]:
@@ -72,11 +126,10 @@ def _class_acc(cls: int) -> tuple[PointFn, BatchFn]:
 
         return float(recall_score(labels, (scores > threshold).astype(int), pos_label=cls, zero_division=np.nan))
 
-    def batch(labels: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
-        mask = labels == cls
-        hits = ((scores > threshold).astype(int) == cls) & mask
+    def batch(r: Resampled, threshold: float) -> np.ndarray:
+        counts, called = (r.fakes, r.above(threshold)) if cls == 1 else (r.reals, ~r.above(threshold))
         with np.errstate(invalid="ignore", divide="ignore"):
-            return hits.sum(axis=1) / mask.sum(axis=1)
+            return counts[:, called].sum(axis=1) / counts.sum(axis=1)
 
     return point, batch
 
@@ -87,18 +140,14 @@ def _ap(labels: np.ndarray, scores: np.ndarray, threshold: float) -> float:
     return float(average_precision_score(labels, scores))
 
 
-def _ap_batch(labels: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
-    # Step-wise AP as scikit-learn computes it: sum over distinct thresholds of delta-recall x precision.
-    order = np.argsort(-scores, axis=1, kind="stable")
-    s = np.take_along_axis(scores, order, axis=1)
-    y = np.take_along_axis(labels, order, axis=1)
-    out = np.empty(len(s))
-    for r in range(len(s)):
-        ends = np.r_[np.flatnonzero(np.diff(s[r])), len(s[r]) - 1]  # last index of each tied group
-        tp = np.cumsum(y[r])[ends]
-        precision = tp / (ends + 1)
-        out[r] = np.sum(np.diff(np.r_[0, tp]) * precision) / tp[-1] if tp[-1] else np.nan
-    return out
+def _ap_batch(r: Resampled, threshold: float) -> np.ndarray:
+    # Step-wise AP as scikit-learn computes it: over distinct scores from the top, delta-recall x precision.
+    fakes, both = r.fakes[:, ::-1], (r.fakes + r.reals)[:, ::-1]
+    tp, called = np.cumsum(fakes, axis=1), np.cumsum(both, axis=1)
+    precision = np.divide(tp, called, out=np.zeros(tp.shape), where=called > 0)  # 0 only where no fake adds recall
+    pos = tp[:, -1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(pos > 0, (fakes * precision).sum(axis=1) / pos, np.nan)
 
 
 def _auroc(labels: np.ndarray, scores: np.ndarray, threshold: float) -> float:
@@ -107,28 +156,20 @@ def _auroc(labels: np.ndarray, scores: np.ndarray, threshold: float) -> float:
     return float(roc_auc_score(labels, scores))
 
 
-def _auroc_batch(labels: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
-    from scipy.stats import rankdata
-
-    ranks = rankdata(scores, axis=1)  # average ranks for ties: the Mann-Whitney statistic
-    pos = labels.sum(axis=1)
-    neg = labels.shape[1] - pos
+def _auroc_batch(r: Resampled, threshold: float) -> np.ndarray:
+    # Mann-Whitney: each fake beats the reals below its score and ties with half of those at it.
+    reals_below = np.cumsum(r.reals, axis=1) - r.reals
+    pos, neg = r.fakes.sum(axis=1), r.reals.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return ((ranks * labels).sum(axis=1) - pos * (pos + 1) / 2) / (pos * neg)
+        return (r.fakes * (reals_below + 0.5 * r.reals)).sum(axis=1) / (pos * neg)
 
 
-def _oracle_acc_batch(labels: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
-    # Call the k lowest scores real, for every k at a boundary between distinct scores; keep the best k.
-    order = np.argsort(scores, axis=1, kind="stable")
-    s = np.take_along_axis(scores, order, axis=1)
-    y = np.take_along_axis(labels, order, axis=1)
-    n = s.shape[1]
-    reals_below = np.concatenate([np.zeros((len(s), 1)), np.cumsum(1 - y, axis=1)], axis=1)  # [R, n+1]
-    fakes_above = y.sum(axis=1, keepdims=True) - np.concatenate([np.zeros((len(s), 1)), np.cumsum(y, axis=1)], axis=1)
-    valid = np.ones((len(s), n + 1), dtype=bool)
-    valid[:, 1:n] = s[:, 1:] != s[:, :-1]  # a threshold cannot split tied scores
-    correct = np.where(valid, reals_below + fakes_above, -1)
-    return correct.max(axis=1) / n
+def _oracle_acc_batch(r: Resampled, threshold: float) -> np.ndarray:
+    # Call every score up to a boundary between distinct scores real (or none); keep the best boundary.
+    zeros = np.zeros((len(r.reals), 1), dtype=r.reals.dtype)
+    reals_below = np.concatenate([zeros, np.cumsum(r.reals, axis=1)], axis=1)  # [R, G+1]
+    fakes_above = r.fakes.sum(axis=1, keepdims=True) - np.concatenate([zeros, np.cumsum(r.fakes, axis=1)], axis=1)
+    return (reals_below + fakes_above).max(axis=1) / (r.reals.sum(axis=1) + r.fakes.sum(axis=1))
 
 
 def _oracle_acc(labels: np.ndarray, scores: np.ndarray, threshold: float) -> float:
@@ -195,22 +236,29 @@ def bootstrap(
     n_boot: int = 1000, level: float = 0.95, seed: int = 0,
 ) -> tuple[float, float]:
     """Percentile bootstrap interval, resampling reals and fakes separately (class counts stay fixed)."""
-    metric = METRICS.get(name)
+    return bootstrap_intervals([name], labels, scores, threshold, n_boot, level, seed)[name]
+
+
+def bootstrap_intervals(
+    names: Sequence[str], labels: Sequence[int], scores: Sequence[float], threshold: float | None = None,
+    n_boot: int = 1000, level: float = 0.95, seed: int = 0,
+) -> dict[str, tuple[float, float]]:
+    """:func:`bootstrap` of several metrics over the same resamples, drawn and counted once."""
+    metrics = [METRICS.get(name) for name in names]
     y = np.asarray(labels, dtype=int)
     s = np.asarray(scores, dtype=float)
-    if undefined_on(metric, y):
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    index = np.concatenate(
-        [rng.choice(np.flatnonzero(y == c), size=(n_boot, int(np.sum(y == c))), replace=True) for c in np.unique(y)],
-        axis=1,
-    )  # [R, n]
-    values = metric.batch(y[index], s[index], threshold_for(metric, threshold))
-    values = values[np.isfinite(values)]
-    if len(values) == 0:
-        return float("nan"), float("nan")
+    todo = [m for m in metrics if not undefined_on(m, y)]
+    out = {m.name: (float("nan"), float("nan")) for m in metrics}
+    if not todo:
+        return out
+    index = resample_index(y, n_boot, np.random.default_rng(seed))
+    values = resampled_values(todo, y, s, index, [threshold_for(m, threshold) for m in todo])
     alpha = (1 - level) / 2
-    return float(np.quantile(values, alpha)), float(np.quantile(values, 1 - alpha))
+    for metric, row in zip(todo, values):
+        row = row[np.isfinite(row)]
+        if len(row):
+            out[metric.name] = (float(np.quantile(row, alpha)), float(np.quantile(row, 1 - alpha)))
+    return out
 
 
 def _runs(group: pd.DataFrame) -> str:
@@ -258,12 +306,12 @@ def subset_metrics(
         key = key if isinstance(key, tuple) else (key,)
         where = " on " + ", ".join(f"{k}={v}" for k, v in zip(by, key))
         threshold = _one_scoring(group, where)
+        # acc_cal needs the calibrated threshold: NaN where the predictions carry none
+        defined = [n for n in metrics if METRICS.get(n).threshold != "calibrated" or np.isfinite(threshold)]
+        intervals = bootstrap_intervals(defined, group["label"], group["p_fake"], threshold, n_boot, level) if n_boot else {}
         for name in metrics:
-            if METRICS.get(name).threshold == "calibrated" and not np.isfinite(threshold):
-                value, lo, hi = float("nan"), float("nan"), float("nan")
-            else:
-                value = compute(name, group["label"], group["p_fake"], threshold, where)
-                lo, hi = bootstrap(name, group["label"], group["p_fake"], threshold, n_boot, level) if n_boot else (np.nan, np.nan)
+            value = compute(name, group["label"], group["p_fake"], threshold, where) if name in defined else float("nan")
+            lo, hi = intervals.get(name, (float("nan"), float("nan")))
             rows.append({**dict(zip(by, key)), "metric": name, "value": value, "lo": lo, "hi": hi, "n": len(group)})
     return pd.DataFrame(rows)
 

@@ -29,11 +29,6 @@ class Subset:
     thresholds: list[float]
 
 
-def _indices(labels: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    return np.concatenate([rng.choice(np.flatnonzero(labels == c), size=(n_boot, int(np.sum(labels == c))), replace=True)
-                           for c in np.unique(labels)], axis=1)  # [R, n]
-
-
 def point_means(name: str, subsets: Sequence[Subset]) -> np.ndarray:
     """Per arm: the unweighted mean over subsets of the metric (``metrics.compute``)."""
     return np.array([np.mean([M.compute(name, s.labels, s.scores[a], s.thresholds[a]) for s in subsets])
@@ -47,12 +42,12 @@ def resampled_means(name: str, subsets: Sequence[Subset], n_boot: int = 1000, se
     arms = len(subsets[0].scores)
     total = np.zeros((arms, n_boot))
     for s in subsets:
-        index = _indices(s.labels, n_boot, rng)
+        index = M.resample_index(s.labels, n_boot, rng)
         for a in range(arms):
             if M.undefined_on(metric, s.labels):  # NaN in every resample, as metrics.compute's point value
                 total[a] += np.nan
             else:
-                total[a] += metric.batch(s.labels[index], s.scores[a][index], threshold_for(metric, s.thresholds[a]))
+                total[a] += M.resampled_values([metric], s.labels, s.scores[a], index, [threshold_for(metric, s.thresholds[a])])[0]
     return total / len(subsets)
 
 

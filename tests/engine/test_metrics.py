@@ -39,7 +39,25 @@ def test_point_and_batch_equal_sklearn(name, ties):
         expected = SK[name](y, s, 0.3)
         assert M.compute(name, y, s, threshold=0.3) == pytest.approx(expected, abs=1e-12)
         thr = 0.3 if M.METRICS.get(name).threshold == "calibrated" else 0.5
-        assert M.METRICS.get(name).batch(y[None], s[None], thr)[0] == pytest.approx(expected, abs=1e-12)
+        everyone = M.Resampled.of(y, s, np.arange(len(y))[None])  # the resample that draws each image once
+        assert M.METRICS.get(name).batch(everyone, thr)[0] == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("name", M.DEFAULT_METRICS)
+def test_batch_of_each_resample_equals_the_point_metric_on_it(name):
+    """Counting by distinct score must give what sorting each resample gives, ties and repeats included."""
+    y, s = _data(57, 4, ties=True)
+    rng = np.random.default_rng(0)
+    index = rng.integers(0, len(y), size=(6, len(y)))
+    metric = M.METRICS.get(name)
+    thr = 0.3 if metric.threshold == "calibrated" else 0.5
+    expected = [SK[name](y[i], s[i], 0.3) if len(np.unique(y[i])) == 2 or not metric.needs_both_classes else np.nan
+                for i in index]
+    np.testing.assert_allclose(M.METRICS.get(name).batch(M.Resampled.of(y, s, index), thr), expected, rtol=0, atol=1e-12)
+    whole = M.resampled_values([metric], y, s, index, [thr])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(M, "CHUNK_CELLS", 1)  # a bound that makes every chunk one resample
+        np.testing.assert_array_equal(M.resampled_values([metric], y, s, index, [thr]), whole)
 
 
 def test_single_class_gives_nan_with_warning():
