@@ -55,3 +55,8 @@ def test_scan_throughput_prints_every_row():
                 "(c) later run: unchanged files from the cache"):
         assert row in out, out
     assert "80 files of 32 px" in out, out
+
+
+def test_metrics_throughput_agrees_with_scikit_learn_on_every_metric():
+    out = _run("metrics_throughput.py", "--images", "300", "--boot", "20", "--naive-boot", "5")
+    assert out.count("yes") == 7 and "NO" not in out and "all, one table cell" in out, out
