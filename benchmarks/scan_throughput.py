@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from mirage_bench.machine import usable_cores
+
 GENERATORS = [("ADM", "imagenet_ai_0508_adm"), ("BigGAN", "imagenet_ai_0419_biggan"), ("glide", "imagenet_glide"),
               ("Midjourney", "imagenet_midjourney"), ("stable_diffusion_v_1_4", "imagenet_ai_0419_sdv4"),
               ("stable_diffusion_v_1_5", "imagenet_ai_0424_sdv5"), ("VQDM", "imagenet_ai_0419_vqdm"),
@@ -57,7 +59,7 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=200, help="images per class in each generator's train split")
     parser.add_argument("--val", type=int, default=50, help="images per class in each generator's val split")
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--workers", type=int, default=min(16, len(os.sched_getaffinity(0))))
+    parser.add_argument("--workers", type=int, default=min(16, usable_cores()))
     args = parser.parse_args()
 
     from rich.console import Console

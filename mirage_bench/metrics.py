@@ -13,13 +13,15 @@ scikit-learn, and the batch of any resample equal to the point function on that 
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 import pandas as pd
 
 from mirage_bench.errors import DataError
+from mirage_bench.machine import usable_cores
 from mirage_bench.registry import Registry
 
 ThresholdKind = Literal["fixed", "calibrated", "none"]
@@ -291,30 +293,42 @@ def _one_scoring(group: pd.DataFrame, where: str) -> float:
 
 def subset_metrics(
     predictions: pd.DataFrame, metrics: Sequence[str] = DEFAULT_METRICS, by: Sequence[str] = SUBSET_KEYS,
-    n_boot: int = 1000, level: float = 0.95,
+    n_boot: int = 1000, level: float = 0.95, workers: int | None = None,
 ) -> pd.DataFrame:
     """One row per subset (``by``) and metric: ``value``, ``lo``, ``hi`` (bootstrap), ``n``.
 
     Works on any predictions frame with the ``by`` columns, ``image_id``, ``label``, ``p_fake`` and (for
-    ``acc_cal``) ``threshold``; each group must hold one checkpoint's scores of distinct images.
+    ``acc_cal``) ``threshold``; each group must hold one checkpoint's scores of distinct images. Subsets are
+    computed in ``workers`` threads (default: every core, at most 16; numpy releases the GIL in the bootstrap's
+    array work), each with its own seeded resamples, so the table does not depend on the thread count.
     """
     missing = sorted({*by, "image_id", "label", "p_fake"} - set(predictions.columns))
     if missing:
         raise DataError(f"the predictions frame lacks the columns {missing} that per-subset metrics group and check by "
                         f"(it has {sorted(predictions.columns)}); pass store rows (mirage_bench.store.PREDICTION_COLUMNS)")
+    groups = list(predictions.groupby(list(by), sort=True, dropna=False))
+    workers = workers or min(16, usable_cores())
+
+    def one(item: tuple[Any, pd.DataFrame]) -> list[dict[str, Any]]:
+        key, group = item
+        return _subset_rows(dict(zip(by, key if isinstance(key, tuple) else (key,))), group, metrics, n_boot, level)
+
+    with ThreadPoolExecutor(max(1, min(workers, len(groups)))) as pool:
+        return pd.DataFrame([row for rows in pool.map(one, groups) for row in rows])
+
+
+def _subset_rows(key: dict[str, Any], group: pd.DataFrame, metrics: Sequence[str], n_boot: int, level: float) -> list[dict[str, Any]]:
+    where = " on " + ", ".join(f"{k}={v}" for k, v in key.items())
+    threshold = _one_scoring(group, where)
+    # acc_cal needs the calibrated threshold: NaN where the predictions carry none
+    defined = [n for n in metrics if METRICS.get(n).threshold != "calibrated" or np.isfinite(threshold)]
+    intervals = bootstrap_intervals(defined, group["label"], group["p_fake"], threshold, n_boot, level) if n_boot else {}
     rows = []
-    for key, group in predictions.groupby(list(by), sort=True, dropna=False):
-        key = key if isinstance(key, tuple) else (key,)
-        where = " on " + ", ".join(f"{k}={v}" for k, v in zip(by, key))
-        threshold = _one_scoring(group, where)
-        # acc_cal needs the calibrated threshold: NaN where the predictions carry none
-        defined = [n for n in metrics if METRICS.get(n).threshold != "calibrated" or np.isfinite(threshold)]
-        intervals = bootstrap_intervals(defined, group["label"], group["p_fake"], threshold, n_boot, level) if n_boot else {}
-        for name in metrics:
-            value = compute(name, group["label"], group["p_fake"], threshold, where) if name in defined else float("nan")
-            lo, hi = intervals.get(name, (float("nan"), float("nan")))
-            rows.append({**dict(zip(by, key)), "metric": name, "value": value, "lo": lo, "hi": hi, "n": len(group)})
-    return pd.DataFrame(rows)
+    for name in metrics:
+        value = compute(name, group["label"], group["p_fake"], threshold, where) if name in defined else float("nan")
+        lo, hi = intervals.get(name, (float("nan"), float("nan")))
+        rows.append({**key, "metric": name, "value": value, "lo": lo, "hi": hi, "n": len(group)})
+    return rows
 
 
 def _strict_mean(values: pd.Series) -> float:

@@ -14,6 +14,7 @@ import torch
 import torch.distributed as dist
 
 from mirage_bench.errors import ConfigError, DataError
+from mirage_bench.machine import usable_cores
 
 
 def rank_and_world() -> tuple[int, int]:
@@ -32,8 +33,7 @@ def is_main() -> bool:
 
 def cores_per_rank() -> int:
     """The cores this process may use, shared with the other torchrun ranks on this machine (at least 1)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(1, usable_cores() // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
 def check_device(device: str) -> None:

@@ -337,10 +337,10 @@ def _prediction_frame(job: EvalJob, manifest: pd.DataFrame, spec: str, seeds: np
 def run_predictions(store: Store, record: dict[str, Any]) -> pd.DataFrame:
     """The predictions of a run's cells from the store, with the exactly-once count checked per cell."""
     predictions = store.read_predictions([c["cell_id"] for c in record["eval_cells"]])
-    counts = predictions.groupby("cell_id").size()
+    per_cell = predictions.groupby("cell_id")["image_id"]
+    counts, distinct = per_cell.size(), per_cell.nunique()
     for c in record["eval_cells"]:
-        n = int(counts.get(c["cell_id"], 0))
-        unique = predictions.loc[predictions["cell_id"] == c["cell_id"], "image_id"].nunique()
+        n, unique = int(counts.get(c["cell_id"], 0)), int(distinct.get(c["cell_id"], 0))
         if n != c["images"] or unique != n:
             raise DataError(f"cell {c['cell_id']} ({c['generator']}, {c['degradation']}) holds {n} predictions of {unique} images; "
                             f"its manifest counts {c['images']}. The store is inconsistent; re-run into a new --out folder")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from mirage_bench.errors import DataError
@@ -105,7 +106,8 @@ def label_variants(predictions: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     (or the reference and the fast evaluation path) are different results, so they become the rows
     ``tinycnn (recipe 40494a21)`` / ``tinycnn (impl fast)``, named only by what differs.
     """
-    variants = predictions[["detector", "recipe_hash", "impl"]].drop_duplicates().astype(str)
+    keys = predictions[["detector", "recipe_hash", "impl"]].astype(str)
+    variants = keys.drop_duplicates()  # in order of first appearance, as ngroup numbers them below
     names: dict[tuple[str, str, str], str] = {}
     notes = []
     for detector, part in variants.groupby("detector", sort=True):
@@ -118,8 +120,9 @@ def label_variants(predictions: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
             notes.append(f"{detector} appears under {_count(len(recipes), 'recipe hash', 'es')} and "
                          f"{_count(len(impls), 'evaluation implementation', 's')}: its rows are named apart by recipe hash "
                          "prefix and impl and never pooled (full values in metrics.csv).")
-    keys = zip(*(predictions[c].astype(str) for c in ("detector", "recipe_hash", "impl")))
-    return predictions.assign(detector=[names[k] for k in keys]), notes
+    variant = keys.groupby(list(keys.columns), sort=False).ngroup().to_numpy()  # each row's variant, without a row loop
+    renamed = np.array([names[tuple(k)] for k in variants.itertuples(index=False)])
+    return predictions.assign(detector=renamed[variant]), notes
 
 
 def load_runs(root: str | Path, run_ids: Sequence[str]) -> Evidence:

@@ -109,6 +109,14 @@ def test_subset_metrics_means_and_seeds():
     assert row["mean"].item() == pytest.approx(values.mean()) and row["std"].item() == pytest.approx(values.std())
 
 
+def test_subset_metrics_do_not_depend_on_the_thread_count():
+    frames = [_frame(*_data(80, 30 + k), generator=g, seed=seed) for k, (g, seed) in enumerate([("a", 0), ("b", 0), ("a", 1), ("b", 1)])]
+    frame = pd.concat(frames)
+    one = M.subset_metrics(frame, M.DEFAULT_METRICS, n_boot=40, workers=1)
+    pd.testing.assert_frame_equal(M.subset_metrics(frame, M.DEFAULT_METRICS, n_boot=40, workers=4), one, check_exact=True)
+    assert one[["lo", "hi"]].notna().all().all() and (one["lo"] <= one["hi"]).all()
+
+
 def test_subset_metrics_keeps_recipes_and_implementations_apart():
     y, s = _data(30, 4)
     frame = pd.concat([_frame(y, s), _frame(y, 1 - s, recipe_hash="r2", checkpoint_sha256="c2", threshold=0.6),
