@@ -10,6 +10,7 @@ from rich.table import Table
 
 from mirage_bench.cli.console import console
 from mirage_bench.cli.options import ProtocolDirs, as_list
+from mirage_bench.machine import usable_cores
 
 data_app = typer.Typer(help="Benchmark data: index, verify and describe dataset folders.", no_args_is_help=True)
 
@@ -17,7 +18,8 @@ Root = typer.Argument(..., help="Data root (a folder as distributed, or a manife
 LayoutOpt = typer.Option("auto", "--layout", help="Layout name, or 'auto': the --protocol card's layout, else detected.")
 ProtocolOpt = typer.Option(None, "--protocol", help="Protocol card: resolves folder names and checks counts against it.")
 StrictOpt = typer.Option(False, "--strict", help="Any file that cannot be used is an error.")
-WorkersOpt = typer.Option(1, "--workers", min=1, help="Processes decoding images.")
+WorkersOpt = typer.Option(min(16, usable_cores()), "--workers", min=1,
+                          help="Processes decoding images (default: every core, at most 16; small roots decode in this process).")
 
 
 def _scan(root: Path, layout: str, protocol: Optional[str], protocols: Optional[List[Path]], strict: bool, workers: int):
