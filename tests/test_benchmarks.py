@@ -60,3 +60,8 @@ def test_scan_throughput_prints_every_row():
 def test_metrics_throughput_agrees_with_scikit_learn_on_every_metric():
     out = _run("metrics_throughput.py", "--images", "300", "--boot", "20", "--naive-boot", "5")
     assert out.count("yes") == 7 and "NO" not in out and "all, one table cell" in out, out
+
+
+def test_report_throughput_gives_the_same_table_with_any_thread_count():
+    out = _run("report_throughput.py", "--cells", "3", "--images", "200", "--boot", "20", "--workers", "2")
+    assert out.count("yes") == 2 and "NO" not in out, out
