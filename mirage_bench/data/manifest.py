@@ -76,7 +76,7 @@ def build_manifest(
     rows, excluded = [], [r for r in records if r.problem is not None]
     for record, result in zip(candidates, results):
         if isinstance(result, tuple):
-            excluded.append(Record(**{**record.__dict__, "problem": result}))
+            excluded.append(replace(record, problem=result))
         else:
             rows.append(_row(record, result))
     manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS).sort_values("rel_path", kind="stable", ignore_index=True)
@@ -151,7 +151,7 @@ def _resolve(record: Record, protocol: "ProtocolCard | None", key_of: Callable[[
     problem = record.problem
     if problem is None and any(record.rel_path == c or record.rel_path.endswith("/" + c.lstrip("/")) for c in entry.known_corrupt):
         problem = ("known-corrupt", f"listed as corrupt by the publisher (protocol {protocol.name!r} v{protocol.version})")
-    return Record(**{**record.__dict__, "generator": key, "family": entry.family, "problem": problem})
+    return replace(record, generator=key, family=entry.family, problem=problem)
 
 
 def _examined(paths: list[str], max_pixels: int, workers: int, facts: FactsCache | None) -> list[Result]:
