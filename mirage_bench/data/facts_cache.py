@@ -16,10 +16,13 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import PIL
+
+from mirage_bench.errors import DataError
 
 #: Bump when what is remembered about a file changes.
 FORMAT = 1
@@ -59,10 +62,28 @@ class FactsCache:
             if create:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             uri = self.path.absolute().as_uri() + ("" if self.writable else "?mode=ro")
-            self._db = sqlite3.connect(uri, uri=True, timeout=60)
-            if self.writable:
-                self._db.executescript(_SCHEMA)
+            with self._usable():
+                self._db = sqlite3.connect(uri, uri=True, timeout=60)
+                if self.writable:
+                    self._db.executescript(_SCHEMA)
         return self._db
+
+    @contextmanager
+    def _usable(self) -> Iterator[None]:
+        """SQLite's errors as errors that name this file and what to do about it (never a silent re-scan)."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise DataError(self._damaged(exc)) from exc
+            raise DataError(f"{self.path} (the decoded-facts cache of this output folder) stayed locked by another "
+                            f"process for over a minute ({exc}); wait for the other run, or give this one another --out") from exc
+        except sqlite3.DatabaseError as exc:
+            raise DataError(self._damaged(exc)) from exc
+
+    def _damaged(self, exc: Exception) -> str:
+        return (f"{self.path} is not a usable decoded-facts cache ({exc}). It only remembers what decoding each data file "
+                "found: remove it, and the next run decodes the files again")
 
     def lookup(self, paths: Sequence[str]) -> dict[str, Result]:
         """Results of the files in ``paths`` whose identity and decoder match what was remembered."""
@@ -73,8 +94,9 @@ class FactsCache:
         for start in range(0, len(paths), _QUERY_CHUNK):
             chunk = list(paths[start:start + _QUERY_CHUNK])
             marks = ",".join("?" * len(chunk))
-            rows = db.execute(f"SELECT path, identity, result FROM facts WHERE decoder = ? AND path IN ({marks})",
-                                    [self.decoder, *chunk])
+            with self._usable():
+                rows = db.execute(f"SELECT path, identity, result FROM facts WHERE decoder = ? AND path IN ({marks})",
+                                  [self.decoder, *chunk]).fetchall()
             for path, remembered, result in rows:
                 if identity(path) == remembered:
                     found[path] = _result(json.loads(result))
@@ -88,7 +110,7 @@ class FactsCache:
         if not self.writable or not rows:
             return
         db = self._connect(create=True)
-        with db:
+        with self._usable(), db:
             db.executemany("INSERT OR REPLACE INTO facts (path, identity, decoder, result) VALUES (?, ?, ?, ?)", rows)
 
     def close(self) -> None:

@@ -11,6 +11,7 @@ from mirage_bench.data import build_manifest
 from mirage_bench.data import manifest as manifest_module
 from mirage_bench.data.facts_cache import FactsCache
 from mirage_bench.data.images import MAX_PIXELS
+from mirage_bench.errors import DataError
 
 from .conftest import write_image
 
@@ -79,3 +80,14 @@ def test_a_dry_run_reads_the_cache_but_never_writes_one(make_tree, tmp_path, dec
     decoded.clear()
     _scan(root, tmp_path / "facts.sqlite", writable=False)
     assert decoded == []
+
+
+@pytest.mark.parametrize("writable", [True, False])
+def test_a_damaged_cache_is_an_error_naming_it_and_the_fix_never_a_silent_rescan(make_tree, tmp_path, writable):
+    root = make_tree(FILES)
+    damaged = tmp_path / "facts.sqlite"
+    damaged.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(DataError, match=r"facts\.sqlite is not a usable decoded-facts cache .*remove it, and the next run "
+                                        r"decodes the files again"):
+        _scan(root, damaged, writable=writable)
+    assert damaged.read_bytes() == b"this is not a database" * 100  # left as it was
