@@ -98,7 +98,7 @@ def resampled_values(metrics: Sequence[Metric], labels: np.ndarray, scores: np.n
     are counted once for all metrics, a bounded number at a time."""
     widest = max(1, index.shape[1], len(np.unique(scores)))  # a chunk holds [rows, n] indices and [rows, G] counts
     rows = max(1, CHUNK_CELLS // widest)
-    parts = []
+    parts = [np.empty((len(metrics), 0))]  # no resamples: no values
     for start in range(0, len(index), rows):
         resampled = Resampled.of(labels, scores, index[start:start + rows])
         parts.append(np.stack([m.batch(resampled, t) for m, t in zip(metrics, thresholds)]))
