@@ -12,19 +12,17 @@ from typing import Sequence
 
 import pandas as pd
 
+from mirage_bench.data.images import IMAGE_EXTENSIONS
 from mirage_bench.errors import CheckpointError, DataError
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
-
 
 def collect_paths(inputs: Sequence[str | Path]) -> list[Path]:
     """Every image named by the inputs, in the order given (folders sorted); duplicates are errors."""
     out: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            found = sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
             if not found:
-                raise DataError(f"folder {item} holds no images (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+                raise DataError(f"folder {item} holds no images (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
             out += found
         elif item.suffix.lower() == ".csv":
             listing = pd.read_csv(item)
@@ -50,6 +48,7 @@ def predict(inputs: Sequence[str | Path], checkpoint: str | Path, device: str = 
 
     from mirage_bench.detectors.checkpoint import load_checkpoint
     from mirage_bench.engine.evaluator import score_subset
+    from mirage_bench.engine.runner import Options
     from mirage_bench.engine.sources import expand_degradations
 
     paths = collect_paths(inputs)
@@ -58,7 +57,8 @@ def predict(inputs: Sequence[str | Path], checkpoint: str | Path, device: str = 
         raise CheckpointError(f"checkpoint {checkpoint} carries no calibrated 'threshold' in its metadata (keys: {sorted(meta)}); "
                               "use a checkpoint written by `mirage-bench train`")
     manifest = pd.DataFrame({"path": [str(p) for p in paths], "image_id": [str(p) for p in paths]})
-    scores = score_subset(detector, manifest, expand_degradations(["none"]), batch_size=batch_size, device=device)
+    workers = Options(device=device).resolved_workers(device)  # as a run loads: workers feed a GPU, none on a CPU
+    scores = score_subset(detector, manifest, expand_degradations(["none"]), batch_size=batch_size, device=device, workers=workers)
     logits = scores.logits[0]
     p_fake = detector.p_fake(torch.from_numpy(logits)).numpy()
     threshold = float(meta["threshold"])
