@@ -60,6 +60,8 @@ def _go(stages: tuple[bool, bool], protocol, detectors, data_root, train_data_ro
     from mirage_bench.reports.runs import load_runs
     from mirage_bench.store import Store
 
+    if cells and not dry_run:  # before the data is read
+        raise ConfigError("--cells lists the plan's cells and runs nothing; pass it with --dry-run")
     names = None if detectors is None else [d.strip() for d in detectors.split(",") if d.strip()]
     store = Store(out)
     with FactsCache(store.facts_path(), MAX_PIXELS, writable=not dry_run) as facts:  # a dry run changes no file
@@ -69,8 +71,6 @@ def _go(stages: tuple[bool, bool], protocol, detectors, data_root, train_data_ro
     for source in bench.sources if main else []:
         for line in source.lines():
             console.print(line, markup=False, highlight=False, soft_wrap=True)
-    if cells and not dry_run:
-        raise ConfigError("--cells lists the plan's cells and runs nothing; pass it with --dry-run")
     if dry_run:
         plan = describe_plan(bench, store, evaluation_impl(bench, Options(impl=impl), device))
         title = f"Plan for {bench.protocol.name} v{bench.protocol.version} in {out}"
