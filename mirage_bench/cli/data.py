@@ -44,15 +44,6 @@ def _print_exclusions(exclusions) -> None:
         console.print(f"  {verb} {row.rel_path} ({row.kind}): {row.reason}", markup=False, highlight=False, soft_wrap=True)
 
 
-def _excluded(exclusions) -> str:
-    """'N excluded', plus the files the card names as not data when there are any."""
-    from mirage_bench.data.manifest import problems
-
-    unusable = len(problems(exclusions))
-    shipped = len(exclusions) - unusable
-    return f"{unusable} file(s) excluded" + (f", {shipped} not data (the card's not_data)" if shipped else "")
-
-
 @data_app.command("index")
 def index(
     root: Path = Root,
@@ -65,6 +56,7 @@ def index(
 ) -> None:
     """Decode and hash every image under ROOT and write a Parquet manifest (plus a CSV of exclusions)."""
     from mirage_bench.data import write_manifest
+    from mirage_bench.data.manifest import excluded_phrase
     from mirage_bench.errors import DataError
 
     out = out or Path(f"{root.resolve().name}.manifest.parquet")
@@ -75,7 +67,7 @@ def index(
     _, manifest, exclusions = _scan(root, layout, protocol, protocols, strict, workers)
     write_manifest(manifest, out)
     exclusions.to_csv(excluded_path, index=False)
-    console.print(f"wrote {out}: {len(manifest)} images; {_excluded(exclusions)}, listed in {excluded_path}", highlight=False, soft_wrap=True)
+    console.print(f"wrote {out}: {len(manifest)} images; {excluded_phrase(exclusions)}, listed in {excluded_path}", highlight=False, soft_wrap=True)
 
 
 @data_app.command("verify")
@@ -89,9 +81,10 @@ def verify(
 ) -> None:
     """Fully decode every image under ROOT; list every file that cannot be used, with the reason."""
     from mirage_bench.data import check_counts
+    from mirage_bench.data.manifest import excluded_phrase
 
     card, manifest, exclusions = _scan(root, layout, protocol, protocols, strict, workers)
-    console.print(f"{len(manifest)} usable images, {_excluded(exclusions)}", highlight=False)
+    console.print(f"{len(manifest)} usable images, {excluded_phrase(exclusions)}", highlight=False)
     _print_exclusions(exclusions)
     if card is not None:
         for note in check_counts(card, manifest, exclusions):
@@ -109,13 +102,14 @@ def stats(
 ) -> None:
     """Counts, formats and sizes per generator and label; warns where reals and fakes differ."""
     from mirage_bench.data import read_manifest
+    from mirage_bench.data.manifest import excluded_phrase
     from mirage_bench.data.stats import data_stats
 
     if source.suffix == ".parquet":
         manifest = read_manifest(source)
     else:
         _, manifest, exclusions = _scan(source, layout, protocol, protocols, False, workers)
-        console.print(f"{_excluded(exclusions)} (run `data verify` for the list)", highlight=False)
+        console.print(f"{excluded_phrase(exclusions)} (run `data verify` for the list)", highlight=False)
     result = data_stats(manifest)
     table = Table(title=f"{len(manifest)} images")
     for column in result.table.columns:

@@ -70,8 +70,9 @@ def build_manifest(
     records = [_not_data(_resolve(r, protocol, key_of), protocol) for r in records]
     usable = [r for r in records if r.problem is None]
     reads = splits_read(protocol, roles) if roles is not None and protocol is not None else None
-    candidates = [r for r in usable if reads is None or r.split in reads.get(r.generator, ())]
-    unread = [r for r in usable if reads is not None and r.split not in reads.get(r.generator, ())]
+    wanted = [reads is None or r.split in reads.get(r.generator, ()) for r in usable]
+    candidates = [r for r, read in zip(usable, wanted) if read]
+    unread = [r for r, read in zip(usable, wanted) if not read]
     results = _examined([r.path for r in candidates], max_pixels, workers, facts)
     rows, excluded = [], [r for r in records if r.problem is not None]
     for record, result in zip(candidates, results):
@@ -109,6 +110,13 @@ def problems(exclusions: pd.DataFrame) -> pd.DataFrame:
     return exclusions[exclusions["kind"] != NOT_DATA]
 
 
+def excluded_phrase(exclusions: pd.DataFrame) -> str:
+    """'N file(s) excluded', plus how many the card names as not data when there are any (runs and data commands)."""
+    unusable = len(problems(exclusions))
+    shipped = len(exclusions) - unusable
+    return f"{unusable} file(s) excluded" + (f", {shipped} not data (the card's not_data)" if shipped else "")
+
+
 def _not_data(record: Record, protocol: "ProtocolCard | None") -> Record:
     """A file the layout cannot use that the card names in ``not_data`` (an image it can use stays data)."""
     if record.problem is None or protocol is None:
@@ -133,10 +141,8 @@ def _choose_layout(root: Path, layout: str, protocol: "ProtocolCard | None") -> 
     return name, f"detected: found {evidence}"
 
 
-def _generator_key(names: tuple[str, ...], protocol: "ProtocolCard | None") -> str | None:
+def _generator_key(names: tuple[str, ...], protocol: "ProtocolCard") -> str | None:
     """The card's key for the first of a file's folder names that names one of its generators."""
-    if protocol is None:
-        return None
     return next((k for k in map(protocol.generator_for_folder, names) if k is not None), None)
 
 

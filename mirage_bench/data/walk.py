@@ -70,9 +70,10 @@ def walk_files(root: Path) -> list[FoundFile]:
             if not entry.is_dir():  # is_dir follows a symlink; a dangling one is a file with a problem
                 found.append(FoundFile(rel, os.path.join(root_abs, rel), _entry_problem(root_real, entry)))
                 continue
-            problem = _folder_problem(root_real, entry, visited)
+            real = os.path.realpath(entry.path)
+            problem = _folder_problem(root_real, entry.name, real, visited)
             if problem is None:
-                visited.add(os.path.realpath(entry.path))
+                visited.add(real)
                 children.append((entry.path, rel + "/"))
             else:
                 found.append(FoundFile(rel + "/", entry.path, problem))
@@ -81,11 +82,11 @@ def walk_files(root: Path) -> list[FoundFile]:
     return sorted(found, key=lambda f: f.rel_path)
 
 
-def _folder_problem(root_real: Path, entry: os.DirEntry, visited: set[str]) -> tuple[str, str] | None:
-    real = os.path.realpath(entry.path)
-    if entry.name.startswith("."):
+def _folder_problem(root_real: Path, name: str, real: str, visited: set[str]) -> tuple[str, str] | None:
+    """Why a folder (``real``: its resolved path) is not walked into, or None."""
+    if name.startswith("."):
         return ("hidden", "hidden folder (name starts with '.'), skipped with its contents")
-    if not Path(real).is_relative_to(root_real):
+    if not inside(root_real, Path(real)):
         return ("symlink-outside-root", f"folder symlink to {real}, outside the data root")
     if real in visited:
         return ("symlink-loop", f"folder symlink to {real}, already visited")

@@ -59,20 +59,17 @@ class DataSource:
 
         Files the card names as not data (its metadata, the publisher's READMEs) are counted, not listed.
         """
-        from mirage_bench.data.manifest import NOT_DATA, problems
+        from mirage_bench.data.manifest import NOT_DATA, excluded_phrase, problems
 
-        unusable = problems(self.exclusions)
-        shipped = len(self.exclusions) - len(unusable)
-        aside = f", {shipped} not data (the card's not_data)" if shipped else ""
         unread = f" ({self.unread} more in generators or splits not read here)" if self.unread else ""
         out = [f"data for {self.roles}: {self.root} (protocol {self.protocol}): {self.decoded} images{unread}, "
-               f"{len(unusable)} file(s) excluded{aside}"]
+               f"{excluded_phrase(self.exclusions)}"]
         out += [f"  note: {note}" for note in self.notes]
         for kind, info in self.record()["excluded"].items():
             more = ", ..." if info["count"] > len(info["first"]) else ""
             if kind != NOT_DATA:
                 out.append(f"  excluded {info['count']} x {kind}: {', '.join(info['first'])}{more}")
-        if len(unusable):
+        if len(problems(self.exclusions)):
             out.append(f"  (`mirage-bench data verify {self.root}` lists every excluded file with its reason)")
         return out
 

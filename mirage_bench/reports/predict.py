@@ -15,6 +15,7 @@ import pandas as pd
 from mirage_bench.data.images import IMAGE_EXTENSIONS
 from mirage_bench.errors import CheckpointError, DataError
 
+
 def collect_paths(inputs: Sequence[str | Path]) -> list[Path]:
     """Every image named by the inputs, in the order given (folders sorted); duplicates are errors."""
     out: list[Path] = []
