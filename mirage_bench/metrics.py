@@ -71,7 +71,11 @@ class Resampled:
     @classmethod
     def of(cls, labels: np.ndarray, scores: np.ndarray, index: np.ndarray) -> "Resampled":
         """``index`` ``[R, n]``: the image indices each resample draws."""
-        values, group = np.unique(scores, return_inverse=True)
+        return cls.counted(labels, *np.unique(scores, return_inverse=True), index)
+
+    @classmethod
+    def counted(cls, labels: np.ndarray, values: np.ndarray, group: np.ndarray, index: np.ndarray) -> "Resampled":
+        """:meth:`of` with the scores already split into distinct ``values`` and each image's ``group`` in them."""
         rows, width = len(index), len(values)
         cell = np.arange(rows)[:, None] * width + group.reshape(-1)[index]  # [R, n]
         fake = np.asarray(labels)[index] == 1
@@ -96,11 +100,12 @@ def resampled_values(metrics: Sequence[Metric], labels: np.ndarray, scores: np.n
                      thresholds: Sequence[float]) -> np.ndarray:
     """``[metrics, R]``: each metric (at its threshold) on each resample of ``index`` (``[R, n]``); the resamples
     are counted once for all metrics, a bounded number at a time."""
-    widest = max(1, index.shape[1], len(np.unique(scores)))  # a chunk holds [rows, n] indices and [rows, G] counts
+    values, group = np.unique(scores, return_inverse=True)  # sorted once for every chunk
+    widest = max(1, index.shape[1], len(values))  # a chunk holds [rows, n] indices and [rows, G] counts
     rows = max(1, CHUNK_CELLS // widest)
     parts = [np.empty((len(metrics), 0))]  # no resamples: no values
     for start in range(0, len(index), rows):
-        resampled = Resampled.of(labels, scores, index[start:start + rows])
+        resampled = Resampled.counted(labels, values, group, index[start:start + rows])
         parts.append(np.stack([m.batch(resampled, t) for m, t in zip(metrics, thresholds)]))
     return np.concatenate(parts, axis=1)
 

@@ -43,11 +43,11 @@ def resampled_means(name: str, subsets: Sequence[Subset], n_boot: int = 1000, se
     total = np.zeros((arms, n_boot))
     for s in subsets:
         index = M.resample_index(s.labels, n_boot, rng)
+        if M.undefined_on(metric, s.labels):  # NaN in every resample of every arm, as metrics.compute's point value
+            total += np.nan
+            continue
         for a in range(arms):
-            if M.undefined_on(metric, s.labels):  # NaN in every resample, as metrics.compute's point value
-                total[a] += np.nan
-            else:
-                total[a] += M.resampled_values([metric], s.labels, s.scores[a], index, [threshold_for(metric, s.thresholds[a])])[0]
+            total[a] += M.resampled_values([metric], s.labels, s.scores[a], index, [threshold_for(metric, s.thresholds[a])])[0]
     return total / len(subsets)
 
 
