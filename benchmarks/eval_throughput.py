@@ -188,7 +188,7 @@ def data_stages(detector, manifest, degradations, device, batch: int, workers: i
     first: list[float] = []
     start, cpu_start = time.perf_counter(), time.process_time()
     if with_device_work:
-        for _, inputs in prepared_batches(loader, plans, detector.input_spec, device, batch):
+        for _, inputs in prepared_batches(loader, plans, [detector.input_spec], device, batch):
             first = first or [time.perf_counter() - start]
             for _ in inputs:
                 pass

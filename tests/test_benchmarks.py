@@ -65,3 +65,10 @@ def test_metrics_throughput_agrees_with_scikit_learn_on_every_metric():
 def test_report_throughput_gives_the_same_table_with_any_thread_count():
     out = _run("report_throughput.py", "--cells", "3", "--images", "200", "--boot", "20", "--workers", "2")
     assert out.count("yes") == 2 and "NO" not in out, out
+
+
+def test_models_throughput_gives_each_model_the_same_logits_in_one_pass():
+    out = _run("models_throughput.py", "--device", "cpu", "--detectors", "tinycnn,tinycnn", "--set", "input.size=32",
+               "--images", "4", "--batch", "4", "--workers", "1")
+    assert "\n(a) one pass per model (before) | " in f"\n{out}" and "\n(b) one pass for all models | " in out, out
+    assert "| 0 | reference; one decode" in out, out  # max |logit difference| between the two rows

@@ -61,6 +61,12 @@ class Detector(nn.Module):
     def frozen_modules(self) -> dict[str, nn.Module]:
         return dict(self._frozen)
 
+    def held_bytes(self) -> int:
+        """Bytes of every parameter and buffer the detector holds, frozen backbones included (they are outside
+        ``parameters()``), each storage counted once: what loading it costs the device."""
+        tensors = [t for module in (self, *self._frozen.values()) for t in (*module.parameters(), *module.buffers())]
+        return sum({t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}.values())
+
     def train(self, mode: bool = True) -> "Detector":
         super().train(mode)
         for module in self._frozen.values():

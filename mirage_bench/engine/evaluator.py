@@ -1,9 +1,9 @@
-"""Scoring a subset under a list of degradations: one decode per image for the whole grid.
+"""Scoring a subset under a list of degradations: one decode per image for the whole grid and every model.
 
 Each image is decoded once; every degradation is applied to the decoded image at native resolution
-(seed = ``image_seed(base_seed, image_id)``), then the recipe's evaluation transform runs. The model sees
-one batch per degradation, so the batches (and hence the logits, bit for bit on CPU) do not depend on
-which other degradations are scored alongside.
+(seed = ``image_seed(base_seed, image_id)``), then each distinct evaluation transform of the models scored
+together runs once. Each model sees one batch per degradation, so the batches (and hence the logits, bit for
+bit on CPU) do not depend on which other degradations or models are scored alongside.
 """
 
 from __future__ import annotations
@@ -24,23 +24,37 @@ from mirage_bench.preprocess import eval_transform
 
 
 class _GridImages(Dataset):
-    """Item ``i``: image ``i`` under each of the D degradations, a list of D ``[3, H, W]`` tensors (sizes may
-    differ for detectors that read native resolution, e.g. after a downscale)."""
+    """Item ``i``: image ``i`` under each of the D degradations through each of the S input specs,
+    ``item[s][d]`` a ``[3, H, W]`` tensor (sizes may differ for detectors that read native resolution, e.g.
+    after a downscale). The image is decoded and degraded once for all specs."""
 
-    def __init__(self, manifest: pd.DataFrame, degradations: Sequence[Any], spec: InputSpec, base_seed: int) -> None:
+    def __init__(self, manifest: pd.DataFrame, degradations: Sequence[Any], specs: Sequence[InputSpec], base_seed: int) -> None:
         self.paths = manifest["path"].tolist()
         self.ids = manifest["image_id"].tolist()
         self.degradations = list(degradations)
-        self.spec = spec
+        self.specs = list(specs)
         self.base_seed = base_seed
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> list[torch.Tensor]:
+    def __getitem__(self, i: int) -> list[list[torch.Tensor]]:
         image = sources.open_rgb(self.paths[i])
         seed = sources.image_seed(self.base_seed, self.ids[i])
-        return [eval_transform(d.apply(image, seed), self.spec, self.paths[i]) for d in self.degradations]
+        degraded = [d.apply(image, seed) for d in self.degradations]
+        return [[eval_transform(x, spec, self.paths[i]) for x in degraded] for spec in self.specs]
+
+
+def distinct_specs(detectors: Sequence[Detector]) -> tuple[list[InputSpec], list[int]]:
+    """The distinct input specs of ``detectors`` (first appearance order) and each detector's index into them:
+    models that read images alike share one transform per image."""
+    specs: list[InputSpec] = []
+    index = []
+    for detector in detectors:
+        if detector.input_spec not in specs:
+            specs.append(detector.input_spec)
+        index.append(specs.index(detector.input_spec))
+    return specs, index
 
 
 def keep_list(items: list) -> list:
@@ -76,9 +90,14 @@ class Scores:
     seeds: np.ndarray  # [N] degradation seeds
 
 
+def score_subset(detector: Detector, manifest: pd.DataFrame, degradations: Sequence[Any], **kwargs: Any) -> Scores:
+    """Logits of every image of ``manifest`` under every degradation (``score_models`` for one detector)."""
+    return score_models([detector], manifest, degradations, **kwargs)[0]
+
+
 @torch.no_grad()
-def score_subset(
-    detector: Detector,
+def score_models(
+    detectors: Sequence[Detector],
     manifest: pd.DataFrame,
     degradations: Sequence[Any],
     *,
@@ -87,25 +106,34 @@ def score_subset(
     device: str | torch.device = "cpu",
     workers: int = 0,
     on_batch: Callable[[int], None] | None = None,
-) -> Scores:
-    """Logits of every image of ``manifest`` under every degradation; sharded across ranks when distributed.
+) -> list[Scores]:
+    """Each detector's logits of every image of ``manifest`` under every degradation, from one decode per image;
+    sharded across ranks when distributed.
 
     Each rank scores rows ``rank::world`` (no padding, so no duplicates); the shards are gathered and put
-    back in manifest order on every rank.
+    back in manifest order on every rank. ``on_batch`` counts scored (image, degradation, model) triples.
     """
     manifest, shard = rank_shard(manifest)
-    dataset = _GridImages(manifest.iloc[shard], degradations, detector.input_spec, base_seed)
+    specs, spec_of = distinct_specs(detectors)
+    dataset = _GridImages(manifest.iloc[shard], degradations, specs, base_seed)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=keep_list)
-    was_training = detector.training
-    detector.eval()
-    chunks = []
-    for grid in worker_errors(loader):  # B items, each a list of D tensors
-        chunks.append(torch.stack([forward_by_size(detector, [item[d] for item in grid], device) for d in range(len(degradations))]).cpu())  # [D, B]
+    was_training = [detector.training for detector in detectors]
+    for detector in detectors:
+        detector.eval()
+    chunks: list[list[torch.Tensor]] = [[] for _ in detectors]
+    for grid in worker_errors(loader):  # B items, each S lists of D tensors
+        for detector, s, out in zip(detectors, spec_of, chunks):
+            out.append(torch.stack([forward_by_size(detector, [item[s][d] for item in grid], device)
+                                    for d in range(len(degradations))]).cpu())  # [D, B]
         if on_batch:
-            on_batch(len(grid) * len(degradations))
-    detector.train(was_training)
-    local = torch.cat(chunks, dim=1).numpy() if chunks else np.zeros((len(degradations), 0), np.float32)
-    return gathered_scores(manifest, degradations, shard, local, base_seed)
+            on_batch(len(grid) * len(degradations) * len(detectors))
+    for detector, mode in zip(detectors, was_training):
+        detector.train(mode)
+    return [gathered_scores(manifest, degradations, shard, _joined(out, len(degradations)), base_seed) for out in chunks]
+
+
+def _joined(chunks: list[torch.Tensor], degradations: int) -> np.ndarray:
+    return torch.cat(chunks, dim=1).numpy() if chunks else np.zeros((degradations, 0), np.float32)
 
 
 def rank_shard(manifest: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -52,6 +52,7 @@ class EvalJob:
     """One checkpoint on one test subset under the degradations whose cells are not done yet."""
 
     train_cell: TrainCell
+    checkpoint_sha256: str
     generator: str
     subset: pd.DataFrame
     cell_ids: dict[str, str] = field(default_factory=dict)  # degradation spec -> eval cell id
@@ -127,7 +128,7 @@ def eval_jobs(bench: Benchmark, cell: TrainCell, ckpt_hash: str, impl: str = "re
         subset = bench.subsets.test[generator]
         subset_hash = cells.frame_hash(subset)
         ids = {d.spec: cells.eval_cell_id(ckpt_hash, subset_hash, d.spec, DEGRADATION_BASE_SEED, impl) for d in bench.degradations}
-        jobs.append(EvalJob(cell, generator, subset, ids))
+        jobs.append(EvalJob(cell, ckpt_hash, generator, subset, ids))
     return jobs
 
 
@@ -216,6 +217,7 @@ def execute(bench: Benchmark, options: Options, *, train: bool = True, evaluate:
                         "test": {k: cells.frame_hash(v) for k, v in bench.subsets.test.items()}},
                   training_protocol=_training_record(bench), data_sources=[s.record() for s in bench.sources],
                   train_cells=[], eval_cells=[])
+    jobs = []
     for cell in train_cells(bench):
         ckpt = checkpoint_hash(store, cell)
         trained_now = ckpt is None
@@ -230,16 +232,14 @@ def execute(bench: Benchmark, options: Options, *, train: bool = True, evaluate:
                                       "seed": cell.seed, "checkpoint": str(ckpt_path), "checkpoint_sha256": ckpt,
                                       "trained_in_this_run": trained_now, "train_manifest": cells.frame_hash(cell.train),
                                       "validation_manifest": cells.frame_hash(cell.validation)})
-        if evaluate:
-            for job in eval_jobs(bench, cell, ckpt, impl):
-                started = time.perf_counter()
-                computed = _evaluate(job, bench, store, options, device, run_id, ckpt, progress, impl)
-                # scoring time, shared equally by the degradation cells scored together (one decode each)
-                seconds = (time.perf_counter() - started) / max(1, len(computed))
-                for spec, cell_id in job.cell_ids.items():
-                    record["eval_cells"].append({"cell_id": cell_id, "train_cell_id": cell.cell_id, "generator": job.generator,
-                                                 "degradation": spec, "images": len(job.subset), "computed_in_this_run": spec in computed,
-                                                 "seconds": seconds if spec in computed else None})
+        jobs += eval_jobs(bench, cell, ckpt, impl)
+    if evaluate:
+        seconds = _evaluate_all(jobs, bench, store, options, device, run_id, progress, impl)
+        for job in jobs:
+            for spec, cell_id in job.cell_ids.items():
+                record["eval_cells"].append({"cell_id": cell_id, "train_cell_id": job.train_cell.cell_id, "generator": job.generator,
+                                             "degradation": spec, "images": len(job.subset), "computed_in_this_run": cell_id in seconds,
+                                             "seconds": seconds.get(cell_id)})
     if rank == 0:
         write_json(store.run_dir(run_id) / "record.json", record)
     distributed.barrier()
@@ -268,37 +268,90 @@ def _train(cell: TrainCell, store: Store, options: Options, device: str, progres
                on_step=lambda step, total: advance(1))
 
 
-def _evaluate(job: EvalJob, bench: Benchmark, store: Store, options: Options, device: str, run_id: str, ckpt: str,
-              progress: Progress, impl: str) -> list[str]:
-    """Score the job's missing degradation cells (one decode per image) and store each; returns their specs."""
+#: Bytes of the models (``Detector.held_bytes``, frozen backbones included) one pass over a test subset holds
+#: at once; a pass may hold one model more while the one whose loading crossed the limit opens the next pass.
+#: Six UnivFD checkpoints (each a ViT-L/14 image tower in fp32, 1.16 GiB) or 91 CNNSpot ResNet-50s (90 MiB);
+#: the rest of the device's memory is left for one forward at a time.
+PASS_MODEL_BYTES = 8 << 30
+
+
+def _evaluate_all(jobs: list[EvalJob], bench: Benchmark, store: Store, options: Options, device: str, run_id: str,
+                  progress: Progress, impl: str) -> dict[str, float]:
+    """Score every job's missing cells, test subset by test subset: the checkpoints that need the same
+    degradations of a subset are scored in passes that decode and degrade each image once for all of them.
+    Returns the scoring seconds of each evaluation cell computed, shared equally by the cells of a pass."""
+    seconds: dict[str, float] = {}
+    for generator in bench.protocol.test:
+        by_todo: dict[tuple[str, ...], list[EvalJob]] = {}
+        for job in jobs:
+            if job.generator == generator:
+                todo = tuple(d.spec for d in bench.degradations if not store.has_predictions(job.cell_ids[d.spec]))
+                if todo:
+                    by_todo.setdefault(todo, []).append(job)
+        for todo, group in by_todo.items():
+            degradations = [d for d in bench.degradations if d.spec in todo]
+            for loaded in _loaded_passes(group, store, device):
+                started = time.perf_counter()
+                _evaluate_pass(loaded, degradations, bench.subsets.test[generator], store, options, device, run_id, progress, impl)
+                share = (time.perf_counter() - started) / (len(loaded) * len(degradations))
+                seconds.update({job.cell_ids[d.spec]: share for job, _, _ in loaded for d in degradations})
+    return seconds
+
+
+def _loaded_passes(jobs: list[EvalJob], store: Store, device: str) -> Iterator[list[tuple[EvalJob, Any, dict[str, Any]]]]:
+    """The jobs' checkpoints loaded on ``device``, in groups of at most ``PASS_MODEL_BYTES`` (at least one model)."""
     from mirage_bench.detectors.checkpoint import load_checkpoint
-    from mirage_bench.engine.evaluator import score_subset
 
-    todo = [d for d in bench.degradations if not store.has_predictions(job.cell_ids[d.spec])]
-    if not todo:
-        return []
-    detector, meta = load_checkpoint(store.checkpoint_dir(job.train_cell.cell_id) / "model.pt", device)
-    advance = progress(f"score {job.train_cell.recipe.name}/{job.train_cell.train_generators}/s{job.train_cell.seed} on {job.generator}",
-                       len(job.subset) * len(todo))
+    group: list[tuple[EvalJob, Any, dict[str, Any]]] = []
+    held = 0
+    for job in jobs:
+        detector, meta = load_checkpoint(store.checkpoint_dir(job.train_cell.cell_id) / "model.pt", device)
+        size = detector.held_bytes()
+        if group and held + size > PASS_MODEL_BYTES:
+            yield group
+            group, held = [], 0
+        group.append((job, detector, meta))
+        held += size
+    if group:
+        yield group
+
+
+def _evaluate_pass(loaded: list[tuple[EvalJob, Any, dict[str, Any]]], todo: list[Any], subset: pd.DataFrame, store: Store,
+                   options: Options, device: str, run_id: str, progress: Progress, impl: str) -> None:
+    """Score the loaded checkpoints on one subset under the ``todo`` degradations (one decode per image for
+    all of them) and store each cell. A model with non-finite logits is refused after the others are stored."""
+    from mirage_bench.engine.evaluator import score_models
+
+    detectors = [detector for _, detector, _ in loaded]
+    first = loaded[0][0].train_cell
+    models = f"{first.recipe.name}/{first.train_generators}/s{first.seed}" if len(loaded) == 1 else f"{len(loaded)} models"
+    advance = progress(f"score {models} on {loaded[0][0].generator}", len(subset) * len(todo) * len(loaded))
     if impl in ("fast", "fast-nvjpeg"):
-        from mirage_bench.fastpath.evaluator import score_subset_fast
+        from mirage_bench.fastpath.evaluator import score_models_fast
 
-        scores, impls = score_subset_fast(detector, job.subset, todo, base_seed=DEGRADATION_BASE_SEED,
+        scored, impls = score_models_fast(detectors, subset, todo, base_seed=DEGRADATION_BASE_SEED,
                                           batch_size=options.eval_batch_size, device=device, workers=options.workers,
-                                          nvjpeg=impl == "fast-nvjpeg",
-                                          bf16=job.train_cell.recipe.train.bf16, compile_model=options.compile, on_batch=advance)
+                                          nvjpeg=impl == "fast-nvjpeg", bf16=[job.train_cell.recipe.train.bf16 for job, _, _ in loaded],
+                                          compile_model=options.compile, on_batch=advance)
     else:
-        scores = score_subset(detector, job.subset, todo, base_seed=DEGRADATION_BASE_SEED, batch_size=options.eval_batch_size,
+        scored = score_models(detectors, subset, todo, base_seed=DEGRADATION_BASE_SEED, batch_size=options.eval_batch_size,
                               device=device, workers=options.workers, on_batch=advance)
         impls = ["reference"] * len(todo)
-    for d, logits in zip(todo, scores.logits):  # on every rank (all hold the gathered scores), before any write
-        refuse_non_finite(job, d.spec, scores.manifest, logits)
-    if distributed.is_main():
-        for d, logits, used in zip(todo, scores.logits, impls):
-            frame = _prediction_frame(job, scores.manifest, d.spec, scores.seeds, logits, run_id, ckpt, meta, detector, used)
-            store.write_predictions(job.cell_ids[d.spec], frame)
+    refused: list[ContractError] = []
+    for (job, detector, meta), scores in zip(loaded, scored):
+        try:  # on every rank (all hold the gathered scores), before any of this model's cells is written
+            for d, logits in zip(todo, scores.logits):
+                refuse_non_finite(job, d.spec, scores.manifest, logits)
+        except ContractError as exc:
+            refused.append(exc)
+            continue
+        if distributed.is_main():
+            for d, logits, used in zip(todo, scores.logits, impls):
+                frame = _prediction_frame(job, scores.manifest, d.spec, scores.seeds, logits, run_id, meta, detector, used)
+                store.write_predictions(job.cell_ids[d.spec], frame)
     distributed.barrier()
-    return [d.spec for d in todo]
+    if refused:
+        raise refused[0] if len(refused) == 1 else ContractError("\n".join(str(exc) for exc in refused))
 
 
 def refuse_non_finite(job: EvalJob, spec: str, manifest: pd.DataFrame, logits: np.ndarray, shown: int = 5) -> None:
@@ -319,12 +372,12 @@ def refuse_non_finite(job: EvalJob, spec: str, manifest: pd.DataFrame, logits: n
 
 
 def _prediction_frame(job: EvalJob, manifest: pd.DataFrame, spec: str, seeds: np.ndarray, logits: np.ndarray, run_id: str,
-                      ckpt: str, meta: dict[str, Any], detector: Any, impl: str) -> pd.DataFrame:
+                      meta: dict[str, Any], detector: Any, impl: str) -> pd.DataFrame:
     cell = job.train_cell
     logits = logits.astype(np.float32)
     return pd.DataFrame({
         "run_id": run_id, "cell_id": job.cell_ids[spec], "detector": cell.recipe.name, "recipe_hash": cells.recipe_hash(cell.recipe),
-        "train_generators": cell.train_generators, "seed": cell.seed, "checkpoint_sha256": ckpt,
+        "train_generators": cell.train_generators, "seed": cell.seed, "checkpoint_sha256": job.checkpoint_sha256,
         "image_id": manifest["image_id"].astype(str).to_numpy(), "path": manifest["path"].astype(str).to_numpy(),
         "rel_path": manifest["rel_path"].astype(str).to_numpy(), "sha256": manifest["sha256"].astype(str).to_numpy(),
         "generator": job.generator, "family": manifest["family"].astype(str).to_numpy(),

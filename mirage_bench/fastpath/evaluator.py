@@ -1,14 +1,16 @@
 """The fast evaluation path: CPU workers decode once, the GPU degrades, preprocesses and scores.
 
-Per image, one decode feeds the whole degradation grid. Degradations that the GPU reproduces (see
-``gpu_degrade``) run there, batched over images of the same size; the others (JPEG, WebP, noise, crops)
-run in the DataLoader workers with the reference implementation on the same decoded image, and reach the
-main process stacked per chunk (``decoded_grid``). The host never waits for the device inside the loop. With
-``nvjpeg=True`` (opt-in, ``--impl fast-nvjpeg``; the grid must be all GPU-capable, see ``check_nvjpeg``), JPEG
-files are decoded on the GPU (``torchvision.io.decode_jpeg(device="cuda")``) and PNGs in the workers. nvjpeg is not the default: on an
+Per image, one decode feeds the whole degradation grid and every model scored with it. Degradations that
+the GPU reproduces (see ``gpu_degrade``) run there once, batched over images of the same size; the others
+(JPEG, WebP, noise, crops) run in the DataLoader workers with the reference implementation on the same
+decoded image, and reach the main process stacked per chunk (``decoded_grid``). The host never waits for the
+device inside the loop. With ``nvjpeg=True`` (opt-in, ``--impl fast-nvjpeg``; the grid must be all
+GPU-capable, see ``check_nvjpeg``), JPEG files are decoded on the GPU
+(``torchvision.io.decode_jpeg(device="cuda")``) and PNGs in the workers. nvjpeg is not the default: on an
 H100 (torch 2.11) its pixels differ from PIL's libjpeg-turbo decode by 6 grey levels on average
-(``tests/gpu``), far outside the resize tolerance, so decoding stays with PIL unless asked. Preprocessing follows the
-detector's input spec on the GPU, then one bf16-autocast forward per degradation (scores in fp32).
+(``tests/gpu``), far outside the resize tolerance, so decoding stays with PIL unless asked. Preprocessing
+follows each distinct input spec of the models on the GPU, then one bf16-autocast forward per model and
+degradation (scores in fp32).
 
 Each prediction records which implementation produced it (``impl``), because the fast path matches the
 reference within stated tolerances, not bit for bit.
@@ -16,7 +18,7 @@ reference within stated tolerances, not bit for bit.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 import pandas as pd
 import torch
@@ -24,7 +26,7 @@ from torch.utils.data import DataLoader
 
 from mirage_bench.config import InputSpec
 from mirage_bench.detectors.base import Detector
-from mirage_bench.engine.evaluator import Scores, gathered_scores, rank_shard
+from mirage_bench.engine.evaluator import Scores, distinct_specs, gathered_scores, rank_shard
 from mirage_bench.errors import ConfigError, worker_errors
 from mirage_bench.fastpath.decoded_grid import CLEAN, RAW_JPEG, DecodedGrid, Part
 from mirage_bench.fastpath.gpu_degrade import BatchOp, gpu_plan
@@ -56,9 +58,16 @@ def check_nvjpeg(degradations: Sequence[Any], device: str | torch.device) -> Non
                           "none/blur/downscale/resize only.")
 
 
+def score_subset_fast(detector: Detector, manifest: pd.DataFrame, degradations: Sequence[Any], *, bf16: bool = True,
+                      **kwargs: Any) -> tuple[Scores, list[str]]:
+    """``score_models_fast`` for one detector: its scores and the implementation name of each degradation."""
+    scores, impls = score_models_fast([detector], manifest, degradations, bf16=[bf16], **kwargs)
+    return scores[0], impls
+
+
 @torch.no_grad()
-def score_subset_fast(
-    detector: Detector,
+def score_models_fast(
+    detectors: Sequence[Detector],
     manifest: pd.DataFrame,
     degradations: Sequence[Any],
     *,
@@ -67,19 +76,22 @@ def score_subset_fast(
     device: str | torch.device = "cuda",
     workers: int = 8,
     nvjpeg: bool = False,
-    bf16: bool = True,
+    bf16: Sequence[bool] | None = None,
     compile_model: bool = False,
     on_batch: Callable[[int], None] | None = None,
-) -> tuple[Scores, list[str]]:
-    """Scores of every image under every degradation (sharded across ranks as the reference scorer), and
-    the implementation name recorded for each degradation. ``compile_model`` runs the detector under
-    ``torch.compile`` (1.44x eager model-only on ViT-L/14 on an H100, 2,749 images/s; compiling costs about a minute)."""
-    spec = detector.input_spec
-    if not supported(spec):
-        raise ConfigError(
-            f"the fast path reproduces bicubic/bilinear preprocessing only; detector {detector.recipe.name!r} uses "
-            f"{spec.interpolation!r}. Use --impl reference."
-        )
+) -> tuple[list[Scores], list[str]]:
+    """Each detector's scores of every image under every degradation (sharded across ranks as the reference
+    scorer), and the implementation name recorded for each degradation. The models share one decode and one
+    degradation per image, and one preprocessing per distinct input spec. ``bf16``: per detector, autocast
+    its forward (default: all). ``compile_model`` runs each detector under ``torch.compile`` (1.44x eager
+    model-only on ViT-L/14 on an H100, 2,749 images/s; compiling costs about a minute). ``on_batch`` counts
+    scored (image, degradation, model) triples."""
+    for detector in detectors:
+        if not supported(detector.input_spec):
+            raise ConfigError(
+                f"the fast path reproduces bicubic/bilinear preprocessing only; detector {detector.recipe.name!r} uses "
+                f"{detector.input_spec.interpolation!r}. Use --impl reference."
+            )
     device = torch.device(device)
     full, shard = rank_shard(manifest)
     manifest = full.iloc[shard].reset_index(drop=True)
@@ -90,14 +102,28 @@ def score_subset_fast(
                          pin_memory=device.type == "cuda")
     # Logits stay on the device until the end: no batch waits for a device-to-host copy. NaN marks "not
     # scored", so a row the loop missed can never pass as a score.
-    logits = torch.full((len(degradations), len(manifest)), float("nan"), dtype=torch.float32, device=device)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda")
-    was_training = detector.training
-    detector.eval()
-    model = compiled(detector) if compile_model else detector
-    score_batches(model, prepared_batches(loader, plans, spec, device, batch_size), logits, autocast, on_batch)
-    detector.train(was_training)
-    return gathered_scores(full, degradations, shard, logits.cpu().numpy(), base_seed), implementation_names(degradations, nvjpeg, device)
+    logits = [torch.full((len(degradations), len(manifest)), float("nan"), dtype=torch.float32, device=device) for _ in detectors]
+    specs, spec_of = distinct_specs(detectors)
+    models = [ScoringModel(compiled(detector) if compile_model else detector, s,
+                           torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16 and device.type == "cuda"))
+              for detector, s, use_bf16 in zip(detectors, spec_of, bf16 if bf16 is not None else [True] * len(detectors))]
+    was_training = [detector.training for detector in detectors]
+    for detector in detectors:
+        detector.eval()
+    score_batches(models, prepared_batches(loader, plans, specs, device, batch_size), logits, on_batch)
+    for detector, mode in zip(detectors, was_training):
+        detector.train(mode)
+    scores = [gathered_scores(full, degradations, shard, out.cpu().numpy(), base_seed) for out in logits]
+    return scores, implementation_names(degradations, nvjpeg, device)
+
+
+class ScoringModel(NamedTuple):
+    """A model as the scoring loop calls it: its forward, the index of its input spec among the distinct
+    specs the batches are prepared for, and its autocast context."""
+
+    forward: Callable[[torch.Tensor], torch.Tensor]
+    spec: int
+    autocast: torch.autocast
 
 
 def compiled(model: torch.nn.Module, backend: str | Callable = "inductor") -> Callable[[torch.Tensor], torch.Tensor]:
@@ -114,16 +140,20 @@ def compiled(model: torch.nn.Module, backend: str | Callable = "inductor") -> Ca
     return forward
 
 
-def score_batches(model: Callable[[torch.Tensor], torch.Tensor], batches: Iterable[tuple[int, Iterable[tuple[int, torch.Tensor, torch.Tensor]]]],
-                  logits: torch.Tensor, autocast: torch.autocast, on_batch: Callable[[int], None] | None = None) -> None:
-    """Write each batch's logits into ``logits[degradation, row]``, never waiting for the device (no host
-    synchronisation: the GPU runs ahead of the host's queueing; checked in tests/gpu)."""
+def score_batches(models: Sequence[ScoringModel], batches: Iterable[tuple[int, Iterable[tuple[int, int, torch.Tensor, torch.Tensor]]]],
+                  logits: Sequence[torch.Tensor], on_batch: Callable[[int], None] | None = None) -> None:
+    """Write each batch's logits into ``logits[model][degradation, row]``, every model reading the inputs
+    prepared for its spec, never waiting for the device (no host synchronisation: the GPU runs ahead of the
+    host's queueing; checked in tests/gpu)."""
     for count, inputs in batches:
-        for j, rows, x in inputs:
-            with autocast:
-                logits[j, rows] = model(x.contiguous(memory_format=torch.channels_last)).float()
+        for j, s, rows, x in inputs:
+            x = x.contiguous(memory_format=torch.channels_last)
+            for model, out in zip(models, logits):
+                if model.spec == s:
+                    with model.autocast:
+                        out[j, rows] = model.forward(x).float()
         if on_batch:
-            on_batch(count * logits.shape[0])
+            on_batch(count * len(logits) * (logits[0].shape[0] if logits else 0))
 
 
 #: Images a worker decodes per chunk: small, so all workers stay busy even for a few model batches.
@@ -190,22 +220,23 @@ def model_batches(loader: Iterable[list[Part]], batch_size: int, max_bytes: int 
         yield pending, count
 
 
-def prepared_batches(loader: Iterable[list[Part]], plans: Sequence[BatchOp | None], spec: InputSpec, device: torch.device,
-                     batch_size: int) -> Iterator[tuple[int, Iterator[tuple[int, torch.Tensor, torch.Tensor]]]]:
+def prepared_batches(loader: Iterable[list[Part]], plans: Sequence[BatchOp | None], specs: Sequence[InputSpec], device: torch.device,
+                     batch_size: int) -> Iterator[tuple[int, Iterator[tuple[int, int, torch.Tensor, torch.Tensor]]]]:
     """Per model batch: its image count and, lazily (one degradation's tensors alive at a time), the model
-    inputs ``(degradation index, manifest rows, preprocessed images of one size)``. CPU-degraded variants
-    (plan None) come from the workers; the others are degraded here, batched by size. The first batches ramp up
-    from one chunk (``batch_limits``)."""
+    inputs ``(degradation index, spec index, manifest rows, preprocessed images of one size)``. CPU-degraded
+    variants (plan None) come from the workers; the others are degraded here once for all specs, batched by
+    size. The first batches ramp up from one chunk (``batch_limits``)."""
     for parts, count in model_batches(loader, batch_size, ramp_from=CHUNK_IMAGES):
-        yield count, _model_inputs(on_device(parts, device), plans, spec)
+        yield count, _model_inputs(on_device(parts, device), plans, specs)
 
 
-def _model_inputs(sources: dict[int, list[Group]], plans: Sequence[BatchOp | None], spec: InputSpec
-                  ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+def _model_inputs(sources: dict[int, list[Group]], plans: Sequence[BatchOp | None], specs: Sequence[InputSpec]
+                  ) -> Iterator[tuple[int, int, torch.Tensor, torch.Tensor]]:
     for j, plan in enumerate(plans):
         degraded = [(rows, plan(x)) for rows, x in sources[CLEAN]] if plan is not None else sources[j]
-        for rows, x in merge_by_shape([(rows, eval_geometry(x, spec)) for rows, x in degraded]):
-            yield j, rows, normalize(x, spec.mean, spec.std)
+        for s, spec in enumerate(specs):
+            for rows, x in merge_by_shape([(rows, eval_geometry(x, spec)) for rows, x in degraded]):
+                yield j, s, rows, normalize(x, spec.mean, spec.std)
 
 
 def merge_by_shape(groups: list[Group]) -> list[Group]:

@@ -60,3 +60,13 @@ def test_random_clip_build_drops_only_open_clips_random_init_line(caplog) -> Non
     assert identity["random"] is True
     assert [r.getMessage() for r in caplog.records].count(
         "No pretrained weights loaded for model 'mb-tiny-clip'. Model initialized randomly.") == 1
+
+
+def test_held_bytes_count_the_frozen_image_tower_once() -> None:
+    """What a pass of the engine budgets per model: the frozen tower is outside ``parameters()`` but on the device."""
+    detector = build_tiny("univfd")
+    tower = sum(t.numel() * t.element_size() for t in (*detector.encoder.parameters(), *detector.encoder.buffers()))
+    head = sum(p.numel() * p.element_size() for p in detector.parameters())
+    assert tower > 0 and detector.held_bytes() == tower + head
+    detector.hold_frozen("alias", detector.encoder)  # the same storage held twice is counted once
+    assert detector.held_bytes() == tower + head

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import helpers
-from mirage_bench.engine import evaluator, trainer  # noqa: F401  (trainer binds score_subset on import: before the patch)
+from mirage_bench.engine import evaluator
 from mirage_bench.engine.runner import Options, execute
 from mirage_bench.errors import ContractError
 from mirage_bench.store import Store
@@ -13,14 +13,15 @@ from mirage_bench.store import Store
 def test_non_finite_logits_are_refused_naming_detector_cell_degradation_and_images(tmp_path, monkeypatch):
     bench = helpers.benchmark(tmp_path / "data")
     execute(bench, Options(out=tmp_path / "out"), evaluate=False)  # training validates with score_subset too
-    original = evaluator.score_subset
+    original = evaluator.score_models
 
-    def poisoned(detector, manifest, degradations, **kwargs):
-        scores = original(detector, manifest, degradations, **kwargs)
-        scores.logits[-1, [0, 2]] = [np.nan, np.inf]  # the last degradation of each subset
-        return scores
+    def poisoned(detectors, manifest, degradations, **kwargs):
+        scored = original(detectors, manifest, degradations, **kwargs)
+        for scores in scored:
+            scores.logits[-1, [0, 2]] = [np.nan, np.inf]  # the last degradation of each subset
+        return scored
 
-    monkeypatch.setattr(evaluator, "score_subset", poisoned)
+    monkeypatch.setattr(evaluator, "score_models", poisoned)
     with pytest.raises(ContractError) as info:
         execute(bench, Options(out=tmp_path / "out"))
     message = str(info.value)

@@ -1,0 +1,99 @@
+"""Several models on one test subset: one pass per model against one pass for all (one decode per image).
+
+A run scores every checkpoint (detector x training set x seed) on every test subset under the whole
+degradation grid. Until 2026-11-27 each checkpoint had a pass of its own, so every image was decoded and
+degraded once per checkpoint; now the checkpoints of a subset share a pass (``score_models``,
+``score_models_fast``). This times both on a generated folder (half JPEG 500x375, half PNG 512x512, as
+``eval_throughput.py``) under ``none`` + the ``genimage`` grid, in one run on one machine, and checks that
+each model's logits are the same either way. Rates count scored (image, degradation, model) triples.
+
+    python benchmarks/models_throughput.py --device cuda --detectors cnnspot,npr,univfd --images 1024
+    python benchmarks/models_throughput.py --device cpu --detectors tinycnn,npr-mini,cnnspot-mini --images 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from eval_throughput import make_folder, print_table, sync
+
+
+def build_models(cards: list[str], device: torch.device, extra: list[str]) -> list:
+    """One model per card, random weights (seeded by position, so repeated cards give distinct models)."""
+    from mirage_bench.cards import load_recipe
+    from mirage_bench.detectors.build import build_detector
+
+    models = []
+    for k, card in enumerate(cards):
+        overrides = ["backbone.pretrained=none"] if load_recipe(card).backbone is not None else []
+        torch.manual_seed(k)
+        models.append(build_detector(load_recipe(card, [*overrides, *extra])).to(device).eval())
+    return models
+
+
+def score(models: list, manifest, degradations, device: torch.device, batch: int, workers: int, fast: bool) -> list[np.ndarray]:
+    """Each model's ``[D, N]`` logits from one pass over the subset for all of ``models``."""
+    from mirage_bench.engine.evaluator import score_models
+    from mirage_bench.fastpath.evaluator import score_models_fast
+
+    kwargs = {"batch_size": batch, "device": device, "workers": workers}
+    if fast:
+        scored, _ = score_models_fast(models, manifest, degradations, bf16=[device.type == "cuda"] * len(models), **kwargs)
+    else:
+        scored = score_models(models, manifest, degradations, **kwargs)
+    sync(device)
+    return [s.logits for s in scored]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--detectors", default="cnnspot,npr,univfd", help="cards, comma-separated (repeats allowed)")
+    parser.add_argument("--set", action="append", default=[], help="override for every card (e.g. input.size=32)")
+    parser.add_argument("--images", type=int, default=1024)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--workers", type=int, default=max(1, min(16, os.cpu_count() or 2) - 1))
+    parser.add_argument("--impl", choices=("auto", "fast", "reference"), default="auto",
+                        help="auto: the fast path on CUDA and the reference on a CPU (as mirage-bench run)")
+    args = parser.parse_args()
+
+    from mirage_bench.degradations import expand
+
+    device = torch.device(args.device)
+    fast = args.impl == "fast" or (args.impl == "auto" and device.type == "cuda")
+    cards = [c.strip() for c in args.detectors.split(",") if c.strip()]
+    models = build_models(cards, device, args.set)
+    degradations = expand(["none", "genimage"])
+    rows: list[tuple[str, ...]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = make_folder(Path(tmp), args.images)
+        triples = len(manifest) * len(degradations) * len(models)
+        score(models[:1], manifest.iloc[: min(len(manifest), 2 * args.batch)], degradations, device, args.batch, args.workers, fast)  # warm-up
+        start = time.perf_counter()
+        apart = [score([model], manifest, degradations, device, args.batch, args.workers, fast)[0] for model in models]
+        a = triples / (time.perf_counter() - start)
+        start = time.perf_counter()
+        together = score(models, manifest, degradations, device, args.batch, args.workers, fast)
+        b = triples / (time.perf_counter() - start)
+    diff = max(float(np.max(np.abs(x - y))) if x.size else 0.0 for x, y in zip(apart, together))
+    path = "fast" if fast else "reference"
+    grid = f"{len(degradations)} degradations, {args.images} images, {len(models)} models ({', '.join(cards)})"
+    rows.append(("(a) one pass per model (before)", f"{a:,.1f}", "1.00", "-", f"{path}; {grid}"))
+    rows.append(("(b) one pass for all models", f"{b:,.1f}", f"{b / a:.2f}", f"{diff:.3g}",
+                 f"{path}; one decode and one degradation per image; max |logit (b) - (a)| over every model"))
+    for row in rows:
+        print(" | ".join(row), flush=True)
+    name = torch.cuda.get_device_name(0) if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
+    print_table(f"Several models per test subset on {name}, torch {torch.__version__}",
+                ("row", "triples/s", "vs (a)", "max |diff|", "setting"), rows)
+
+
+if __name__ == "__main__":
+    main()

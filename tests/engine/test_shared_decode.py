@@ -1,0 +1,130 @@
+"""Models scored together share one decode per image, and each gets exactly the logits it gets alone."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import helpers
+from mirage_bench.degradations import parse
+from mirage_bench.detectors.build import build_tiny
+from mirage_bench.engine import evaluator, runner
+from mirage_bench.engine.runner import Options, execute
+from mirage_bench.errors import ContractError
+from mirage_bench.store import Store
+
+GRID = ["none", "blur(s=1)", "jpeg(q=50)", "downscale(size=14)"]
+
+
+def _models() -> list:
+    """Two models that read images alike and one that reads them through another spec (resize, then crop)."""
+    torch.manual_seed(0)
+    return [build_tiny("tinycnn", ["input.size=16"]).eval(), build_tiny("tinycnn", ["input.size=16"]).eval(),
+            build_tiny("tinycnn", ["input.size=12", "input.resize=14"]).eval()]
+
+
+def _counting(monkeypatch, module, name: str) -> list[str]:
+    opened: list[str] = []
+    original = getattr(module, name)
+    monkeypatch.setattr(module, name, lambda path: opened.append(str(path)) or original(path))
+    return opened
+
+
+@pytest.mark.parametrize("fast", [False, True], ids=["reference", "fast"])
+def test_models_scored_together_decode_once_and_match_each_alone(tmp_path, monkeypatch, fast):
+    from mirage_bench.engine import sources
+    from mirage_bench.fastpath import decoded_grid
+    from mirage_bench.fastpath.evaluator import score_models_fast, score_subset_fast
+
+    manifest = helpers.write_images(tmp_path, "g1", "val", 4, 3, seed=5)
+    degradations = [parse(s) for s in GRID]
+    models = _models()
+    opened = _counting(monkeypatch, decoded_grid if fast else sources, "open_rgb")
+    kwargs = {"batch_size": 3, "device": "cpu", "workers": 0}
+    if fast:
+        together, _ = score_models_fast(models, manifest, degradations, **kwargs)
+    else:
+        together = evaluator.score_models(models, manifest, degradations, **kwargs)
+    assert len(opened) == len(manifest)  # one decode per image for three models and four degradations
+    for model, scores in zip(models, together):
+        alone = (score_subset_fast(model, manifest, degradations, **kwargs)[0] if fast
+                 else evaluator.score_subset(model, manifest, degradations, **kwargs))
+        assert np.array_equal(scores.logits, alone.logits) and np.array_equal(scores.seeds, alone.seeds)
+    assert not np.array_equal(together[0].logits, together[1].logits)  # three models, not one scored thrice
+
+
+def test_distinct_specs_index_each_model():
+    models = _models()
+    specs, index = evaluator.distinct_specs(models)
+    assert index == [0, 0, 1] and specs == [models[0].input_spec, models[2].input_spec]
+
+
+def _two_model_benchmark(root):
+    bench = helpers.benchmark(root)
+    return replace(bench, recipes=[helpers.recipe(), helpers.recipe("train.lr=0.01")])
+
+
+def _recorder():
+    seen: list[tuple[str, int]] = []
+
+    def progress(description: str, total: int):
+        seen.append((description, total))
+        return lambda n: None
+
+    return seen, progress
+
+
+def _predictions(out) -> pd.DataFrame:
+    frame = Store(out).read_predictions().drop(columns="run_id")
+    return frame.sort_values(["cell_id", "image_id"], ignore_index=True)
+
+
+def test_a_run_scores_each_subset_in_one_pass_for_all_models_with_the_logits_of_separate_runs(tmp_path):
+    bench = _two_model_benchmark(tmp_path / "data")
+    seen, progress = _recorder()
+    record = execute(bench, Options(out=tmp_path / "together"), progress=progress)
+    scoring = [(d, n) for d, n in seen if d.startswith("score")]
+    assert scoring == [("score 2 models on g1", 9 * 2 * 2), ("score 2 models on g2", 7 * 2 * 2)]
+    assert all(c["computed_in_this_run"] and c["seconds"] > 0 for c in record["eval_cells"])
+    # the record lists cells model by model, as before
+    assert [c["train_cell_id"] for c in record["eval_cells"]] == [c["cell_id"] for c in record["train_cells"] for _ in range(4)]
+    for k, recipe in enumerate(bench.recipes):
+        execute(replace(bench, recipes=[recipe]), Options(out=tmp_path / f"alone{k}"))
+    alone = pd.concat([_predictions(tmp_path / f"alone{k}") for k in range(2)]).sort_values(["cell_id", "image_id"], ignore_index=True)
+    pd.testing.assert_frame_equal(_predictions(tmp_path / "together"), alone)
+
+
+def test_passes_hold_at_most_the_model_byte_budget(tmp_path, monkeypatch):
+    bench = _two_model_benchmark(tmp_path / "data")
+    monkeypatch.setattr(runner, "PASS_MODEL_BYTES", 1)  # every model opens a pass of its own
+    seen, progress = _recorder()
+    execute(bench, Options(out=tmp_path / "apart"), progress=progress)
+    scoring = [d for d, _ in seen if d.startswith("score")]
+    assert scoring == ["score tinycnn/g1/s0 on g1"] * 2 + ["score tinycnn/g1/s0 on g2"] * 2
+    monkeypatch.undo()
+    execute(bench, Options(out=tmp_path / "together"))
+    pd.testing.assert_frame_equal(_predictions(tmp_path / "apart"), _predictions(tmp_path / "together"))
+
+
+def test_a_model_with_non_finite_logits_is_refused_and_the_others_of_its_pass_are_stored(tmp_path, monkeypatch):
+    bench = _two_model_benchmark(tmp_path / "data")
+    execute(bench, Options(out=tmp_path / "out"), evaluate=False)
+    original = evaluator.score_models
+
+    def poisoned(detectors, manifest, degradations, **kwargs):
+        scored = original(detectors, manifest, degradations, **kwargs)
+        scored[1].logits[0, 1] = np.nan  # the second model only
+        return scored
+
+    monkeypatch.setattr(evaluator, "score_models", poisoned)
+    with pytest.raises(ContractError, match="gave non-finite logits .* 1 of 9 images of test subset 'g1' under degradation 'none'"):
+        execute(bench, Options(out=tmp_path / "out"))
+    stored = Store(tmp_path / "out").read_predictions()
+    first_model = execute(replace(bench, recipes=bench.recipes[:1]), Options(out=tmp_path / "out"), evaluate=False)
+    first = first_model["train_cells"][0]["checkpoint_sha256"]
+    assert set(stored["checkpoint_sha256"]) == {first} and set(stored["generator"]) == {"g1"}
+    assert sorted(stored["degradation"].unique()) == ["jpeg(q=50)", "none"]
