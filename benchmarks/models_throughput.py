@@ -3,11 +3,13 @@
 A run scores every checkpoint (detector x training set x seed) on every test subset under the whole
 degradation grid. Until 2026-11-27 each checkpoint had a pass of its own, so every image was decoded and
 degraded once per checkpoint; now the checkpoints of a subset share a pass (``score_models``,
-``score_models_fast``). This times both on a generated folder (half JPEG 500x375, half PNG 512x512, as
-``eval_throughput.py``) under ``none`` + the ``genimage`` grid, in one run on one machine, and checks that
-each model's logits are the same either way. Rates count scored (image, degradation, model) triples.
+``score_models_fast``), and checkpoints holding one frozen encoder (UnivFD's, CoOp's) run it once. This times
+both on a generated folder (half JPEG 500x375, half PNG 512x512, as ``eval_throughput.py``) under ``none`` +
+the ``genimage`` grid, in one run on one machine, and checks that each model's logits are the same either way.
+Rates count scored (image, degradation, model) triples.
 
     python benchmarks/models_throughput.py --device cuda --detectors cnnspot,npr,univfd --images 1024
+    python benchmarks/models_throughput.py --device cuda --detectors univfd,univfd,univfd --images 512  # 3 seeds
     python benchmarks/models_throughput.py --device cpu --detectors tinycnn,npr-mini,cnnspot-mini --images 64
 """
 
@@ -83,11 +85,17 @@ def main() -> None:
         together = score(models, manifest, degradations, device, args.batch, args.workers, fast)
         b = triples / (time.perf_counter() - start)
     diff = max(float(np.max(np.abs(x - y))) if x.size else 0.0 for x, y in zip(apart, together))
+    from mirage_bench.engine.evaluator import distinct_specs
+    from mirage_bench.engine.trunks import model_trunks
+
+    specs, spec_of = distinct_specs(models)
+    trunks = len(model_trunks(models, spec_of))
     path = "fast" if fast else "reference"
     grid = f"{len(degradations)} degradations, {args.images} images, {len(models)} models ({', '.join(cards)})"
     rows.append(("(a) one pass per model (before)", f"{a:,.1f}", "1.00", "-", f"{path}; {grid}"))
     rows.append(("(b) one pass for all models", f"{b:,.1f}", f"{b / a:.2f}", f"{diff:.3g}",
-                 f"{path}; one decode and one degradation per image; max |logit (b) - (a)| over every model"))
+                 f"{path}; one decode and one degradation per image, {len(specs)} preprocessing(s), {trunks} model "
+                 f"forward(s) (models sharing a frozen encoder run it once); max |logit (b) - (a)| over every model"))
     for row in rows:
         print(" | ".join(row), flush=True)
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"

@@ -42,6 +42,10 @@ class Detector(nn.Module):
     #: checkpoint then rebuilds the architecture only, with no weights file or download, and restores the
     #: recorded identity through :meth:`restore_identity`.
     backbone_in_state: ClassVar[bool] = False
+    #: True when ``encode(images)`` reads only frozen modules and ``forward(images)`` is exactly
+    #: ``check_output(images, head(encode(images)))``: checkpoints with bit-equal frozen weights scored together
+    #: then run the encoder once per batch (``engine.trunks``). The conformance check holds a detector to it.
+    frozen_encoder: ClassVar[bool] = False
 
     def __init__(self, recipe: RecipeCard) -> None:
         super().__init__()

@@ -26,6 +26,7 @@ def check_detector(card: str, recipe_dirs: Sequence[str] = ()) -> None:
     images = torch.randn(4, 3, spec.size, spec.size)
     labels = torch.tensor([0, 1, 0, 1])
     _check_forward(detector, images)
+    _check_frozen_encoder(detector, images)
     _check_training_step(detector, images, labels)
     with tempfile.TemporaryDirectory() as tmp:
         _check_checkpoint(detector, images, Path(tmp))
@@ -42,6 +43,29 @@ def _check_forward(detector: Detector, images: torch.Tensor) -> None:
     probs = detector.p_fake(logits)
     if not ((probs >= 0) & (probs <= 1)).all():
         raise ContractError(f"p_fake must lie in [0, 1], got {probs.tolist()}")
+
+
+def _check_frozen_encoder(detector: Detector, images: torch.Tensor) -> None:
+    """A detector that declares ``frozen_encoder`` (its checkpoints then share one encoder forward when scored
+    together) must score exactly ``head(encode(x))``, and its ``encode`` must not read trainable state."""
+    if not detector.frozen_encoder:
+        return
+    if not (callable(getattr(detector, "encode", None)) and callable(getattr(detector, "head", None))):
+        raise ContractError("the detector declares frozen_encoder but has no encode()/head() pair")
+    detector.eval()
+    with torch.no_grad():
+        features = detector.encode(images)
+        if not torch.equal(detector(images), detector.head(features).float()):
+            raise ContractError("the detector declares frozen_encoder but forward(x) is not exactly head(encode(x))")
+        saved = [p.detach().clone() for _, p in detector.trainable_parameters()]
+        for _, p in detector.trainable_parameters():
+            p.add_(1.0)
+        moved = not torch.equal(detector.encode(images), features)
+        for (_, p), value in zip(detector.trainable_parameters(), saved):
+            p.copy_(value)
+    if moved:
+        raise ContractError("the detector declares frozen_encoder but encode() changes with its trainable parameters; "
+                            "checkpoints scored together would share a wrong encoding (set frozen_encoder = False)")
 
 
 def _check_training_step(detector: Detector, images: torch.Tensor, labels: torch.Tensor) -> None:

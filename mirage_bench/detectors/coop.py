@@ -27,6 +27,7 @@ class CoOp(PromptedCLIPDetector):
     """Frozen CLIP with a learnable text context (depth 1, no vision prompts); CE on the cosine logits."""
 
     Params = CoOpParams
+    frozen_encoder = True  # no vision prompts: checkpoints scored together share one image-tower forward
     tiny_overrides = (*TINY_CLIP_OVERRIDES, "params.n_ctx=4")
 
     def prompt_config(self) -> PromptConfig:

@@ -72,23 +72,35 @@ class PromptedCLIPDetector(Detector):
         """CLIP's frozen scale s = logit_scale.exp(), fp32 (100 for OpenAI's weights)."""
         return self.clip.logit_scale.detach().float().exp()
 
+    def encode(self, images: Tensor) -> Tensor:
+        """Normalised fp32 image features ``[B, E]`` of the prompted vision encoder (CLIP's own, frozen, when
+        the learner has no vision prompts: CoOp)."""
+        image = encode_image_prompted(self.clip, images, self.prompts.vision_prompt_list(), bool(self.params.checkpointing))
+        return F.normalize(image.float(), dim=-1)
+
+    def anchors(self) -> Tensor:
+        """Normalised fp32 class anchors ``[2, E]`` (real, fake): the prompted class prompts' text embeddings."""
+        text = encode_text_prompted(
+            self.clip, self.prompts.token_ids, self.prompts.text_prompt_list(), self.prompts.ctx_index, bool(self.params.checkpointing)
+        )
+        return F.normalize(text.float(), dim=-1)
+
     def features(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """Normalised fp32 image features ``[B, E]`` and class anchors ``[2, E]`` (real, fake)."""
-        checkpointing = bool(self.params.checkpointing)
-        image = encode_image_prompted(self.clip, images, self.prompts.vision_prompt_list(), checkpointing)
-        text = encode_text_prompted(
-            self.clip, self.prompts.token_ids, self.prompts.text_prompt_list(), self.prompts.ctx_index, checkpointing
-        )
-        return F.normalize(image.float(), dim=-1), F.normalize(text.float(), dim=-1)
+        return self.encode(images), self.anchors()
 
     def class_logits(self, feats: Tensor, anchors: Tensor) -> Tensor:
         """``s * [f.t_real, f.t_fake]`` in fp32, ``[B, 2]``."""
         with torch.autocast(device_type=feats.device.type, enabled=False):
             return self.logit_scale() * feats.float() @ anchors.float().T
 
+    def head(self, feats: Tensor) -> Tensor:
+        """Fake logits ``[B]`` of image features: the difference of the two cosine logits."""
+        logits = self.class_logits(feats, self.anchors())
+        return logits[:, 1] - logits[:, 0]
+
     def forward(self, images: Tensor) -> Tensor:
-        logits = self.class_logits(*self.features(images))
-        return self.check_output(images, logits[:, 1] - logits[:, 0])
+        return self.check_output(images, self.head(self.encode(images)))
 
     def training_loss(self, images: Tensor, labels: Tensor, image_ids: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
         """Cross-entropy over the two cosine logits (CoOp's objective)."""

@@ -36,6 +36,7 @@ class UnivFD(Detector):
     """Frozen CLIP image tower -> image embedding [B, D] -> ``Linear(D, 1)``."""
 
     Params = UnivFDParams
+    frozen_encoder = True  # checkpoints differ only in ``fc``: scored together, they share one tower forward
     tiny_overrides = (
         "backbone.name=mb-tiny-clip",
         "backbone.pretrained=none",

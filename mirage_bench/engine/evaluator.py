@@ -2,8 +2,9 @@
 
 Each image is decoded once; every degradation is applied to the decoded image at native resolution
 (seed = ``image_seed(base_seed, image_id)``), then each distinct evaluation transform of the models scored
-together runs once. Each model sees one batch per degradation, so the batches (and hence the logits, bit for
-bit on CPU) do not depend on which other degradations or models are scored alongside.
+together runs once, and models sharing a frozen encoder run it once (``trunks``). Each model sees one batch
+per degradation, so the batches (and hence the logits, bit for bit on CPU) do not depend on which other
+degradations or models are scored alongside.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from mirage_bench.config import InputSpec
 from mirage_bench.detectors.base import Detector
 from mirage_bench.engine import distributed, sources
+from mirage_bench.engine.trunks import Trunk, model_trunks
 from mirage_bench.errors import worker_errors
 from mirage_bench.preprocess import eval_transform
 
@@ -74,10 +76,11 @@ def map_by_shape(tensors: list[torch.Tensor], fn: Callable[[torch.Tensor], torch
     return out  # type: ignore[return-value]
 
 
-def forward_by_size(detector: Detector, images: list[torch.Tensor], device: str | torch.device) -> torch.Tensor:
-    """Logits ``[B]`` on ``device``, in input order, one forward per distinct size (one in all for fixed-size
-    specs). The caller moves them to the CPU, once, so no forward waits for a device-to-host copy."""
-    return torch.stack(map_by_shape(images, lambda x: detector(x.to(device)).float()))
+def forward_by_size(trunk: Trunk, images: list[torch.Tensor], device: str | torch.device) -> torch.Tensor:
+    """Logits ``[M, B]`` on ``device`` of the trunk's M models, in input order, one trunk forward per distinct
+    size (one in all for fixed-size specs). The caller moves them to the CPU, once, so no forward waits for a
+    device-to-host copy."""
+    return torch.stack(map_by_shape(images, lambda x: torch.stack(trunk.logits(x.to(device)), dim=1))).T
 
 
 @dataclass
@@ -120,11 +123,14 @@ def score_models(
     was_training = [detector.training for detector in detectors]
     for detector in detectors:
         detector.eval()
+    trunks = model_trunks(detectors, spec_of)
     chunks: list[list[torch.Tensor]] = [[] for _ in detectors]
     for grid in worker_errors(loader):  # B items, each S lists of D tensors
-        for detector, s, out in zip(detectors, spec_of, chunks):
-            out.append(torch.stack([forward_by_size(detector, [item[s][d] for item in grid], device)
-                                    for d in range(len(degradations))]).cpu())  # [D, B]
+        for trunk in trunks:
+            logits = torch.stack([forward_by_size(trunk, [item[trunk.spec][d] for item in grid], device)
+                                  for d in range(len(degradations))]).cpu()  # [D, M, B]
+            for m, (k, _) in enumerate(trunk.heads):
+                chunks[k].append(logits[:, m])
         if on_batch:
             on_batch(len(grid) * len(degradations) * len(detectors))
     for detector, mode in zip(detectors, was_training):

@@ -10,7 +10,7 @@ GPU-capable, see ``check_nvjpeg``), JPEG files are decoded on the GPU
 H100 (torch 2.11) its pixels differ from PIL's libjpeg-turbo decode by 6 grey levels on average
 (``tests/gpu``), far outside the resize tolerance, so decoding stays with PIL unless asked. Preprocessing
 follows each distinct input spec of the models on the GPU, then one bf16-autocast forward per model and
-degradation (scores in fp32).
+degradation (scores in fp32); models sharing a frozen encoder run it once (``engine.trunks``).
 
 Each prediction records which implementation produced it (``impl``), because the fast path matches the
 reference within stated tolerances, not bit for bit.
@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader
 from mirage_bench.config import InputSpec
 from mirage_bench.detectors.base import Detector
 from mirage_bench.engine.evaluator import Scores, distinct_specs, gathered_scores, rank_shard
+from mirage_bench.engine.trunks import Trunk, model_trunks
 from mirage_bench.errors import ConfigError, worker_errors
 from mirage_bench.fastpath.decoded_grid import CLEAN, RAW_JPEG, DecodedGrid, Part
 from mirage_bench.fastpath.gpu_degrade import BatchOp, gpu_plan
@@ -82,8 +83,9 @@ def score_models_fast(
 ) -> tuple[list[Scores], list[str]]:
     """Each detector's scores of every image under every degradation (sharded across ranks as the reference
     scorer), and the implementation name recorded for each degradation. The models share one decode and one
-    degradation per image, and one preprocessing per distinct input spec. ``bf16``: per detector, autocast
-    its forward (default: all). ``compile_model`` runs each detector under ``torch.compile`` (1.44x eager
+    degradation per image, one preprocessing per distinct input spec, and one encoder forward per group of
+    models sharing a frozen encoder (``engine.trunks``). ``bf16``: per detector, autocast its forward
+    (default: all). ``compile_model`` runs each forward (or shared encoder) under ``torch.compile`` (1.44x eager
     model-only on ViT-L/14 on an H100, 2,749 images/s; compiling costs about a minute). ``on_batch`` counts
     scored (image, degradation, model) triples."""
     for detector in detectors:
@@ -104,9 +106,10 @@ def score_models_fast(
     # scored", so a row the loop missed can never pass as a score.
     logits = [torch.full((len(degradations), len(manifest)), float("nan"), dtype=torch.float32, device=device) for _ in detectors]
     specs, spec_of = distinct_specs(detectors)
-    models = [ScoringModel(compiled(detector) if compile_model else detector, s,
-                           torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16 and device.type == "cuda"))
-              for detector, s, use_bf16 in zip(detectors, spec_of, bf16 if bf16 is not None else [True] * len(detectors))]
+    autocast = [use_bf16 and device.type == "cuda" for use_bf16 in (bf16 if bf16 is not None else [True] * len(detectors))]
+    models = [ScoringModel(trunk._replace(encode=compiled(trunk.encode)) if compile_model else trunk,
+                           torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast[trunk.heads[0][0]]))
+              for trunk in model_trunks(detectors, spec_of, keys=autocast)]
     was_training = [detector.training for detector in detectors]
     for detector in detectors:
         detector.eval()
@@ -118,15 +121,14 @@ def score_models_fast(
 
 
 class ScoringModel(NamedTuple):
-    """A model as the scoring loop calls it: its forward, the index of its input spec among the distinct
-    specs the batches are prepared for, and its autocast context."""
+    """What the scoring loop calls: a trunk (one model's forward, or a frozen encoder several models share,
+    with each model's head; ``engine.trunks``) and the autocast context its models run under."""
 
-    forward: Callable[[torch.Tensor], torch.Tensor]
-    spec: int
+    trunk: Trunk
     autocast: torch.autocast
 
 
-def compiled(model: torch.nn.Module, backend: str | Callable = "inductor") -> Callable[[torch.Tensor], torch.Tensor]:
+def compiled(model: Callable[[torch.Tensor], torch.Tensor], backend: str | Callable = "inductor") -> Callable[[torch.Tensor], torch.Tensor]:
     """``torch.compile`` with the batch dimension symbolic from the first call. Model batches vary in size (each
     subset's last batch, groups of one image size); under the default, the first new size costs a second
     compile (about a minute for ViT-L/14) before the batch turns dynamic. A batch of one still gets its own
@@ -142,16 +144,17 @@ def compiled(model: torch.nn.Module, backend: str | Callable = "inductor") -> Ca
 
 def score_batches(models: Sequence[ScoringModel], batches: Iterable[tuple[int, Iterable[tuple[int, int, torch.Tensor, torch.Tensor]]]],
                   logits: Sequence[torch.Tensor], on_batch: Callable[[int], None] | None = None) -> None:
-    """Write each batch's logits into ``logits[model][degradation, row]``, every model reading the inputs
+    """Write each batch's logits into ``logits[model][degradation, row]``, every trunk reading the inputs
     prepared for its spec, never waiting for the device (no host synchronisation: the GPU runs ahead of the
     host's queueing; checked in tests/gpu)."""
     for count, inputs in batches:
         for j, s, rows, x in inputs:
             x = x.contiguous(memory_format=torch.channels_last)
-            for model, out in zip(models, logits):
-                if model.spec == s:
-                    with model.autocast:
-                        out[j, rows] = model.forward(x).float()
+            for trunk, autocast in models:
+                if trunk.spec == s:
+                    with autocast:
+                        for (k, _), scores in zip(trunk.heads, trunk.logits(x)):
+                            logits[k][j, rows] = scores
         if on_batch:
             on_batch(count * len(logits) * (logits[0].shape[0] if logits else 0))
 

@@ -1,6 +1,7 @@
 """A detector's frozen ``encode`` behind the feature cache: the only place cached features are made.
 
-The detector must offer ``encode(images) -> [B, D]`` and ``head(features) -> logits`` (UnivFD does), plus
+The detector must declare ``frozen_encoder`` (``encode(images) -> [B, D]`` reads frozen weights alone and
+``forward`` is ``head(encode(images))``; UnivFD and CoOp do, which the conformance check verifies), plus
 ``backbone_identity()`` and its frozen modules; the keys carry the detector's input spec, so features made
 with other preprocessing are never reused.
 """
@@ -18,10 +19,11 @@ from mirage_bench.features.keys import FeatureKey, backbone_key, input_spec_key
 
 
 def _check_encoder(detector: Detector) -> None:
-    if not (callable(getattr(detector, "encode", None)) and callable(getattr(detector, "head", None))):
+    if not detector.frozen_encoder:
         raise ContractError(
-            f"detector {detector.recipe.detector!r} has no encode()/head() pair, so its features cannot be cached; "
-            "only detectors with a frozen encoder and a trainable head (e.g. univfd) can use the feature cache"
+            f"detector {detector.recipe.detector!r} does not declare a frozen encoder (Detector.frozen_encoder), so its "
+            "features cannot be cached; only detectors whose encode() reads frozen weights alone and whose forward is "
+            "head(encode(x)) (e.g. univfd, coop) can use the feature cache"
         )
 
 

@@ -64,9 +64,43 @@ class _LeakyFrozen(Detector):
         return self.head(self.backbone(images).mean(dim=(2, 3))).squeeze(1).float()
 
 
+class _ForwardIsNotHeadOfEncode(Detector):
+    """Declares a frozen encoder (a frozen projection) but adds an offset outside head(encode(x))."""
+
+    frozen_encoder = True
+
+    def __init__(self, recipe):
+        super().__init__(recipe)
+        self.hold_frozen("project", nn.Linear(3, 3))
+        self.fc = nn.Linear(3, 1)
+
+    def encode(self, images):
+        return self.project(images.mean(dim=(2, 3)))
+
+    def head(self, features):
+        return self.fc(features).squeeze(1).float()
+
+    def forward(self, images):
+        return self.check_output(images, self.head(self.encode(images)) + 1.0)
+
+
+class _EncoderNotFrozen(_ForwardIsNotHeadOfEncode):
+    """Scores head(encode(x)), but its encode() reads a trainable layer: sharing it would be wrong."""
+
+    def __init__(self, recipe):
+        Detector.__init__(self, recipe)
+        self.project = nn.Linear(3, 3)
+        self.fc = nn.Linear(3, 1)
+
+    def forward(self, images):
+        return self.check_output(images, self.head(self.encode(images)))
+
+
 @pytest.mark.parametrize(
     ("cls", "message"),
     [
+        (_EncoderNotFrozen, r"encode\(\) changes with its trainable parameters"),
+        (_ForwardIsNotHeadOfEncode, r"forward\(x\) is not exactly head\(encode\(x\)\)"),
         (_WrongShape, r"fp32 logits of shape \[4\], got \(4, 1\)"),
         (_FrozenInStateDict, r"parameter 'backbone.weight' is frozen but registered"),
         (_NoGradient, "changed none of the trainable parameters"),

@@ -128,3 +128,50 @@ def test_a_model_with_non_finite_logits_is_refused_and_the_others_of_its_pass_ar
     first = first_model["train_cells"][0]["checkpoint_sha256"]
     assert set(stored["checkpoint_sha256"]) == {first} and set(stored["generator"]) == {"g1"}
     assert sorted(stored["degradation"].unique()) == ["jpeg(q=50)", "none"]
+
+
+def _univfd(head_seed: int, tower_nudge: float = 0.0):
+    """A tiny UnivFD: the random tower comes from a fixed init seed (so two builds hold bit-equal towers); the
+    head from ``head_seed``; ``tower_nudge`` makes the tower differ."""
+    detector = build_tiny("univfd")
+    torch.manual_seed(head_seed)
+    with torch.no_grad():
+        detector.fc.weight.normal_(0, 0.5)
+        next(iter(detector.encoder.parameters())).add_(tower_nudge)
+    return detector.eval()
+
+
+def test_trunks_group_the_models_that_hold_one_frozen_encoder():
+    from mirage_bench.engine.trunks import model_trunks, same_frozen_encoder
+
+    cnn = build_tiny("tinycnn", ["input.size=32"]).eval()
+    models = [_univfd(0), _univfd(1), cnn, _univfd(2, tower_nudge=1e-3), _univfd(3)]
+    trunks = model_trunks(models, [0] * len(models))
+    assert [[k for k, _ in t.heads] for t in trunks] == [[0, 1, 4], [2], [3]]
+    assert trunks[1].encode is cnn  # a model without a frozen encoder runs its own forward
+    assert not same_frozen_encoder(models[0], models[3]) and not same_frozen_encoder(models[0], cnn)
+    assert len(model_trunks(models[:2], [0, 0], keys=[True, False])) == 2  # another autocast: another encoding
+
+
+@pytest.mark.parametrize("fast", [False, True], ids=["reference", "fast"])
+def test_models_sharing_a_frozen_encoder_run_it_once_and_get_their_own_logits(tmp_path, monkeypatch, fast):
+    from mirage_bench.detectors.univfd import UnivFD
+    from mirage_bench.fastpath.evaluator import score_models_fast
+
+    manifest = helpers.write_images(tmp_path, "g1", "val", 4, 3, seed=6)
+    degradations = [parse(s) for s in GRID]
+    models = [_univfd(k) for k in range(3)]
+    kwargs = {"batch_size": 3, "device": "cpu", "workers": 0}
+
+    def scored(group):
+        return score_models_fast(group, manifest, degradations, **kwargs)[0] if fast else evaluator.score_models(group, manifest, degradations, **kwargs)
+
+    alone = [scored([model])[0].logits for model in models]
+    calls: list[int] = []
+    encode = UnivFD.encode
+    monkeypatch.setattr(UnivFD, "encode", lambda self, images: calls.append(len(images)) or encode(self, images))
+    together = [s.logits for s in scored(models)]
+    assert sum(calls) == len(manifest) * len(degradations)  # every image once per degradation, not once per model
+    for mine, theirs in zip(together, alone):
+        assert np.array_equal(mine, theirs)
+    assert not np.array_equal(together[0], together[1])  # three heads, three sets of logits

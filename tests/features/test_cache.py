@@ -9,7 +9,7 @@ from PIL import Image
 
 from mirage_bench.detectors.build import build_tiny
 from mirage_bench.detectors.checkpoint import sha256_file
-from mirage_bench.errors import ConfigError, DataError
+from mirage_bench.errors import ConfigError, ContractError, DataError
 from mirage_bench.features import FeatureCache, FeatureKey, encode_with_cache, feature_keys
 from mirage_bench.preprocess import eval_transform
 
@@ -151,3 +151,9 @@ def test_head_trains_on_cached_features_with_falling_loss(setup) -> None:
         optimiser.step()
         losses.append(float(loss.detach()))
     assert np.mean(losses[-3:]) < 0.85 * np.mean(losses[:3]), losses
+
+
+def test_a_detector_whose_encoder_trains_cannot_cache_features():
+    """MiraGe has encode()/head() too, but its vision prompts train: cached features would go stale."""
+    with pytest.raises(ContractError, match="'mirage' does not declare a frozen encoder"):
+        feature_keys(build_tiny("mirage"), ["0" * 64])

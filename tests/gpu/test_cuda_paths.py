@@ -144,6 +144,7 @@ def test_fast_scoring_loop_never_waits_for_the_gpu(tmp_path):
     synchronisation (a pageable copy, an ``.item()``, a ``.cpu()``)."""
     from mirage_bench.degradations import parse
     from mirage_bench.detectors.build import build_tiny
+    from mirage_bench.engine.trunks import model_trunks
     from mirage_bench.fastpath.evaluator import (
         ScoringModel,
         grid_loader,
@@ -167,8 +168,8 @@ def test_fast_scoring_loop_never_waits_for_the_gpu(tmp_path):
         loader = grid_loader(manifest, degradations, plans, 0, raw_jpeg=False, batch_size=4, workers=0, pin_memory=True)
         logits = torch.full((len(degradations), len(paths)), float("nan"), device=device)
         with torch.no_grad():
-            score_batches([ScoringModel(detector, 0, autocast)], prepared_batches(loader, plans, [detector.input_spec], device, 4),
-                          [logits])
+            score_batches([ScoringModel(model_trunks([detector], [0])[0], autocast)],
+                          prepared_batches(loader, plans, [detector.input_spec], device, 4), [logits])
         return logits
 
     run()  # warm-up: kernel selection may synchronise once
