@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -68,8 +68,7 @@ class Detector(nn.Module):
     def held_bytes(self) -> int:
         """Bytes of every parameter and buffer the detector holds, frozen backbones included (they are outside
         ``parameters()``), each storage counted once: what loading it costs the device."""
-        tensors = [t for module in (self, *self._frozen.values()) for t in (*module.parameters(), *module.buffers())]
-        return sum({t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}.values())
+        return held_bytes([self])
 
     def train(self, mode: bool = True) -> "Detector":
         super().train(mode)
@@ -139,3 +138,10 @@ class Detector(nn.Module):
                 f"[{images.shape[0]}], got {tuple(logits.shape)} {logits.dtype}"
             )
         return logits
+
+
+def held_bytes(detectors: Iterable[Detector]) -> int:
+    """Bytes of the distinct storages behind the detectors' parameters and buffers, frozen modules included:
+    detectors that share a frozen backbone count it once."""
+    tensors = [t for d in detectors for module in (d, *d.frozen_modules().values()) for t in (*module.parameters(), *module.buffers())]
+    return sum({t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}.values())

@@ -268,10 +268,11 @@ def _train(cell: TrainCell, store: Store, options: Options, device: str, progres
                on_step=lambda step, total: advance(1))
 
 
-#: Bytes of the models (``Detector.held_bytes``, frozen backbones included) one pass over a test subset holds
-#: at once; a pass may hold one model more while the one whose loading crossed the limit opens the next pass.
-#: Six UnivFD checkpoints (each a ViT-L/14 image tower in fp32, 1.16 GiB) or 91 CNNSpot ResNet-50s (90 MiB);
-#: the rest of the device's memory is left for one forward at a time.
+#: Bytes of the models (``detectors.base.held_bytes``, frozen backbones included, a shared one once) one pass
+#: over a test subset holds at once; a pass may hold one model more while the one whose loading crossed the
+#: limit opens the next pass. Six ViT-L/14 image towers in fp32 (1.16 GiB each; but any number of UnivFD
+#: checkpoints sharing one tower) or 91 CNNSpot ResNet-50s (90 MiB); the rest of the device's memory is left for
+#: one forward at a time.
 PASS_MODEL_BYTES = 8 << 30
 
 
@@ -299,19 +300,22 @@ def _evaluate_all(jobs: list[EvalJob], bench: Benchmark, store: Store, options: 
 
 
 def _loaded_passes(jobs: list[EvalJob], store: Store, device: str) -> Iterator[list[tuple[EvalJob, Any, dict[str, Any]]]]:
-    """The jobs' checkpoints loaded on ``device``, in groups of at most ``PASS_MODEL_BYTES`` (at least one model)."""
+    """The jobs' checkpoints loaded on ``device``, in groups holding at most ``PASS_MODEL_BYTES`` (at least one
+    model). A checkpoint whose frozen weights equal a loaded one's holds that copy instead of its own
+    (``trunks.adopt_frozen``), so its frozen backbone counts once."""
+    from mirage_bench.detectors.base import held_bytes
     from mirage_bench.detectors.checkpoint import load_checkpoint
+    from mirage_bench.engine.trunks import adopt_frozen
 
     group: list[tuple[EvalJob, Any, dict[str, Any]]] = []
-    held = 0
     for job in jobs:
         detector, meta = load_checkpoint(store.checkpoint_dir(job.train_cell.cell_id) / "model.pt", device)
-        size = detector.held_bytes()
-        if group and held + size > PASS_MODEL_BYTES:
+        loaded = [d for _, d, _ in group]
+        adopt_frozen(detector, loaded)
+        if group and held_bytes([*loaded, detector]) > PASS_MODEL_BYTES:
             yield group
-            group, held = [], 0
+            group = []
         group.append((job, detector, meta))
-        held += size
     if group:
         yield group
 

@@ -1,11 +1,12 @@
-"""Models scored together that hold the same frozen encoder run it once per batch.
+"""Models scored together that hold the same frozen weights keep one copy, and run a shared encoder once.
 
-A run scores every checkpoint of a detector (training sets x seeds) on the same images. UnivFD's checkpoints
-differ only in a linear head on a frozen CLIP image tower, so encoding each batch once and applying every
-head gives each model exactly the logits of its own forward, for one tower forward instead of one per
-checkpoint. A detector opts in with ``Detector.frozen_encoder`` (the conformance check holds it to the
-promise); two models share an encoder only when they are of one class, read images through one input spec,
-name one backbone and hold bit-equal frozen weights.
+A run scores every checkpoint of a detector (training sets x seeds) on the same images, and their frozen
+backbones are bit-equal. Loaded into one pass, they hold one copy of those weights (``adopt_frozen``), so a
+pass holds many more of them. UnivFD's checkpoints differ only in a linear head on a frozen CLIP image tower,
+so encoding each batch once and applying every head gives each model exactly the logits of its own forward,
+for one tower forward instead of one per checkpoint. A detector opts in to that with
+``Detector.frozen_encoder`` (the conformance check holds it to the promise). Frozen weights count as the same
+only for models of one class that name one backbone and hold bit-equal tensors under the same names.
 """
 
 from __future__ import annotations
@@ -41,20 +42,39 @@ def _head_of(detector: Detector) -> Head:
     return lambda features, images: detector.check_output(images, detector.head(features))
 
 
-def same_frozen_encoder(a: Detector, b: Detector) -> bool:
-    """Whether ``a.encode`` and ``b.encode`` are one function: same class, input spec and backbone identity,
-    and frozen modules of equal names and bit-equal tensors."""
-    if not (a.frozen_encoder and b.frozen_encoder and type(a) is type(b) and a.input_spec == b.input_spec
-            and a.backbone_identity() == b.backbone_identity()):
+def same_frozen_weights(a: Detector, b: Detector) -> bool:
+    """Whether the two hold the same frozen modules: same class and backbone identity, frozen modules of the
+    same names and types, holding bit-equal tensors (trivially so once one adopted the other's)."""
+    if not (type(a) is type(b) and a.backbone_identity() == b.backbone_identity()):
         return False
     mine, theirs = a.frozen_modules(), b.frozen_modules()
-    if mine.keys() != theirs.keys():
+    if mine.keys() != theirs.keys() or any(type(mine[name]) is not type(theirs[name]) for name in mine):
         return False
     for name in mine:
+        if mine[name] is theirs[name]:
+            continue
         x, y = mine[name].state_dict(), theirs[name].state_dict()
         if x.keys() != y.keys() or not all(torch.equal(x[k], y[k]) for k in x):
             return False
     return True
+
+
+def same_frozen_encoder(a: Detector, b: Detector) -> bool:
+    """Whether ``a.encode`` and ``b.encode`` are one function: both declare a frozen encoder, read images
+    through one input spec and hold the same frozen weights."""
+    return a.frozen_encoder and b.frozen_encoder and a.input_spec == b.input_spec and same_frozen_weights(a, b)
+
+
+def adopt_frozen(detector: Detector, held: Sequence[Detector]) -> bool:
+    """Point ``detector``'s frozen modules at those of the first of ``held`` with the same frozen weights, so its
+    own copy is freed; returns whether it found one. The modules are frozen and in eval mode: scoring never
+    changes them."""
+    for other in held:
+        if same_frozen_weights(other, detector):
+            for name, module in other.frozen_modules().items():
+                detector.hold_frozen(name, module)
+            return True
+    return False
 
 
 def model_trunks(detectors: Sequence[Detector], spec_of: Sequence[int], keys: Sequence[Hashable] | None = None) -> list[Trunk]:

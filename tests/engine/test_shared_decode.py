@@ -175,3 +175,37 @@ def test_models_sharing_a_frozen_encoder_run_it_once_and_get_their_own_logits(tm
     for mine, theirs in zip(together, alone):
         assert np.array_equal(mine, theirs)
     assert not np.array_equal(together[0], together[1])  # three heads, three sets of logits
+
+
+def test_adopting_bit_equal_frozen_weights_keeps_one_copy_and_every_output():
+    from mirage_bench.detectors.base import held_bytes
+    from mirage_bench.engine.trunks import adopt_frozen
+
+    a, b, nudged = _univfd(0), _univfd(1), _univfd(2, tower_nudge=1e-3)
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        before = b(x)
+    assert not adopt_frozen(nudged, [a]) and nudged.encoder is not a.encoder
+    assert adopt_frozen(b, [nudged, a]) and b.encoder is a.encoder
+    with torch.no_grad():
+        assert torch.equal(b(x), before)
+    head = sum(p.numel() * p.element_size() for p in b.parameters())
+    assert held_bytes([a, b]) == a.held_bytes() + head
+    torch.manual_seed(0)
+    m1, m2 = build_tiny("mirage").eval(), build_tiny("mirage").eval()  # prompts train, CLIP is frozen: still one copy
+    with torch.no_grad():
+        before = m2(x)
+        assert adopt_frozen(m2, [m1]) and m2.clip is m1.clip and torch.equal(m2(x), before)
+
+
+def test_a_pass_counts_a_shared_frozen_backbone_once(tmp_path, monkeypatch):
+    from mirage_bench.cards import load_recipe
+    from mirage_bench.detectors.univfd import UnivFD
+
+    bench = helpers.benchmark(tmp_path / "data", seeds=(0, 1, 2))
+    bench = replace(bench, recipes=[load_recipe("univfd", [*UnivFD.tiny_overrides, "train.epochs=1"])])
+    one_model = _univfd(0).held_bytes()
+    monkeypatch.setattr(runner, "PASS_MODEL_BYTES", int(one_model * 1.5))  # room for one tower, not two
+    seen, progress = _recorder()
+    execute(bench, Options(out=tmp_path / "out"), progress=progress)
+    assert [d for d, _ in seen if d.startswith("score")] == ["score 3 models on g1", "score 3 models on g2"]
