@@ -9,7 +9,7 @@ degradations or models are scored alongside.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from mirage_bench.config import InputSpec
 from mirage_bench.detectors.base import Detector
 from mirage_bench.engine import distributed, sources
+from mirage_bench.engine.timing import TrunkClock, model_seconds
 from mirage_bench.engine.trunks import Trunk, model_trunks
 from mirage_bench.errors import worker_errors
 from mirage_bench.preprocess import eval_transform
@@ -91,6 +92,7 @@ class Scores:
     degradations: list[Any]
     logits: np.ndarray  # [D, N] fp32
     seeds: np.ndarray  # [N] degradation seeds
+    forward_seconds: float = 0.0  # this rank's time in the model's forwards (its share of a shared encoder's)
 
 
 def score_subset(detector: Detector, manifest: pd.DataFrame, degradations: Sequence[Any], **kwargs: Any) -> Scores:
@@ -124,18 +126,22 @@ def score_models(
     for detector in detectors:
         detector.eval()
     trunks = model_trunks(detectors, spec_of)
+    clock = TrunkClock(len(trunks), device)
     chunks: list[list[torch.Tensor]] = [[] for _ in detectors]
     for grid in worker_errors(loader):  # B items, each S lists of D tensors
-        for trunk in trunks:
-            logits = torch.stack([forward_by_size(trunk, [item[trunk.spec][d] for item in grid], device)
-                                  for d in range(len(degradations))]).cpu()  # [D, M, B]
+        for t, trunk in enumerate(trunks):
+            with clock.timing(t):
+                logits = torch.stack([forward_by_size(trunk, [item[trunk.spec][d] for item in grid], device)
+                                      for d in range(len(degradations))]).cpu()  # [D, M, B]
             for m, (k, _) in enumerate(trunk.heads):
                 chunks[k].append(logits[:, m])
         if on_batch:
             on_batch(len(grid) * len(degradations) * len(detectors))
     for detector, mode in zip(detectors, was_training):
         detector.train(mode)
-    return [gathered_scores(manifest, degradations, shard, _joined(out, len(degradations)), base_seed) for out in chunks]
+    forward = model_seconds(clock.seconds(), [[k for k, _ in trunk.heads] for trunk in trunks], len(detectors))
+    return [replace(gathered_scores(manifest, degradations, shard, _joined(out, len(degradations)), base_seed), forward_seconds=f)
+            for out, f in zip(chunks, forward)]
 
 
 def _joined(chunks: list[torch.Tensor], degradations: int) -> np.ndarray:

@@ -20,6 +20,7 @@ from mirage_bench.config import RecipeCard
 from mirage_bench.engine import cells, distributed
 from mirage_bench.engine.benchmark import Benchmark, Subsets, load_benchmark
 from mirage_bench.engine.record import base_record
+from mirage_bench.engine.timing import cell_seconds
 from mirage_bench.errors import ConfigError, ContractError, DataError
 from mirage_bench.store import Store, write_json
 
@@ -280,7 +281,8 @@ def _evaluate_all(jobs: list[EvalJob], bench: Benchmark, store: Store, options: 
                   progress: Progress, impl: str) -> dict[str, float]:
     """Score every job's missing cells, test subset by test subset: the checkpoints that need the same
     degradations of a subset are scored in passes that decode and degrade each image once for all of them.
-    Returns the scoring seconds of each evaluation cell computed, shared equally by the cells of a pass."""
+    Returns the scoring seconds of each evaluation cell computed: its model's forwards and an equal share of
+    the pass's shared work (``timing.cell_seconds``), over the model's cells."""
     seconds: dict[str, float] = {}
     for generator in bench.protocol.test:
         by_todo: dict[tuple[str, ...], list[EvalJob]] = {}
@@ -293,9 +295,10 @@ def _evaluate_all(jobs: list[EvalJob], bench: Benchmark, store: Store, options: 
             degradations = [d for d in bench.degradations if d.spec in todo]
             for loaded in _loaded_passes(group, store, device):
                 started = time.perf_counter()
-                _evaluate_pass(loaded, degradations, bench.subsets.test[generator], store, options, device, run_id, progress, impl)
-                share = (time.perf_counter() - started) / (len(loaded) * len(degradations))
-                seconds.update({job.cell_ids[d.spec]: share for job, _, _ in loaded for d in degradations})
+                forward = _evaluate_pass(loaded, degradations, bench.subsets.test[generator], store, options, device, run_id,
+                                         progress, impl)
+                per_cell = cell_seconds(time.perf_counter() - started, forward, len(degradations))
+                seconds.update({job.cell_ids[d.spec]: own for (job, _, _), own in zip(loaded, per_cell) for d in degradations})
     return seconds
 
 
@@ -321,9 +324,10 @@ def _loaded_passes(jobs: list[EvalJob], store: Store, device: str) -> Iterator[l
 
 
 def _evaluate_pass(loaded: list[tuple[EvalJob, Any, dict[str, Any]]], todo: list[Any], subset: pd.DataFrame, store: Store,
-                   options: Options, device: str, run_id: str, progress: Progress, impl: str) -> None:
+                   options: Options, device: str, run_id: str, progress: Progress, impl: str) -> list[float]:
     """Score the loaded checkpoints on one subset under the ``todo`` degradations (one decode per image for
-    all of them) and store each cell. A model with non-finite logits is refused after the others are stored."""
+    all of them) and store each cell; returns each model's forward seconds. A model with non-finite logits is
+    refused after the others are stored."""
     from mirage_bench.engine.evaluator import score_models
 
     detectors = [detector for _, detector, _ in loaded]
@@ -356,6 +360,7 @@ def _evaluate_pass(loaded: list[tuple[EvalJob, Any, dict[str, Any]]], todo: list
     distributed.barrier()
     if refused:
         raise refused[0] if len(refused) == 1 else ContractError("\n".join(str(exc) for exc in refused))
+    return [scores.forward_seconds for scores in scored]
 
 
 def refuse_non_finite(job: EvalJob, spec: str, manifest: pd.DataFrame, logits: np.ndarray, shown: int = 5) -> None:

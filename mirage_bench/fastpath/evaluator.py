@@ -18,6 +18,8 @@ reference within stated tolerances, not bit for bit.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+from dataclasses import replace
 from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 import pandas as pd
@@ -27,6 +29,7 @@ from torch.utils.data import DataLoader
 from mirage_bench.config import InputSpec
 from mirage_bench.detectors.base import Detector
 from mirage_bench.engine.evaluator import Scores, distinct_specs, gathered_scores, rank_shard
+from mirage_bench.engine.timing import TrunkClock, model_seconds
 from mirage_bench.engine.trunks import Trunk, model_trunks
 from mirage_bench.errors import ConfigError, worker_errors
 from mirage_bench.fastpath.decoded_grid import CLEAN, RAW_JPEG, DecodedGrid, Part
@@ -113,11 +116,13 @@ def score_models_fast(
     was_training = [detector.training for detector in detectors]
     for detector in detectors:
         detector.eval()
-    score_batches(models, prepared_batches(loader, plans, specs, device, batch_size), logits, on_batch)
+    clock = TrunkClock(len(models), device)
+    score_batches(models, prepared_batches(loader, plans, specs, device, batch_size), logits, on_batch, clock)
     for detector, mode in zip(detectors, was_training):
         detector.train(mode)
     scores = [gathered_scores(full, degradations, shard, out.cpu().numpy(), base_seed) for out in logits]
-    return scores, implementation_names(degradations, nvjpeg, device)
+    forward = model_seconds(clock.seconds(), [[k for k, _ in model.trunk.heads] for model in models], len(detectors))
+    return [replace(s, forward_seconds=f) for s, f in zip(scores, forward)], implementation_names(degradations, nvjpeg, device)
 
 
 class ScoringModel(NamedTuple):
@@ -143,16 +148,16 @@ def compiled(model: Callable[[torch.Tensor], torch.Tensor], backend: str | Calla
 
 
 def score_batches(models: Sequence[ScoringModel], batches: Iterable[tuple[int, Iterable[tuple[int, int, torch.Tensor, torch.Tensor]]]],
-                  logits: Sequence[torch.Tensor], on_batch: Callable[[int], None] | None = None) -> None:
+                  logits: Sequence[torch.Tensor], on_batch: Callable[[int], None] | None = None, clock: TrunkClock | None = None) -> None:
     """Write each batch's logits into ``logits[model][degradation, row]``, every trunk reading the inputs
     prepared for its spec, never waiting for the device (no host synchronisation: the GPU runs ahead of the
-    host's queueing; checked in tests/gpu)."""
+    host's queueing; checked in tests/gpu). ``clock`` times each trunk's forwards (CUDA events on a GPU)."""
     for count, inputs in batches:
         for j, s, rows, x in inputs:
             x = x.contiguous(memory_format=torch.channels_last)
-            for trunk, autocast in models:
+            for t, (trunk, autocast) in enumerate(models):
                 if trunk.spec == s:
-                    with autocast:
+                    with clock.timing(t) if clock else nullcontext(), autocast:
                         for (k, _), scores in zip(trunk.heads, trunk.logits(x)):
                             logits[k][j, rows] = scores
         if on_batch:

@@ -209,3 +209,38 @@ def test_a_pass_counts_a_shared_frozen_backbone_once(tmp_path, monkeypatch):
     seen, progress = _recorder()
     execute(bench, Options(out=tmp_path / "out"), progress=progress)
     assert [d for d, _ in seen if d.startswith("score")] == ["score 3 models on g1", "score 3 models on g2"]
+
+
+def test_a_pass_charges_each_model_its_own_forwards_and_an_equal_share_of_the_rest():
+    from mirage_bench.engine.timing import cell_seconds, model_seconds
+
+    forward = model_seconds([3.0, 1.0], [[0, 2], [1]], 3)  # a shared encoder's time is split among its models
+    assert forward == [1.5, 1.0, 1.5]
+    assert cell_seconds(10.0, forward, 2) == [(2.0 + 1.5) / 2, (2.0 + 1.0) / 2, (2.0 + 1.5) / 2]
+    assert cell_seconds(1.0, [0.8, 0.7], 1) == [0.8, 0.7]  # clocks that disagree never make a share negative
+
+
+def test_the_slow_model_of_a_pass_records_the_slower_cells(tmp_path, monkeypatch):
+    """The leaderboard's images/s per detector comes from these seconds: a shared pass must not average a slow
+    model with a fast one."""
+    import time
+
+    from mirage_bench.detectors.tinycnn import TinyCNN
+
+    bench = _two_model_benchmark(tmp_path / "data")
+    slow_lr = bench.recipes[1].train.lr
+    forward = TinyCNN.forward
+
+    def timed(self, images):
+        if not self.training and self.recipe.train.lr == slow_lr:
+            time.sleep(0.05)
+        return forward(self, images)
+
+    execute(bench, Options(out=tmp_path / "out"), evaluate=False)
+    monkeypatch.setattr(TinyCNN, "forward", timed)
+    record = execute(bench, Options(out=tmp_path / "out"))
+    fast_cell, slow_cell = (c["cell_id"] for c in record["train_cells"])
+    seconds = {cell: sum(c["seconds"] for c in record["eval_cells"] if c["train_cell_id"] == cell) for cell in (fast_cell, slow_cell)}
+    # the slow model sleeps 0.05 s in each of its 4 forwards (2 subsets x 2 degradations x 1 batch); their
+    # compute is alike and tiny, and the shared work is charged to both alike
+    assert seconds[slow_cell] - seconds[fast_cell] >= 0.75 * 4 * 0.05

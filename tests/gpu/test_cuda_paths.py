@@ -115,6 +115,32 @@ def test_fast_scorer_on_cuda_matches_cpu_reference(tmp_path):
     assert np.isfinite(fast16.logits).all()
 
 
+def test_univfd_seeds_share_one_tower_forward_on_cuda_with_their_own_logits(tmp_path):
+    """Three UnivFD checkpoints (one frozen tower, three heads) in one fast pass under bf16: each gets the
+    logits of its own pass, and each pass timed its forwards with CUDA events."""
+    from mirage_bench.degradations import parse
+    from mirage_bench.detectors.build import build_tiny
+    from mirage_bench.fastpath.evaluator import score_models_fast
+
+    paths = []
+    for k, image in enumerate(_photos(6, 48, 40, seed=9)):
+        paths.append(str(tmp_path / f"img{k}.png"))
+        Image.fromarray(image).save(paths[-1])
+    manifest = pd.DataFrame({"path": paths, "image_id": [f"id{k}" for k in range(6)]})
+    degradations = [parse(s) for s in ["none", "blur(s=2)", "jpeg(q=50)"]]
+    models = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        models.append(build_tiny("univfd").cuda().eval())
+    kwargs = {"device": "cuda", "workers": 0, "batch_size": 4}
+    together, _ = score_models_fast(models, manifest, degradations, **kwargs)
+    for model, scores in zip(models, together):
+        (alone,), _ = score_models_fast([model], manifest, degradations, **kwargs)
+        np.testing.assert_allclose(scores.logits, alone.logits, rtol=0, atol=1e-5)
+        assert scores.forward_seconds > 0 and alone.forward_seconds > 0
+    assert not np.allclose(together[0].logits, together[1].logits)
+
+
 def test_mirage_trains_on_cuda_under_bf16_with_frozen_clip():
     from mirage_bench.detectors.build import build_tiny
 
@@ -144,6 +170,7 @@ def test_fast_scoring_loop_never_waits_for_the_gpu(tmp_path):
     synchronisation (a pageable copy, an ``.item()``, a ``.cpu()``)."""
     from mirage_bench.degradations import parse
     from mirage_bench.detectors.build import build_tiny
+    from mirage_bench.engine.timing import TrunkClock
     from mirage_bench.engine.trunks import model_trunks
     from mirage_bench.fastpath.evaluator import (
         ScoringModel,
@@ -169,7 +196,8 @@ def test_fast_scoring_loop_never_waits_for_the_gpu(tmp_path):
         logits = torch.full((len(degradations), len(paths)), float("nan"), device=device)
         with torch.no_grad():
             score_batches([ScoringModel(model_trunks([detector], [0])[0], autocast)],
-                          prepared_batches(loader, plans, [detector.input_spec], device, 4), [logits])
+                          prepared_batches(loader, plans, [detector.input_spec], device, 4), [logits],
+                          clock=TrunkClock(1, device))  # its CUDA events must not synchronise either
         return logits
 
     run()  # warm-up: kernel selection may synchronise once

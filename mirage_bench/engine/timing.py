@@ -1,0 +1,61 @@
+"""Whose time a shared pass spent: each model's own forwards, and an equal share of the rest.
+
+Models scored in one pass share its decoding, degradations and preprocessing, so the pass's wall time is
+not any one model's. The leaderboard's images/s per detector needs each model's own cost: the seconds of
+its forwards (a shared encoder's split among the models it serves) plus an equal share of the work they
+share. On CUDA the forwards are timed with events read once at the end, so the scoring loop never waits
+for the device.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+import torch
+
+
+class TrunkClock:
+    """Seconds spent in each of ``n`` trunks' forwards on ``device``."""
+
+    def __init__(self, n: int, device: str | torch.device) -> None:
+        self.cuda = torch.device(device).type == "cuda"
+        self.wall = [0.0] * n
+        self.events: list[list[tuple[torch.cuda.Event, torch.cuda.Event]]] = [[] for _ in range(n)]
+
+    @contextmanager
+    def timing(self, trunk: int) -> Iterator[None]:
+        if self.cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            yield
+            end.record()
+            self.events[trunk].append((start, end))
+        else:
+            started = time.perf_counter()
+            yield
+            self.wall[trunk] += time.perf_counter() - started
+
+    def seconds(self) -> list[float]:
+        """Per trunk; on CUDA this waits for the recorded work (call it once the scores are on the host)."""
+        if not self.cuda:
+            return list(self.wall)
+        torch.cuda.synchronize()
+        return [sum(start.elapsed_time(end) for start, end in pairs) / 1e3 for pairs in self.events]
+
+
+def model_seconds(trunk_seconds: Sequence[float], trunk_models: Sequence[Sequence[int]], models: int) -> list[float]:
+    """Each model's forward seconds: its trunk's, split equally among the models the trunk serves."""
+    out = [0.0] * models
+    for seconds, served in zip(trunk_seconds, trunk_models):
+        for k in served:
+            out[k] += seconds / len(served)
+    return out
+
+
+def cell_seconds(pass_seconds: float, forward_seconds: Sequence[float], degradations: int) -> list[float]:
+    """Seconds per evaluation cell of each model of a pass: its forwards plus an equal share of the pass's
+    other work (never negative: device timers and the host clock may disagree by a little), over its cells."""
+    shared = max(0.0, pass_seconds - sum(forward_seconds)) / max(1, len(forward_seconds))
+    return [(shared + own) / max(1, degradations) for own in forward_seconds]
