@@ -269,9 +269,9 @@ def _train(cell: TrainCell, store: Store, options: Options, device: str, progres
                on_step=lambda step, total: advance(1))
 
 
-#: Bytes of the models (``detectors.base.held_bytes``, frozen backbones included, a shared one once) one pass
-#: over a test subset holds at once; a pass may hold one model more while the one whose loading crossed the
-#: limit opens the next pass. Six ViT-L/14 image towers in fp32 (1.16 GiB each; but any number of UnivFD
+#: Bytes of the models (``detectors.base.held_bytes``, frozen backbones included, a shared one once) the
+#: evaluation holds loaded at once; a group may hold one model more while the one whose loading crossed the
+#: limit opens the next group. Six ViT-L/14 image towers in fp32 (1.16 GiB each; but any number of UnivFD
 #: checkpoints sharing one tower) or 91 CNNSpot ResNet-50s (90 MiB); the rest of the device's memory is left for
 #: one forward at a time.
 PASS_MODEL_BYTES = 8 << 30
@@ -279,46 +279,51 @@ PASS_MODEL_BYTES = 8 << 30
 
 def _evaluate_all(jobs: list[EvalJob], bench: Benchmark, store: Store, options: Options, device: str, run_id: str,
                   progress: Progress, impl: str) -> dict[str, float]:
-    """Score every job's missing cells, test subset by test subset: the checkpoints that need the same
-    degradations of a subset are scored in passes that decode and degrade each image once for all of them.
-    Returns the scoring seconds of each evaluation cell computed: its model's forwards and an equal share of
-    the pass's shared work (``timing.cell_seconds``), over the model's cells."""
+    """Score every job's missing cells. The checkpoints with work left are loaded once each, in groups of at
+    most ``PASS_MODEL_BYTES``; each group goes over the test subsets in turn, and the models of a group that
+    need the same degradations of a subset are scored in one pass that decodes and degrades each image once
+    for all of them. Returns the scoring seconds of each evaluation cell computed: its model's forwards and an
+    equal share of the pass's shared work (``timing.cell_seconds``), over the model's cells."""
+    todo = {job.cell_ids[spec]: not store.has_predictions(job.cell_ids[spec]) for job in jobs for spec in job.cell_ids}
+    pending = [job for job in jobs if any(todo[cell_id] for cell_id in job.cell_ids.values())]
+    cells = list({id(job.train_cell): job.train_cell for job in pending}.values())
     seconds: dict[str, float] = {}
-    for generator in bench.protocol.test:
-        by_todo: dict[tuple[str, ...], list[EvalJob]] = {}
-        for job in jobs:
-            if job.generator == generator:
-                todo = tuple(d.spec for d in bench.degradations if not store.has_predictions(job.cell_ids[d.spec]))
-                if todo:
-                    by_todo.setdefault(todo, []).append(job)
-        for todo, group in by_todo.items():
-            degradations = [d for d in bench.degradations if d.spec in todo]
-            for loaded in _loaded_passes(group, store, device):
+    for loaded in _loaded_models(cells, store, device):
+        models = {id(cell): (detector, meta) for cell, detector, meta in loaded}
+        for generator in bench.protocol.test:
+            by_todo: dict[tuple[str, ...], list[tuple[EvalJob, Any, dict[str, Any]]]] = {}
+            for job in pending:
+                if job.generator == generator and id(job.train_cell) in models:
+                    specs = tuple(d.spec for d in bench.degradations if todo[job.cell_ids[d.spec]])
+                    if specs:
+                        by_todo.setdefault(specs, []).append((job, *models[id(job.train_cell)]))
+            for specs, group in by_todo.items():
+                degradations = [d for d in bench.degradations if d.spec in specs]
                 started = time.perf_counter()
-                forward = _evaluate_pass(loaded, degradations, bench.subsets.test[generator], store, options, device, run_id,
+                forward = _evaluate_pass(group, degradations, bench.subsets.test[generator], store, options, device, run_id,
                                          progress, impl)
                 per_cell = cell_seconds(time.perf_counter() - started, forward, len(degradations))
-                seconds.update({job.cell_ids[d.spec]: own for (job, _, _), own in zip(loaded, per_cell) for d in degradations})
+                seconds.update({job.cell_ids[d.spec]: own for (job, _, _), own in zip(group, per_cell) for d in degradations})
     return seconds
 
 
-def _loaded_passes(jobs: list[EvalJob], store: Store, device: str) -> Iterator[list[tuple[EvalJob, Any, dict[str, Any]]]]:
-    """The jobs' checkpoints loaded on ``device``, in groups holding at most ``PASS_MODEL_BYTES`` (at least one
-    model). A checkpoint whose frozen weights equal a loaded one's holds that copy instead of its own
+def _loaded_models(cells: list[TrainCell], store: Store, device: str) -> Iterator[list[tuple[TrainCell, Any, dict[str, Any]]]]:
+    """The cells' checkpoints loaded on ``device``, each once, in groups holding at most ``PASS_MODEL_BYTES`` (at
+    least one model). A checkpoint whose frozen weights equal a loaded one's holds that copy instead of its own
     (``trunks.adopt_frozen``), so its frozen backbone counts once."""
     from mirage_bench.detectors.base import held_bytes
     from mirage_bench.detectors.checkpoint import load_checkpoint
     from mirage_bench.engine.trunks import adopt_frozen
 
-    group: list[tuple[EvalJob, Any, dict[str, Any]]] = []
-    for job in jobs:
-        detector, meta = load_checkpoint(store.checkpoint_dir(job.train_cell.cell_id) / "model.pt", device)
+    group: list[tuple[TrainCell, Any, dict[str, Any]]] = []
+    for cell in cells:
+        detector, meta = load_checkpoint(store.checkpoint_dir(cell.cell_id) / "model.pt", device)
         loaded = [d for _, d, _ in group]
         adopt_frozen(detector, loaded)
         if group and held_bytes([*loaded, detector]) > PASS_MODEL_BYTES:
             yield group
             group = []
-        group.append((job, detector, meta))
+        group.append((cell, detector, meta))
     if group:
         yield group
 

@@ -4,7 +4,7 @@ Models scored in one pass share its decoding, degradations and preprocessing, so
 not any one model's. The leaderboard's images/s per detector needs each model's own cost: the seconds of
 its forwards (a shared encoder's split among the models it serves) plus an equal share of the work they
 share. On CUDA the forwards are timed with events read once at the end, so the scoring loop never waits
-for the device.
+for the device. Loading checkpoints is not scoring and is left out (a run loads each once, not per subset).
 """
 
 from __future__ import annotations

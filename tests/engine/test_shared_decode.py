@@ -30,7 +30,7 @@ def _models() -> list:
 def _counting(monkeypatch, module, name: str) -> list[str]:
     opened: list[str] = []
     original = getattr(module, name)
-    monkeypatch.setattr(module, name, lambda path: opened.append(str(path)) or original(path))
+    monkeypatch.setattr(module, name, lambda path, *args: opened.append(str(path)) or original(path, *args))
     return opened
 
 
@@ -83,12 +83,17 @@ def _predictions(out) -> pd.DataFrame:
     return frame.sort_values(["cell_id", "image_id"], ignore_index=True)
 
 
-def test_a_run_scores_each_subset_in_one_pass_for_all_models_with_the_logits_of_separate_runs(tmp_path):
+def test_a_run_scores_each_subset_in_one_pass_for_all_models_with_the_logits_of_separate_runs(tmp_path, monkeypatch):
+    from mirage_bench.detectors import checkpoint
+
     bench = _two_model_benchmark(tmp_path / "data")
     seen, progress = _recorder()
+    loads = _counting(monkeypatch, checkpoint, "load_checkpoint")
     record = execute(bench, Options(out=tmp_path / "together"), progress=progress)
     scoring = [(d, n) for d, n in seen if d.startswith("score")]
     assert scoring == [("score 2 models on g1", 9 * 2 * 2), ("score 2 models on g2", 7 * 2 * 2)]
+    assert len(loads) == 2  # each checkpoint loaded once for both subsets
+    monkeypatch.undo()
     assert all(c["computed_in_this_run"] and c["seconds"] > 0 for c in record["eval_cells"])
     # the record lists cells model by model, as before
     assert [c["train_cell_id"] for c in record["eval_cells"]] == [c["cell_id"] for c in record["train_cells"] for _ in range(4)]
@@ -104,7 +109,7 @@ def test_passes_hold_at_most_the_model_byte_budget(tmp_path, monkeypatch):
     seen, progress = _recorder()
     execute(bench, Options(out=tmp_path / "apart"), progress=progress)
     scoring = [d for d, _ in seen if d.startswith("score")]
-    assert scoring == ["score tinycnn/g1/s0 on g1"] * 2 + ["score tinycnn/g1/s0 on g2"] * 2
+    assert scoring == ["score tinycnn/g1/s0 on g1", "score tinycnn/g1/s0 on g2"] * 2  # model by model
     monkeypatch.undo()
     execute(bench, Options(out=tmp_path / "together"))
     pd.testing.assert_frame_equal(_predictions(tmp_path / "apart"), _predictions(tmp_path / "together"))
