@@ -102,6 +102,11 @@ def check_plan(bench: Benchmark) -> None:
     ) if not items]
     if empty:
         raise ConfigError(f"protocol {p.name!r} gives nothing to run: {'; '.join(empty)}")
+    names = [r.name for r in bench.recipes]
+    for what, items, example in (("detector", names, "--detectors a,b"), ("seed", bench.seeds, "--seeds 0,1,2")):
+        repeated = sorted({item for item in items if items.count(item) > 1}, key=str)
+        if repeated:  # one checkpoint would be listed twice, and its cells scored and stored twice
+            raise ConfigError(f"{what}(s) {repeated} listed more than once ({items}); list each once, e.g. {example}")
 
 
 def train_cells(bench: Benchmark) -> list[TrainCell]:

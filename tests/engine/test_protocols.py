@@ -156,6 +156,20 @@ def test_zero_cells_is_a_clear_error_before_any_run_is_recorded(tmp_path):
     assert result.exit_code == 2 and "gives nothing to run: no detectors" in result.output, result.output
 
 
+def test_a_detector_or_seed_listed_twice_is_refused_before_any_run_is_recorded(tmp_path):
+    """Both copies would name one checkpoint, whose cells the evaluation would then score and store twice."""
+    bench = helpers.benchmark(tmp_path / "data")
+    bench.recipes = [helpers.recipe(), helpers.recipe()]
+    with pytest.raises(ConfigError, match=r"detector\(s\) \['tinycnn'\] listed more than once \(\['tinycnn', 'tinycnn'\]\)"):
+        execute(bench, Options(out=tmp_path / "out"))
+    bench = helpers.benchmark(tmp_path / "data", seeds=(0, 1, 0))
+    with pytest.raises(ConfigError, match=r"seed\(s\) \[0\] listed more than once"):
+        describe_plan(bench, Store(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+    result = CliRunner().invoke(app, ["run", "--detectors", "tinycnn,tinycnn", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "listed more than once" in result.output, result.output
+
+
 def test_notes_and_exclusions_are_printed_and_recorded(tmp_path):
     root = tmp_path / "tiny"
     for seed, (generator, split, n) in enumerate([("a", "train", 6), ("a", "val", 3), ("b", "val", 3), ("c", "val", 2)]):
