@@ -69,6 +69,8 @@ def adopt_frozen(detector: Detector, held: Sequence[Detector]) -> bool:
     """Point ``detector``'s frozen modules at those of the first of ``held`` with the same frozen weights, so its
     own copy is freed; returns whether it found one. The modules are frozen and in eval mode: scoring never
     changes them."""
+    if not detector.frozen_modules():
+        return False
     for other in held:
         if same_frozen_weights(other, detector):
             for name, module in other.frozen_modules().items():

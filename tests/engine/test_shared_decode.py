@@ -191,6 +191,7 @@ def test_adopting_bit_equal_frozen_weights_keeps_one_copy_and_every_output():
     with torch.no_grad():
         before = b(x)
     assert not adopt_frozen(nudged, [a]) and nudged.encoder is not a.encoder
+    assert not adopt_frozen(build_tiny("tinycnn"), [build_tiny("tinycnn")])  # nothing frozen to share
     assert adopt_frozen(b, [nudged, a]) and b.encoder is a.encoder
     with torch.no_grad():
         assert torch.equal(b(x), before)
