@@ -102,11 +102,16 @@ def check_plan(bench: Benchmark) -> None:
     ) if not items]
     if empty:
         raise ConfigError(f"protocol {p.name!r} gives nothing to run: {'; '.join(empty)}")
-    names = [r.name for r in bench.recipes]
-    for what, items, example in (("detector", names, "--detectors a,b"), ("seed", bench.seeds, "--seeds 0,1,2")):
-        repeated = sorted({item for item in items if items.count(item) > 1}, key=str)
-        if repeated:  # one checkpoint would be listed twice, and its cells scored and stored twice
-            raise ConfigError(f"{what}(s) {repeated} listed more than once ({items}); list each once, e.g. {example}")
+    # A repeat would name the same checkpoints twice, and the evaluation would score and store their cells twice.
+    # Same-named recipes that differ (e.g. in an override) are distinct models, kept apart by their recipe hash.
+    hashes = [cells.recipe_hash(r) for r in bench.recipes]
+    repeated = sorted({r.name for r, h in zip(bench.recipes, hashes) if hashes.count(h) > 1})
+    if repeated:
+        raise ConfigError(f"detector(s) {repeated} listed more than once with the same recipe ({[r.name for r in bench.recipes]}); "
+                          "list each once, e.g. --detectors a,b")
+    seeds = sorted({s for s in bench.seeds if bench.seeds.count(s) > 1})
+    if seeds:
+        raise ConfigError(f"seed(s) {seeds} listed more than once ({bench.seeds}); list each once, e.g. --seeds 0,1,2")
 
 
 def train_cells(bench: Benchmark) -> list[TrainCell]:

@@ -160,8 +160,10 @@ def test_a_detector_or_seed_listed_twice_is_refused_before_any_run_is_recorded(t
     """Both copies would name one checkpoint, whose cells the evaluation would then score and store twice."""
     bench = helpers.benchmark(tmp_path / "data")
     bench.recipes = [helpers.recipe(), helpers.recipe()]
-    with pytest.raises(ConfigError, match=r"detector\(s\) \['tinycnn'\] listed more than once \(\['tinycnn', 'tinycnn'\]\)"):
+    with pytest.raises(ConfigError, match=r"detector\(s\) \['tinycnn'\] listed more than once with the same recipe"):
         execute(bench, Options(out=tmp_path / "out"))
+    bench.recipes = [helpers.recipe(), helpers.recipe("train.lr=0.01")]  # same name, another model: allowed
+    describe_plan(bench, Store(tmp_path / "out"))
     bench = helpers.benchmark(tmp_path / "data", seeds=(0, 1, 0))
     with pytest.raises(ConfigError, match=r"seed\(s\) \[0\] listed more than once"):
         describe_plan(bench, Store(tmp_path / "out"))
