@@ -296,9 +296,9 @@ def _evaluate_all(jobs: list[EvalJob], bench: Benchmark, store: Store, options: 
     equal share of the pass's shared work (``timing.cell_seconds``), over the model's cells."""
     todo = {job.cell_ids[spec]: not store.has_predictions(job.cell_ids[spec]) for job in jobs for spec in job.cell_ids}
     pending = [job for job in jobs if any(todo[cell_id] for cell_id in job.cell_ids.values())]
-    cells = list({id(job.train_cell): job.train_cell for job in pending}.values())
+    to_load = list({id(job.train_cell): job.train_cell for job in pending}.values())
     seconds: dict[str, float] = {}
-    for loaded in _loaded_models(cells, store, device):
+    for loaded in _loaded_models(to_load, store, device):
         models = {id(cell): (detector, meta) for cell, detector, meta in loaded}
         for generator in bench.protocol.test:
             by_todo: dict[tuple[str, ...], list[tuple[EvalJob, Any, dict[str, Any]]]] = {}
@@ -317,16 +317,16 @@ def _evaluate_all(jobs: list[EvalJob], bench: Benchmark, store: Store, options: 
     return seconds
 
 
-def _loaded_models(cells: list[TrainCell], store: Store, device: str) -> Iterator[list[tuple[TrainCell, Any, dict[str, Any]]]]:
-    """The cells' checkpoints loaded on ``device``, each once, in groups holding at most ``PASS_MODEL_BYTES`` (at
-    least one model). A checkpoint whose frozen weights equal a loaded one's holds that copy instead of its own
+def _loaded_models(trained: list[TrainCell], store: Store, device: str) -> Iterator[list[tuple[TrainCell, Any, dict[str, Any]]]]:
+    """The ``trained`` cells' checkpoints loaded on ``device``, each once, in groups holding at most
+    ``PASS_MODEL_BYTES`` (at least one model). A checkpoint whose frozen weights equal a loaded one's holds that copy instead of its own
     (``trunks.adopt_frozen``), so its frozen backbone counts once."""
     from mirage_bench.detectors.base import held_bytes
     from mirage_bench.detectors.checkpoint import load_checkpoint
     from mirage_bench.engine.trunks import adopt_frozen
 
     group: list[tuple[TrainCell, Any, dict[str, Any]]] = []
-    for cell in cells:
+    for cell in trained:
         detector, meta = load_checkpoint(store.checkpoint_dir(cell.cell_id) / "model.pt", device)
         loaded = [d for _, d, _ in group]
         adopt_frozen(detector, loaded)

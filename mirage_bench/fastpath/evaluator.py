@@ -109,7 +109,10 @@ def score_models_fast(
     # scored", so a row the loop missed can never pass as a score.
     logits = [torch.full((len(degradations), len(manifest)), float("nan"), dtype=torch.float32, device=device) for _ in detectors]
     specs, spec_of = distinct_specs(detectors)
-    autocast = [use_bf16 and device.type == "cuda" for use_bf16 in (bf16 if bf16 is not None else [True] * len(detectors))]
+    flags = list(bf16) if bf16 is not None else [True] * len(detectors)
+    if len(flags) != len(detectors):
+        raise ValueError(f"bf16 gives {len(flags)} flags for {len(detectors)} detectors; give one per detector")
+    autocast = [use_bf16 and device.type == "cuda" for use_bf16 in flags]
     models = [ScoringModel(trunk._replace(encode=compiled(trunk.encode)) if compile_model else trunk,
                            torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast[trunk.heads[0][0]]))
               for trunk in model_trunks(detectors, spec_of, keys=autocast)]
