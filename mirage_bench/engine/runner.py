@@ -279,12 +279,20 @@ def _train(cell: TrainCell, store: Store, options: Options, device: str, progres
                on_step=lambda step, total: advance(1))
 
 
-#: Bytes of the models (``detectors.base.held_bytes``, frozen backbones included, a shared one once) the
+#: Most bytes of models (``detectors.base.held_bytes``, frozen backbones included, a shared one once) the
 #: evaluation holds loaded at once; a group may hold one model more while the one whose loading crossed the
 #: limit opens the next group. Six ViT-L/14 image towers in fp32 (1.16 GiB each; but any number of UnivFD
-#: checkpoints sharing one tower) or 91 CNNSpot ResNet-50s (90 MiB); the rest of the device's memory is left for
-#: one forward at a time.
+#: checkpoints sharing one tower) or 91 CNNSpot ResNet-50s (90 MiB). A device with less than three times this
+#: memory gets a third of its memory (``pass_model_bytes``): the rest is left for one forward at a time.
 PASS_MODEL_BYTES = 8 << 30
+
+
+def pass_model_bytes(device: str) -> int:
+    """``PASS_MODEL_BYTES``, or a third of the device's memory where that is less (a 12 GB card: 4 GB of models)."""
+    from mirage_bench.machine import memory_bytes
+
+    total = memory_bytes(device)
+    return min(PASS_MODEL_BYTES, total // 3) if total else PASS_MODEL_BYTES
 
 
 def _evaluate_all(jobs: list[EvalJob], bench: Benchmark, store: Store, options: Options, device: str, run_id: str,
@@ -319,18 +327,19 @@ def _evaluate_all(jobs: list[EvalJob], bench: Benchmark, store: Store, options: 
 
 def _loaded_models(trained: list[TrainCell], store: Store, device: str) -> Iterator[list[tuple[TrainCell, Any, dict[str, Any]]]]:
     """The ``trained`` cells' checkpoints loaded on ``device``, each once, in groups holding at most
-    ``PASS_MODEL_BYTES`` (at least one model). A checkpoint whose frozen weights equal a loaded one's holds that copy instead of its own
+    ``pass_model_bytes(device)`` (at least one model). A checkpoint whose frozen weights equal a loaded one's holds that copy instead of its own
     (``trunks.adopt_frozen``), so its frozen backbone counts once."""
     from mirage_bench.detectors.base import held_bytes
     from mirage_bench.detectors.checkpoint import load_checkpoint
     from mirage_bench.engine.trunks import adopt_frozen
 
+    budget = pass_model_bytes(device)
     group: list[tuple[TrainCell, Any, dict[str, Any]]] = []
     for cell in trained:
         detector, meta = load_checkpoint(store.checkpoint_dir(cell.cell_id) / "model.pt", device)
         loaded = [d for _, d, _ in group]
         adopt_frozen(detector, loaded)
-        if group and held_bytes([*loaded, detector]) > PASS_MODEL_BYTES:
+        if group and held_bytes([*loaded, detector]) > budget:
             yield group
             group = []
         group.append((cell, detector, meta))

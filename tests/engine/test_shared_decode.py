@@ -250,3 +250,13 @@ def test_the_slow_model_of_a_pass_records_the_slower_cells(tmp_path, monkeypatch
     # the slow model sleeps 0.05 s in each of its 4 forwards (2 subsets x 2 degradations x 1 batch); their
     # compute is alike and tiny, and the shared work is charged to both alike
     assert seconds[slow_cell] - seconds[fast_cell] >= 0.75 * 4 * 0.05
+
+
+def test_the_model_budget_leaves_two_thirds_of_a_small_device_to_the_forwards(monkeypatch):
+    from mirage_bench import machine
+
+    for total, budget in [(12 * 10**9, 4 * 10**9), (80 * 2**30, runner.PASS_MODEL_BYTES), (None, runner.PASS_MODEL_BYTES)]:
+        monkeypatch.setattr(machine, "memory_bytes", lambda device, total=total: total)
+        assert runner.pass_model_bytes("cuda:0") == budget
+    monkeypatch.undo()
+    assert 0 < machine.memory_bytes("cpu")  # this machine's RAM, read without torch
