@@ -260,3 +260,19 @@ def test_the_model_budget_leaves_two_thirds_of_a_small_device_to_the_forwards(mo
         assert runner.pass_model_bytes("cuda:0") == budget
     monkeypatch.undo()
     assert 0 < machine.memory_bytes("cpu")  # this machine's RAM, read without torch
+
+
+def test_a_run_on_the_fast_path_scores_all_models_in_one_pass_close_to_the_reference(tmp_path):
+    """The engine's fast path on a CPU (as on CUDA, less the device): one pass per subset, each model's cells
+    stored with the implementation that made them, scores within the fast path's tolerance of the reference."""
+    bench = _two_model_benchmark(tmp_path / "data")
+    seen, progress = _recorder()
+    execute(bench, Options(out=tmp_path / "fast", impl="fast", workers=0), progress=progress)
+    assert [d for d, _ in seen if d.startswith("score")] == ["score 2 models on g1", "score 2 models on g2"]
+    execute(bench, Options(out=tmp_path / "reference"))
+    fast, reference = _predictions(tmp_path / "fast"), _predictions(tmp_path / "reference")
+    assert set(fast["impl"]) == {"fast:pil+cpu-degrade+cpu-preprocess", "fast:pil+cpu-ref-degrade+cpu-preprocess"}
+    key = ["checkpoint_sha256", "degradation", "image_id"]
+    both = fast.merge(reference, on=key, suffixes=("_fast", "_reference"))
+    assert len(both) == len(fast) == len(reference) == 2 * (9 + 7) * 2
+    assert np.abs(both["logit_fast"] - both["logit_reference"]).max() < 0.05
