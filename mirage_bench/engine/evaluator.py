@@ -9,8 +9,9 @@ degradations or models are scored alongside.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from mirage_bench.config import InputSpec
 from mirage_bench.detectors.base import Detector
 from mirage_bench.engine import distributed, sources
-from mirage_bench.engine.timing import TrunkClock, model_seconds
+from mirage_bench.engine.timing import TrunkClock
 from mirage_bench.engine.trunks import Trunk, model_trunks
 from mirage_bench.errors import worker_errors
 from mirage_bench.preprocess import eval_transform
@@ -46,6 +47,19 @@ class _GridImages(Dataset):
         seed = sources.image_seed(self.base_seed, self.ids[i])
         degraded = [d.apply(image, seed) for d in self.degradations]
         return [[eval_transform(x, spec, self.paths[i]) for x in degraded] for spec in self.specs]
+
+
+@contextmanager
+def in_eval_mode(detectors: Sequence[Detector]) -> Iterator[None]:
+    """The detectors in eval mode for scoring, each back in its own mode afterwards (training validates too)."""
+    modes = [detector.training for detector in detectors]
+    for detector in detectors:
+        detector.eval()
+    try:
+        yield
+    finally:
+        for detector, mode in zip(detectors, modes):
+            detector.train(mode)
 
 
 def distinct_specs(detectors: Sequence[Detector]) -> tuple[list[InputSpec], list[int]]:
@@ -122,24 +136,20 @@ def score_models(
     specs, spec_of = distinct_specs(detectors)
     dataset = _GridImages(manifest.iloc[shard], degradations, specs, base_seed)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=keep_list)
-    was_training = [detector.training for detector in detectors]
-    for detector in detectors:
-        detector.eval()
     trunks = model_trunks(detectors, spec_of)
-    clock = TrunkClock(len(trunks), device)
+    clock = TrunkClock(trunks, device)
     chunks: list[list[torch.Tensor]] = [[] for _ in detectors]
-    for grid in worker_errors(loader):  # B items, each S lists of D tensors
-        for t, trunk in enumerate(trunks):
-            with clock.timing(t):
-                logits = torch.stack([forward_by_size(trunk, [item[trunk.spec][d] for item in grid], device)
-                                      for d in range(len(degradations))]).cpu()  # [D, M, B]
-            for m, (k, _) in enumerate(trunk.heads):
-                chunks[k].append(logits[:, m])
-        if on_batch:
-            on_batch(len(grid) * len(degradations) * len(detectors))
-    for detector, mode in zip(detectors, was_training):
-        detector.train(mode)
-    forward = model_seconds(clock.seconds(), [[k for k, _ in trunk.heads] for trunk in trunks], len(detectors))
+    with in_eval_mode(detectors):
+        for grid in worker_errors(loader):  # B items, each S lists of D tensors
+            for t, trunk in enumerate(trunks):
+                with clock.timing(t):
+                    logits = torch.stack([forward_by_size(trunk, [item[trunk.spec][d] for item in grid], device)
+                                          for d in range(len(degradations))]).cpu()  # [D, M, B]
+                for m, (k, _) in enumerate(trunk.heads):
+                    chunks[k].append(logits[:, m])
+            if on_batch:
+                on_batch(len(grid) * len(degradations) * len(detectors))
+    forward = clock.model_seconds(len(detectors))
     return [replace(gathered_scores(manifest, degradations, shard, _joined(out, len(degradations)), base_seed), forward_seconds=f)
             for out, f in zip(chunks, forward)]
 

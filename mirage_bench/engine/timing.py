@@ -15,14 +15,17 @@ from typing import Iterator, Sequence
 
 import torch
 
+from mirage_bench.engine.trunks import Trunk
+
 
 class TrunkClock:
-    """Seconds spent in each of ``n`` trunks' forwards on ``device``."""
+    """Seconds spent in each trunk's forwards on ``device``, and each model's share of them."""
 
-    def __init__(self, n: int, device: str | torch.device) -> None:
+    def __init__(self, trunks: Sequence[Trunk], device: str | torch.device) -> None:
+        self.served = [[k for k, _ in trunk.heads] for trunk in trunks]
         self.cuda = torch.device(device).type == "cuda"
-        self.wall = [0.0] * n
-        self.events: list[list[tuple[torch.cuda.Event, torch.cuda.Event]]] = [[] for _ in range(n)]
+        self.wall = [0.0] * len(trunks)
+        self.events: list[list[tuple[torch.cuda.Event, torch.cuda.Event]]] = [[] for _ in trunks]
 
     @contextmanager
     def timing(self, trunk: int) -> Iterator[None]:
@@ -43,6 +46,10 @@ class TrunkClock:
             return list(self.wall)
         torch.cuda.synchronize()
         return [sum(start.elapsed_time(end) for start, end in pairs) / 1e3 for pairs in self.events]
+
+    def model_seconds(self, models: int) -> list[float]:
+        """Each of the ``models`` models' forward seconds (see :func:`model_seconds`)."""
+        return model_seconds(self.seconds(), self.served, models)
 
 
 def model_seconds(trunk_seconds: Sequence[float], trunk_models: Sequence[Sequence[int]], models: int) -> list[float]:

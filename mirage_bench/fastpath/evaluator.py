@@ -28,8 +28,8 @@ from torch.utils.data import DataLoader
 
 from mirage_bench.config import InputSpec
 from mirage_bench.detectors.base import Detector
-from mirage_bench.engine.evaluator import Scores, distinct_specs, gathered_scores, rank_shard
-from mirage_bench.engine.timing import TrunkClock, model_seconds
+from mirage_bench.engine.evaluator import Scores, distinct_specs, gathered_scores, in_eval_mode, rank_shard
+from mirage_bench.engine.timing import TrunkClock
 from mirage_bench.engine.trunks import Trunk, model_trunks
 from mirage_bench.errors import ConfigError, worker_errors
 from mirage_bench.fastpath.decoded_grid import CLEAN, RAW_JPEG, DecodedGrid, Part
@@ -116,15 +116,11 @@ def score_models_fast(
     models = [ScoringModel(trunk._replace(encode=compiled(trunk.encode)) if compile_model else trunk,
                            torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast[trunk.heads[0][0]]))
               for trunk in model_trunks(detectors, spec_of, keys=autocast)]
-    was_training = [detector.training for detector in detectors]
-    for detector in detectors:
-        detector.eval()
-    clock = TrunkClock(len(models), device)
-    score_batches(models, prepared_batches(loader, plans, specs, device, batch_size), logits, on_batch, clock)
-    for detector, mode in zip(detectors, was_training):
-        detector.train(mode)
+    clock = TrunkClock([model.trunk for model in models], device)
+    with in_eval_mode(detectors):
+        score_batches(models, prepared_batches(loader, plans, specs, device, batch_size), logits, on_batch, clock)
     scores = [gathered_scores(full, degradations, shard, out.cpu().numpy(), base_seed) for out in logits]
-    forward = model_seconds(clock.seconds(), [[k for k, _ in model.trunk.heads] for model in models], len(detectors))
+    forward = clock.model_seconds(len(detectors))
     return [replace(s, forward_seconds=f) for s, f in zip(scores, forward)], implementation_names(degradations, nvjpeg, device)
 
 

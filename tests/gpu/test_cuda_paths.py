@@ -195,9 +195,9 @@ def test_fast_scoring_loop_never_waits_for_the_gpu(tmp_path):
         loader = grid_loader(manifest, degradations, plans, 0, raw_jpeg=False, batch_size=4, workers=0, pin_memory=True)
         logits = torch.full((len(degradations), len(paths)), float("nan"), device=device)
         with torch.no_grad():
-            score_batches([ScoringModel(model_trunks([detector], [0])[0], autocast)],
-                          prepared_batches(loader, plans, [detector.input_spec], device, 4), [logits],
-                          clock=TrunkClock(1, device))  # its CUDA events must not synchronise either
+            trunks = model_trunks([detector], [0])
+            score_batches([ScoringModel(trunks[0], autocast)], prepared_batches(loader, plans, [detector.input_spec], device, 4),
+                          [logits], clock=TrunkClock(trunks, device))  # its CUDA events must not synchronise either
         return logits
 
     run()  # warm-up: kernel selection may synchronise once
