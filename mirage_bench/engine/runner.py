@@ -302,8 +302,8 @@ def _evaluate_all(jobs: list[EvalJob], bench: Benchmark, store: Store, options: 
     need the same degradations of a subset are scored in one pass that decodes and degrades each image once
     for all of them. Returns the scoring seconds of each evaluation cell computed: its model's forwards and an
     equal share of the pass's shared work (``timing.cell_seconds``), over the model's cells."""
-    todo = {job.cell_ids[spec]: not store.has_predictions(job.cell_ids[spec]) for job in jobs for spec in job.cell_ids}
-    pending = [job for job in jobs if any(todo[cell_id] for cell_id in job.cell_ids.values())]
+    todo = {id(job): tuple(d.spec for d in bench.degradations if not store.has_predictions(job.cell_ids[d.spec])) for job in jobs}
+    pending = [job for job in jobs if todo[id(job)]]
     to_load = list({id(job.train_cell): job.train_cell for job in pending}.values())
     seconds: dict[str, float] = {}
     for loaded in _loaded_models(to_load, store, device):
@@ -312,9 +312,7 @@ def _evaluate_all(jobs: list[EvalJob], bench: Benchmark, store: Store, options: 
             by_todo: dict[tuple[str, ...], list[tuple[EvalJob, Any, dict[str, Any]]]] = {}
             for job in pending:
                 if job.generator == generator and id(job.train_cell) in models:
-                    specs = tuple(d.spec for d in bench.degradations if todo[job.cell_ids[d.spec]])
-                    if specs:
-                        by_todo.setdefault(specs, []).append((job, *models[id(job.train_cell)]))
+                    by_todo.setdefault(todo[id(job)], []).append((job, *models[id(job.train_cell)]))
             for specs, group in by_todo.items():
                 degradations = [d for d in bench.degradations if d.spec in specs]
                 started = time.perf_counter()
