@@ -52,10 +52,10 @@ def recipe_hash(recipe: RecipeCard) -> str:
     return digest(recipe.model_dump(mode="json", exclude=set(DOCUMENTATION_FIELDS)))
 
 
-def train_cell_id(recipe: RecipeCard, train: pd.DataFrame, validation: pd.DataFrame, seed: int) -> str:
+def train_cell_id(recipe: RecipeCard, train_hash: str, validation_hash: str, seed: int) -> str:
+    """``train_hash``/``validation_hash``: the ``frame_hash`` of the training and validation manifests."""
     return digest(
-        {"engine": ENGINE_VERSION, "recipe": recipe_hash(recipe), "train": frame_hash(train),
-         "validation": frame_hash(validation), "seed": seed}
+        {"engine": ENGINE_VERSION, "recipe": recipe_hash(recipe), "train": train_hash, "validation": validation_hash, "seed": seed}
     )[:20]
 
 

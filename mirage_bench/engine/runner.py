@@ -39,6 +39,8 @@ class TrainCell:
     validation: pd.DataFrame
     seed: int
     cell_id: str
+    train_hash: str  # frame_hash of ``train``
+    validation_hash: str  # frame_hash of ``validation``
 
     def steps(self) -> int:
         cfg = self.recipe.train
@@ -114,14 +116,26 @@ def check_plan(bench: Benchmark) -> None:
         raise ConfigError(f"seed(s) {seeds} listed more than once ({bench.seeds}); list each once, e.g. --seeds 0,1,2")
 
 
-def train_cells(bench: Benchmark) -> list[TrainCell]:
+def data_hashes(bench: Benchmark) -> dict[str, dict[str, str]]:
+    """``frame_hash`` of every training, validation and test manifest, by role and name: once per plan, since
+    they name every cell and the run record (a GenImage training set holds 160,000 rows, and every checkpoint
+    of a run names it)."""
+    s = bench.subsets
+    return {role: {name: cells.frame_hash(frame) for name, frame in frames.items()}
+            for role, frames in (("train", s.train), ("validation", s.validation), ("test", s.test))}
+
+
+def train_cells(bench: Benchmark, hashes: dict[str, dict[str, str]] | None = None) -> list[TrainCell]:
+    """Every (recipe, training set, seed) of the plan; ``hashes``: ``data_hashes(bench)`` when the caller has them."""
+    hashes = hashes or data_hashes(bench)
     out = []
     for recipe in bench.recipes:
         for name in sorted(bench.subsets.train):
             train, validation = bench.subsets.train[name], bench.subsets.validation[name]
+            train_hash, validation_hash = hashes["train"][name], hashes["validation"][name]
             for seed in bench.seeds:
-                cell_id = cells.train_cell_id(recipe, train, validation, seed)
-                out.append(TrainCell(recipe, name, train, validation, seed, cell_id))
+                cell_id = cells.train_cell_id(recipe, train_hash, validation_hash, seed)
+                out.append(TrainCell(recipe, name, train, validation, seed, cell_id, train_hash, validation_hash))
     return out
 
 
@@ -133,21 +147,22 @@ def checkpoint_hash(store: Store, cell: TrainCell) -> str | None:
     return cells.checkpoint_content_hash(read_checkpoint(path)) if path.is_file() else None
 
 
-def eval_jobs(bench: Benchmark, cell: TrainCell, ckpt_hash: str, impl: str = "reference") -> list[EvalJob]:
+def eval_jobs(bench: Benchmark, cell: TrainCell, ckpt_hash: str, test_hashes: dict[str, str], impl: str = "reference") -> list[EvalJob]:
+    """The checkpoint's job on each test subset (``test_hashes``: each subset's ``frame_hash``)."""
     jobs = []
     for generator in bench.protocol.test:
-        subset = bench.subsets.test[generator]
-        subset_hash = cells.frame_hash(subset)
-        ids = {d.spec: cells.eval_cell_id(ckpt_hash, subset_hash, d.spec, DEGRADATION_BASE_SEED, impl) for d in bench.degradations}
-        jobs.append(EvalJob(cell, ckpt_hash, generator, subset, ids))
+        ids = {d.spec: cells.eval_cell_id(ckpt_hash, test_hashes[generator], d.spec, DEGRADATION_BASE_SEED, impl)
+               for d in bench.degradations}
+        jobs.append(EvalJob(cell, ckpt_hash, generator, bench.subsets.test[generator], ids))
     return jobs
 
 
 def describe_plan(bench: Benchmark, store: Store, impl: str = "reference") -> pd.DataFrame:
     """Every cell with its status (``done`` / ``to do``) and the work it needs (``--dry-run``)."""
     check_plan(bench)
+    hashes = data_hashes(bench)
     rows = []
-    for cell in train_cells(bench):
+    for cell in train_cells(bench, hashes):
         ckpt = checkpoint_hash(store, cell)
         rows.append({"kind": "train", "cell": cell.cell_id, "detector": cell.recipe.name, "train": cell.train_generators,
                      "seed": cell.seed, "subset": "-", "degradation": "-", "status": "done" if ckpt else "to do",
@@ -157,7 +172,7 @@ def describe_plan(bench: Benchmark, store: Store, impl: str = "reference") -> pd
                          "seed": cell.seed, "subset": ",".join(bench.protocol.test), "degradation": f"{len(bench.degradations)} specs",
                          "status": "to do", "work": f"{len(bench.protocol.test) * len(bench.degradations)} cells"})
             continue
-        for job in eval_jobs(bench, cell, ckpt, impl):
+        for job in eval_jobs(bench, cell, ckpt, hashes["test"], impl):
             for spec, cell_id in job.cell_ids.items():
                 done = store.has_predictions(cell_id)
                 rows.append({"kind": "eval", "cell": cell_id, "detector": cell.recipe.name, "train": cell.train_generators,
@@ -220,16 +235,15 @@ def execute(bench: Benchmark, options: Options, *, train: bool = True, evaluate:
     rank, world = distributed.rank_and_world()
     run_id = distributed.broadcast_object(store.new_run_id() if rank == 0 else None)
     record = base_record(run_id, device, world)
+    hashes = data_hashes(bench)
     record.update(protocol={"name": bench.protocol.name, "version": bench.protocol.version, "card": bench.protocol.model_dump(mode="json")},
                   recipes={r.name: r.model_dump(mode="json") for r in bench.recipes}, seeds=bench.seeds,
                   degradations=[d.spec for d in bench.degradations], degradation_impl=impl, workers=options.workers,
-                  data={"train": {k: cells.frame_hash(v) for k, v in bench.subsets.train.items()},
-                        "validation": {k: cells.frame_hash(v) for k, v in bench.subsets.validation.items()},
-                        "test": {k: cells.frame_hash(v) for k, v in bench.subsets.test.items()}},
+                  data=hashes,
                   training_protocol=_training_record(bench), data_sources=[s.record() for s in bench.sources],
                   train_cells=[], eval_cells=[])
     jobs = []
-    for cell in train_cells(bench):
+    for cell in train_cells(bench, hashes):
         ckpt = checkpoint_hash(store, cell)
         trained_now = ckpt is None
         if ckpt is None:
@@ -241,9 +255,9 @@ def execute(bench: Benchmark, options: Options, *, train: bool = True, evaluate:
         ckpt_path = store.checkpoint_dir(cell.cell_id) / "model.pt"
         record["train_cells"].append({"cell_id": cell.cell_id, "detector": cell.recipe.name, "train_generators": cell.train_generators,
                                       "seed": cell.seed, "checkpoint": str(ckpt_path), "checkpoint_sha256": ckpt,
-                                      "trained_in_this_run": trained_now, "train_manifest": cells.frame_hash(cell.train),
-                                      "validation_manifest": cells.frame_hash(cell.validation)})
-        jobs += eval_jobs(bench, cell, ckpt, impl)
+                                      "trained_in_this_run": trained_now, "train_manifest": cell.train_hash,
+                                      "validation_manifest": cell.validation_hash})
+        jobs += eval_jobs(bench, cell, ckpt, hashes["test"], impl)
     if evaluate:
         seconds = _evaluate_all(jobs, bench, store, options, device, run_id, progress, impl)
         for job in jobs:
@@ -275,7 +289,7 @@ def _train(cell: TrainCell, store: Store, options: Options, device: str, progres
     train_cell(detector, cell.train, cell.validation, cell.seed, store.checkpoint_dir(cell.cell_id), device=device,
                workers=options.workers, state_every=options.state_every, eval_batch_size=options.eval_batch_size,
                metadata={"train_cell_id": cell.cell_id, "train_generators": cell.train_generators,
-                         "train_manifest": cells.frame_hash(cell.train), "validation_manifest": cells.frame_hash(cell.validation)},
+                         "train_manifest": cell.train_hash, "validation_manifest": cell.validation_hash},
                on_step=lambda step, total: advance(1))
 
 
