@@ -84,7 +84,7 @@ def test_fused_triton_blur_is_bit_exact_with_scipy_in_the_interpreter(tmp_path):
             np.testing.assert_array_equal(np.load(tmp_path / f"{name}_{sigma}.npy"), expected, err_msg=f"{name}, sigma {sigma}")
 
 
-def _ptx_for_hopper(radius: int, wide: bool) -> str:
+def _ptx_for_hopper(wide: bool) -> str:
     """The blur kernel as launched, compiled for an H100 (sm_90) by Triton on the CPU (no GPU needed)."""
     triton = pytest.importorskip("triton")
     from triton.backends.compiler import GPUTarget
@@ -92,35 +92,62 @@ def _ptx_for_hopper(radius: int, wide: bool) -> str:
 
     from mirage_bench.fastpath.blur_triton import _BLOCK, COMPILE_OPTIONS, _blur_pass
 
-    signature = {"src": "*u8", "dst": "*u8", "weights": "*fp64", "total": "i64", "length": "i32", "stride": "i32",
-                 "RADIUS": "constexpr", "WIDE": "constexpr", "BLOCK": "constexpr"}
-    source = ASTSource(fn=_blur_pass, signature=signature, constexprs={"RADIUS": radius, "WIDE": wide, "BLOCK": _BLOCK})
+    signature = {"src": "*u8", "dst": "*u8", "weights": "*fp64", "total": "i64", "length": "i32", "stride": "i32", "radius": "i32",
+                 "WIDE": "constexpr", "BLOCK": "constexpr"}
+    source = ASTSource(fn=_blur_pass, signature=signature, constexprs={"WIDE": wide, "BLOCK": _BLOCK})
     return triton.compile(source, target=GPUTarget("cuda", 90, 32), options=COMPILE_OPTIONS).asm["ptx"]
 
 
 @pytest.mark.parametrize("wide", [False, True])
 def test_fused_triton_blur_compiles_for_hopper_without_fma(wide):
     """Every float64 multiply and add is its own rounded instruction, as in scipy's C loop."""
-    ptx = _ptx_for_hopper(3, wide)
+    ptx = _ptx_for_hopper(wide)
     assert "fma" not in ptx
     assert "mul.rn.f64" in ptx and "add.rn.f64" in ptx
 
 
-@pytest.mark.parametrize("radius", [3, 12, 20, 40])  # sigma 0.75 to 10; the genimage grid's blurs are radius 12 and 20
-def test_fused_triton_blur_spills_no_registers_on_hopper(radius, tmp_path):
+def test_fused_triton_blur_spills_no_registers_on_hopper(tmp_path):
     """Register spills to local memory made the radius-20 pass 25x slower than the radius-12 one on an H100
-    (``benchmarks/blur_throughput.py``); Triton's bundled ptxas reports them without a GPU."""
+    (``benchmarks/blur_throughput.py``); Triton's bundled ptxas reports them without a GPU. The radius is a
+    runtime loop bound, so one compiled kernel serves every radius."""
     import re
     import subprocess
 
     from triton.backends.nvidia.compiler import get_ptxas
 
-    (tmp_path / "blur.ptx").write_text(_ptx_for_hopper(radius, wide=False))
+    (tmp_path / "blur.ptx").write_text(_ptx_for_hopper(wide=False))
     report = subprocess.run([get_ptxas(90).path, "-v", "--gpu-name=sm_90a", str(tmp_path / "blur.ptx"), "-o", str(tmp_path / "blur.cubin")],
                             capture_output=True, text=True, check=True, timeout=120).stderr
     spills = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", report)
     assert spills is not None, report
     assert spills.groups() == ("0", "0"), report
+
+
+def test_fused_triton_blur_compiles_one_variant_per_size_class_not_per_sigma_or_height():
+    """Launches of the grid's two blurs over GenImage's image sizes (512 px PNG, 500x375 JPEG), at every model
+    batch size, map to 5 Triton compile keys (as JIT launches compute them, for sm_90, on the CPU): rows and
+    columns of the PNGs; rows of the JPEGs with the flat size divisible by 16 or not; their columns when it is not
+    (when it is, the PNGs' columns variant). Each key is a cold compile on first use, mid-run; with the radius a
+    constexpr and the axis length specialised, these launches made 12."""
+    pytest.importorskip("triton")
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import make_backend
+    from triton.runtime.jit import create_function_from_signature
+
+    from mirage_bench.fastpath.blur_triton import COMPILE_OPTIONS, _blur_pass, blur_launches
+    from mirage_bench.fastpath.ops import _gaussian_kernel
+
+    binder = create_function_from_signature(_blur_pass.signature, _blur_pass.params, make_backend(GPUTarget("cuda", 90, 32)))
+    keys = set()
+    for n in range(1, 257):
+        for h, w in ((512, 512), (375, 500)):
+            for sigma in (3.0, 5.0):
+                x = torch.empty((n, 3, h, w), dtype=torch.uint8, device="meta")
+                _, launches = blur_launches(x, torch.from_numpy(_gaussian_kernel(sigma)))
+                for args, constexprs in launches:
+                    _, specialization, options = binder(*args, **constexprs, **COMPILE_OPTIONS)
+                    keys.add(str(specialization) + str(options))
+    assert len(keys) == 5, sorted(keys)
 
 
 def test_ops_refuse_float_input():
