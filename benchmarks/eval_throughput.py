@@ -293,14 +293,22 @@ def main() -> None:
             add(("(f') clean images only, nvjpeg decode", f"{f2:,.0f}", f"{f2 / a:.2f}", "-",
                  f"{f2 / f:.2f}x (f): JPEGs decoded on the GPU (pixels differ from PIL's), PNGs in the workers"))
         if args.compile:  # compiling ViT-L/14 takes about a minute
+            from mirage_bench.engine.trunks import model_trunks
             from mirage_bench.fastpath.evaluator import CHUNK_IMAGES, compiled
 
-            model, s = compiled(detector), detector.input_spec.size
+            # What (b') compiles and runs per batch: the trunk's encoder (UnivFD's frozen tower) under
+            # torch.compile, then the head; (b') then finds the compiled code, as a run's later subsets do.
+            trunk, s = model_trunks([detector], [0])[0], detector.input_spec.size
+            model = trunk._replace(encode=compiled(trunk.encode)).logits
+            start = time.perf_counter()
             with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 model(torch.randn(CHUNK_IMAGES, 3, s, s, device=device).contiguous(memory_format=torch.channels_last))
+            sync(device)
+            compile_s = time.perf_counter() - start
             rate = model_only(model, s, device, args.batch, args.iters, bf16)
             add(("(a') model-only, torch.compile", f"{rate:,.0f}", f"{rate / a:.2f}", "-",
-                 f"compiled on a first batch of {CHUNK_IMAGES} (as (b')'s first batch; batch dimension dynamic), timed at {args.batch}"))
+                 f"the scorer's trunk, compiled in {compile_s:.1f} s (once per process) on a first batch of {CHUNK_IMAGES} "
+                 f"(as (b')'s; batch dimension dynamic), timed at {args.batch}"))
             b2, startup, used = ours(detector, manifest, degradations, device, args.batch, args.workers, bf16, args.impl,
                                      compile_model=True)
             add(("(b') ours end-to-end, torch.compile", f"{b2:,.0f}", f"{b2 / rate:.2f} of (a')", vs_naive(b2),
