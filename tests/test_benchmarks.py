@@ -42,6 +42,12 @@ def test_blur_throughput_reports_same_bytes():
     assert out.count("yes") == 2 and "NO" not in out, out
 
 
+def test_blur_compile_counts_and_times_both_kernels():
+    pytest.importorskip("triton")
+    out = _run("blur_compile.py", "--repeats", "1")
+    assert "\n(a) Triton's default specialisation | " in f"\n{out}" and "\n(b) ours | " in out, out
+
+
 def test_attention_throughput_prints_both_modules_and_each_sdpa_backend():
     out = _run("attention_throughput.py", "--device", "cpu", "--backbone", "mb-tiny-clip", "--batch", "4", "--iters", "1",
                "--compile", "--sdpa-backends", "math,flash")
