@@ -5,15 +5,20 @@ device waits (cached on disk for later runs on the same machine). This counts th
 (sigma 3 and 5) make over ``eval_throughput.py``'s folder (512 px PNG, 500x375 JPEG) at every model batch size
 of 1 to 256 images, as JIT launches compute them for sm_90, and times compiling each key for sm_90 from an empty
 cache: on the CPU, no GPU needed. Baseline, in the same run: the same kernel under Triton's default
-specialisation (every integer argument specialised by divisibility by 16).
+specialisation (every integer argument specialised by divisibility by 16). With ``--device cuda`` it also times
+what a fresh process spends in the grid's first launches on the GPU (one per variant), with an empty Triton cache
+(a fresh machine: Triton's own set-up included) and again with the cache that run filled (a later run).
 
-    python benchmarks/blur_compile.py
+    python benchmarks/blur_compile.py                  # CPU: variants and sm_90 compile time
+    python benchmarks/blur_compile.py --device cuda    # also first launches on the GPU, cold and warm cache
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -25,7 +30,7 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource, make_backend
 from triton.runtime.jit import JITFunction, create_function_from_signature
 
-from mirage_bench.fastpath.blur_triton import COMPILE_OPTIONS, _blur_pass, blur_launches
+from mirage_bench.fastpath.blur_triton import _BLOCK, COMPILE_OPTIONS, _blur_pass, blur_launches
 from mirage_bench.fastpath.ops import _gaussian_kernel
 
 SIZES = ((512, 512), (375, 500))  # eval_throughput.py's folder: PNG fakes, JPEG reals
@@ -61,25 +66,62 @@ def cold_compile_seconds(sources: dict[str, ASTSource], target: GPUTarget) -> fl
         return time.perf_counter() - start
 
 
+def kernels() -> dict[str, JITFunction]:
+    return {"(a) Triton's default specialisation": triton.jit(_blur_pass.fn), "(b) ours": _blur_pass}
+
+
+def first_launches(name: str) -> float:
+    """Seconds this process spends launching the grid's blurs on the GPU once per variant: batches of 1, 2 and 4
+    images cover every divisibility class of the folder's sizes."""
+    kernel = kernels()[name]
+    images = [torch.zeros((n, 3, h, w), dtype=torch.uint8, device="cuda") for n in (1, 2, 4) for h, w in SIZES]
+    weights = [torch.from_numpy(_gaussian_kernel(sigma)).cuda() for sigma in SIGMAS]
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for x in images:
+        for w in weights:
+            for args, constexprs in blur_launches(x, w)[1]:
+                kernel[(triton.cdiv(x.numel(), _BLOCK),)](*args, **constexprs, **COMPILE_OPTIONS)
+    torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def first_launches_in_fresh_process(name: str, cache: str) -> float:
+    done = subprocess.run([sys.executable, __file__, "--first-launches", name], env={**os.environ, "TRITON_CACHE_DIR": cache},
+                          capture_output=True, text=True, check=True)
+    return float(done.stdout.split()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3, help="cold compiles of each kernel, alternated; the median is shown")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--first-launches", default=None, help=argparse.SUPPRESS)  # the fresh process of a GPU timing
     args = parser.parse_args()
+    if args.first_launches:
+        print(first_launches(args.first_launches))
+        return
     target = GPUTarget("cuda", 90, 32)
-    kernels = {"(a) Triton's default specialisation": triton.jit(_blur_pass.fn), "(b) ours": _blur_pass}
-    sources = {name: launch_sources(kernel, target) for name, kernel in kernels.items()}
+    sources = {name: launch_sources(kernel, target) for name, kernel in kernels().items()}
     cold_compile_seconds(sources["(b) ours"], target)  # Triton's one-off set-up, outside the timings
-    seconds: dict[str, list[float]] = {name: [] for name in kernels}
+    seconds: dict[str, list[float]] = {name: [] for name in sources}
     for _ in range(args.repeats):
-        for name in kernels:
+        for name in sources:
             seconds[name].append(cold_compile_seconds(sources[name], target))
-    table = Table(title=f"Blur kernel variants for the genimage grid, compiled for sm_90 on the CPU ({os.cpu_count()} cores)")
-    for column in ("kernel", "variants", "cold compile s (median)", "vs (a)"):
+    on_gpu: dict[str, tuple[float, float]] = {}
+    for name in sources if args.device == "cuda" else ():
+        with tempfile.TemporaryDirectory() as cache:
+            on_gpu[name] = first_launches_in_fresh_process(name, cache), first_launches_in_fresh_process(name, cache)
+    where = f"; first launches on {torch.cuda.get_device_name(0)}" if on_gpu else ""
+    table = Table(title=f"Blur kernel variants for the genimage grid, compiled for sm_90 on the CPU ({os.cpu_count()} cores){where}")
+    columns = ("kernel", "variants", "cold compile s (median)", "vs (a)")
+    for column in columns + (("GPU first launches s, cold cache", "warm cache") if on_gpu else ()):
         table.add_column(column)
     base = sorted(seconds["(a) Triton's default specialisation"])[args.repeats // 2]
-    for name in kernels:
+    for name in sources:
         median = sorted(seconds[name])[args.repeats // 2]
         row = (name, str(len(sources[name])), f"{median:.2f}", f"{median / base:.2f}")
+        row += tuple(f"{t:.2f}" for t in on_gpu.get(name, ()))
         print(" | ".join(row), flush=True)
         table.add_row(*row)
     Console().print(table)

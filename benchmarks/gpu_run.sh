@@ -4,14 +4,16 @@
 # trunk, so (b') finds its compiled code); three detectors, then three UnivFD seeds, scored in one pass against
 # one pass each (models_throughput); the default mini run on CUDA with the fast path; the blur kernel (its radius
 # and axis length no longer specialised, commit f073bf9: same load widths in the PTX, speed not yet measured on
-# a GPU); last, the report's threads on the machine's 16 cores (the dev box has 2).
-# Left out to fit one 10-minute call: the naive loop (measured twice, 5.19x: target met), the SDPA backends and the
-# data-root scan (measured in the second 2026-11-27 session), varied sizes (by hand: eval_throughput.py ...
+# a GPU); last, the blur's first launches in a fresh process with Triton's cache empty and warm (the eager
+# end-to-end row's first batch came 4.17 s after the start against 0.69 s for the same pipeline without the model
+# run later: Triton's cold start is the suspect).
+# Left out to fit one 10-minute call: the naive loop (measured twice, 5.19x: target met), the SDPA backends, the
+# data-root scan (measured in the second 2026-11-27 session), the report's threads, varied sizes (by hand: eval_throughput.py ...
 # --no-naive --compile --varied).
 # Run from the repo root on the GPU machine with the wheels in .whl (open_clip, ftfy, wcwidth, pydantic):
 #   bash benchmarks/gpu_run.sh            (writes logs to $OUT when set, else to ./gpu-logs)
 # .whl is git-ignored: the device tool must carry it (carry [".whl"], timeout 600 s).
-# Caps: tests 90 s, throughput 130 s, models 60 + 100 s, engine 120 s, blur 30 s, report 40 s: 570 s with about
+# Caps: tests 90 s, throughput 130 s, models 60 + 100 s, engine 110 s, blur 30 s, blur cold start 45 s: 565 s with about
 # 15 s of set-up. In the second 2026-11-27 H100 session: tests 41 s; throughput within 150 s, 41 s of it the
 # second compile that (a') now avoids; cnnspot/npr/univfd within 60 s; three UnivFD seeds on 512 images over 45 s
 # (on 256 within 100 s); the engine run 87 s; the report over 25 s.
@@ -26,6 +28,6 @@ echo "== CUDA tests"; timeout 90 python3 -m pytest tests/gpu -q -s -p no:cachepr
 echo "== throughput"; timeout 130 python3 benchmarks/eval_throughput.py --device cuda --images 2048 --batch 256 --workers 15 --no-train --no-naive --compile 2>&1 | grep -v "^WARNING" | tee "$LOGS/throughput.log"
 echo "== several models per subset (one decode for all)"; timeout 60 python3 benchmarks/models_throughput.py --device cuda --detectors cnnspot,npr,univfd --images 1024 --workers 15 2>&1 | grep -v "^WARNING" | tee "$LOGS/models.log"
 echo "== three UnivFD seeds per subset (one tower forward for all)"; timeout 100 python3 benchmarks/models_throughput.py --device cuda --detectors univfd,univfd,univfd --images 256 --workers 15 2>&1 | grep -v "^WARNING" | tee "$LOGS/models_univfd.log"
-echo "== engine, mini protocol on CUDA"; timeout 120 python3 -m mirage_bench run --device cuda --impl fast --out /tmp/engine-run 2>&1 | grep -v "^WARNING" | tail -30 | tee "$LOGS/engine.log"
+echo "== engine, mini protocol on CUDA"; timeout 110 python3 -m mirage_bench run --device cuda --impl fast --out /tmp/engine-run 2>&1 | grep -v "^WARNING" | tail -30 | tee "$LOGS/engine.log"
 echo "== blur"; timeout 30 python3 benchmarks/blur_throughput.py --images 64 2>&1 | grep -v "^WARNING" | tee "$LOGS/blur.log"
-echo "== report metrics (CPU threads)"; timeout 40 python3 benchmarks/report_throughput.py 2>&1 | grep -v "^WARNING" | tee "$LOGS/report.log"
+echo "== blur cold start (Triton cache empty, then warm)"; timeout 45 python3 benchmarks/blur_compile.py --device cuda --repeats 1 2>&1 | grep -v "^WARNING" | tee "$LOGS/blur_compile.log"
