@@ -41,11 +41,12 @@ def _reflect(p, length, WIDE: tl.constexpr):
 
 
 #: Arguments left out of Triton's specialisation (by default it compiles a variant per divisibility by 16 of
-#: each integer, and per value of a constexpr). Neither the axis length nor the radius (a loop bound; the loop is
-#: not unrolled) changes how loads and stores compile (the same widths in the PTX). The flat size and the stride stay specialised: divisible
-#: by 16, they let the centre load, the store and (rows pass) the tap loads move 8 bytes per instruction. The
-#: ``genimage`` grid's two blurs over 512 px PNGs and 500x375 JPEGs at every batch size compile 5 variants (12
-#: with the radius a constexpr and the length specialised), each cold on first use.
+#: each integer, and per value of a constexpr). Neither the axis length nor the radius (a loop bound; the loop
+#: is not unrolled) changes how loads and stores compile: the same widths in the PTX. The flat size and the
+#: stride stay specialised: divisible by 16, they let the centre load, the store and (rows pass) the tap loads
+#: move 8 bytes per instruction. The ``genimage`` grid's two blurs over 512 px PNGs and 500x375 JPEGs at every
+#: batch size compile 5 variants (12 with the radius a constexpr and the length specialised), each cold on
+#: first use (``benchmarks/blur_compile.py``).
 _NOT_SPECIALISED = ["length", "radius"]
 
 
