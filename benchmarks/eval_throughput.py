@@ -169,10 +169,11 @@ def first_batch_note(rate: float, pairs: int, startup: float, reference: float, 
 
 
 def data_stages(detector, manifest, degradations, device, batch: int, workers: int, with_device_work: bool
-                ) -> tuple[float, float, float]:
+                ) -> tuple[float, float, float, float]:
     """Rows (d) and (e): the fast path's own pieces, timed without the model, in (image, degradation) pairs/s;
     the main process's CPU time per image (ms): with many workers, the main process is the one consumer; and
-    the seconds until the first model batch was gathered (worker start-up and the first chunks' decoding)."""
+    the seconds until the workers had started (the DataLoader forks them one after another) and until the first
+    model batch was gathered (that and the first chunks' decoding)."""
     from mirage_bench.fastpath.evaluator import (
         CHUNK_IMAGES,
         grid_loader,
@@ -187,18 +188,20 @@ def data_stages(detector, manifest, degradations, device, batch: int, workers: i
                          pin_memory=device.type == "cuda")
     first: list[float] = []
     start, cpu_start = time.perf_counter(), time.process_time()
+    chunks = iter(loader)  # starts the workers
+    started = time.perf_counter() - start
     if with_device_work:
-        for _, inputs in prepared_batches(loader, plans, [detector.input_spec], device, batch):
+        for _, inputs in prepared_batches(chunks, plans, [detector.input_spec], device, batch):
             first = first or [time.perf_counter() - start]
             for _ in inputs:
                 pass
     else:
-        for parts, _ in model_batches(loader, batch, ramp_from=CHUNK_IMAGES):
+        for parts, _ in model_batches(chunks, batch, ramp_from=CHUNK_IMAGES):
             first = first or [time.perf_counter() - start]
             on_device(parts, device)
     sync(device)
     main_ms = (time.process_time() - cpu_start) / len(manifest) * 1e3
-    return len(manifest) * len(degradations) / (time.perf_counter() - start), main_ms, first[0]
+    return len(manifest) * len(degradations) / (time.perf_counter() - start), main_ms, started, first[0]
 
 
 def train_throughput(card: str, backbone: str | None, size: int | None, device, batch: int, steps: int, bf16: bool,
@@ -278,11 +281,12 @@ def main() -> None:
              + first_batch_note(b, pairs, startup, a, "(a)")))
         if not args.no_naive:
             add(("(c) naive loop", f"{c:,.0f}", f"{c / a:.2f}", "1.00", f"PIL per image per degradation, {args.workers} workers"))
-        d, main_ms, first_d = data_stages(detector, manifest, degradations, device, args.batch, args.workers, with_device_work=False)
+        d, main_ms, started_d, first_d = data_stages(detector, manifest, degradations, device, args.batch, args.workers,
+                                                     with_device_work=False)
         add(("(d) fast path, data stage only", f"{d:,.0f}", f"{d / a:.2f}", vs_naive(d),
              f"decode + CPU degradations in {args.workers} workers, to {device.type}; main process {main_ms:.2f} ms CPU/image; "
-             f"first batch gathered after {first_d:.2f} s"))
-        e, _, first_e = data_stages(detector, manifest, degradations, device, args.batch, args.workers, with_device_work=True)
+             f"workers started after {started_d:.2f} s, first batch gathered after {first_d:.2f} s"))
+        e, _, _, first_e = data_stages(detector, manifest, degradations, device, args.batch, args.workers, with_device_work=True)
         add(("(e) fast path without the model", f"{e:,.0f}", f"{e / a:.2f}", vs_naive(e),
              f"(d) + degradations and preprocessing on {device.type}; first batch after {first_e:.2f} s"))
         if device.type == "cuda":  # nvjpeg needs a grid that runs on the device: clean images only
