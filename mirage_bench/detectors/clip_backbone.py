@@ -7,7 +7,8 @@ file is identified by its sha256 so that checkpoints name the exact weights they
 ``pretrained: none`` builds random weights, which the identity records (``random: True``) and every table
 labels. Our tiny test architecture ``mb-tiny-clip`` is registered from ``mirage_bench/model_configs``. The
 residual blocks' attention runs as :class:`~mirage_bench.detectors.clip_attention.SelfAttention` (same
-parameters, same function, no layout copies).
+parameters, same function, no layout copies), and QuickGELU as one op when scoring
+(:mod:`~mirage_bench.detectors.quick_gelu`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 
 from mirage_bench.config import BackboneConfig
 from mirage_bench.detectors.clip_attention import use_self_attention
+from mirage_bench.detectors.quick_gelu import use_fused_quick_gelu
 from mirage_bench.errors import WeightsError
 
 MODEL_CONFIG_DIR = Path(__file__).resolve().parent.parent / "model_configs"
@@ -114,6 +116,7 @@ def load_clip(cfg: BackboneConfig) -> tuple[Any, dict[str, Any]]:
             )
         model = _create(open_clip, cfg, cfg.pretrained)
     use_self_attention(model)
+    use_fused_quick_gelu(model)
     model.eval().requires_grad_(False)
     return model, identity
 

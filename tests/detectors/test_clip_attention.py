@@ -10,12 +10,12 @@ import copy
 
 import pytest
 import torch
+from dispatched_ops import DispatchedOps
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from mirage_bench.config import BackboneConfig
-from mirage_bench.detectors.clip_attention import SelfAttention, use_self_attention
 from mirage_bench.detectors.build import build_tiny
+from mirage_bench.detectors.clip_attention import SelfAttention, use_self_attention
 from mirage_bench.detectors.clip_backbone import load_clip, register_model_configs
 from mirage_bench.detectors.prompt_learner import tokenizer_for
 from mirage_bench.errors import ContractError
@@ -80,22 +80,12 @@ def test_bf16_autocast_matches_open_clip(pair):
     torch.testing.assert_close(got, expected, rtol=0.02, atol=0.02)
 
 
-class _Ops(TorchDispatchMode):
-    def __init__(self) -> None:
-        super().__init__()
-        self.names: list[str] = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.names.append(func.__name__)
-        return func(*args, **(kwargs or {}))
-
-
 @pytest.mark.parametrize("card", ["univfd", "mirage", "coop"])
 def test_clip_attention_is_fused_under_bf16_autocast(card):
     torch.manual_seed(0)
     detector = build_tiny(card, []).eval()
     x = torch.randn(2, 3, detector.input_spec.size, detector.input_spec.size)
-    ops = _Ops()
+    ops = DispatchedOps()
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16), ops:
         detector(x)
     fused = sorted(n for n in ops.names if "scaled_dot_product" in n)
@@ -104,7 +94,7 @@ def test_clip_attention_is_fused_under_bf16_autocast(card):
 
 
 def _block_ops(model) -> list[str]:
-    ops = _Ops()
+    ops = DispatchedOps()
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16), ops:
         model.visual.transformer.resblocks[0](torch.randn(2, 17, 64))
     return ops.names

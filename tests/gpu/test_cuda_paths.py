@@ -235,3 +235,16 @@ def test_self_attention_matches_open_clip_on_cuda():
             grads.append(x_.grad)
         torch.testing.assert_close(outs[1], outs[0], rtol=tol, atol=tol)
         torch.testing.assert_close(grads[1], grads[0], rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_quick_gelu_runs_as_one_triton_kernel_on_cuda_with_the_cpu_ops_result(dtype):
+    """The one-op QuickGELU on CUDA (Triton) against the same float32 arithmetic on the CPU: a few units in the last
+    place apart at most (Triton's sigmoid may take the GPU's fast exponential, a few float32 units off)."""
+    from mirage_bench.detectors.quick_gelu import quick_gelu
+
+    x = (torch.randn(64, 257, 4096, generator=torch.Generator().manual_seed(0)) * 4).to(dtype)
+    got = quick_gelu(x.cuda()).cpu()
+    expected = quick_gelu(x)
+    assert got.dtype == dtype
+    torch.testing.assert_close(got, expected, rtol=4 * torch.finfo(dtype).eps, atol=torch.finfo(dtype).tiny)
