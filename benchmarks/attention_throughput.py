@@ -1,6 +1,7 @@
-"""open_clip's nn.MultiheadAttention against our SelfAttention, in a CLIP vision tower, in one run.
+"""open_clip's nn.MultiheadAttention against our SelfAttention, then also our one-op QuickGELU, in a CLIP vision
+tower, in one run.
 
-For each attention module (baseline: open_clip's own, same run, same random weights):
+For each tower (baseline: open_clip's own modules, same run, same random weights):
   - model-only forward images/s: random input on the device, warmed up, synchronised; bf16 autocast on
     CUDA, fp32 on a CPU (where nn.MultiheadAttention takes its fused inference kernel); with ``--compile``
     also under ``torch.compile`` (ViT-L/14: about a minute of compiling per module);
@@ -106,6 +107,7 @@ def main() -> None:
 
     from mirage_bench.detectors.clip_attention import use_self_attention
     from mirage_bench.detectors.clip_backbone import register_model_configs
+    from mirage_bench.detectors.quick_gelu import use_fused_quick_gelu
     from mirage_bench.fastpath.evaluator import compiled
 
     device = torch.device(args.device)
@@ -115,10 +117,14 @@ def main() -> None:
     theirs = open_clip.create_model(args.backbone, pretrained=None).visual.to(device).eval().requires_grad_(False)
     ours = copy.deepcopy(theirs)
     swapped = use_self_attention(ours)
+    fused = copy.deepcopy(ours)
+    activations = use_fused_quick_gelu(fused)
     size = theirs.image_size[0]
 
     rows, base = [], {}
-    for name, visual in (("open_clip nn.MultiheadAttention", theirs), (f"SelfAttention ({swapped} blocks)", ours)):
+    towers = [("open_clip nn.MultiheadAttention", theirs), (f"SelfAttention ({swapped} blocks)", ours)]
+    towers += [(f"SelfAttention + one-op QuickGELU ({activations})", fused)] if activations else []  # ViT-L-14-quickgelu
+    for name, visual in towers:
         rates = {"eager": model_only(visual, size, device, args.batch, args.iters, bf16)}
         if args.compile:
             rates["compiled"] = model_only(compiled(visual), size, device, args.batch, args.iters, bf16)
