@@ -15,6 +15,8 @@ where MiraGe's prompt gradients flow through the frozen blocks) open_clip's ops 
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 from torch import Tensor, nn
 
@@ -50,7 +52,8 @@ if triton is not None:
         """``quick_gelu`` as one Triton kernel: one read of ``x``, one write of the result."""
         x = x.contiguous()
         out = torch.empty_like(x)
-        _quick_gelu_kernel[(triton.cdiv(x.numel(), block),)](x, out, x.numel(), BLOCK=block)
+        with torch.cuda.device(x.device) if x.is_cuda else nullcontext():  # Triton launches on the current device
+            _quick_gelu_kernel[(triton.cdiv(x.numel(), block),)](x, out, x.numel(), BLOCK=block)
         return out
 
     quick_gelu.register_kernel("cuda")(quick_gelu_triton)

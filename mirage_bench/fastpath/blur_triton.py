@@ -14,6 +14,7 @@ has no FMA in its PTX and spills no registers at any radius; on CUDA, bit-exact 
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -89,6 +90,7 @@ def gaussian_blur_uint8_triton(images: torch.Tensor, weights: np.ndarray) -> tor
     x = images.contiguous()
     out, launches = blur_launches(x, host_to_device(torch.from_numpy(weights), x.device))
     grid = (triton.cdiv(x.numel(), _BLOCK),)
-    for args, constexprs in launches:
-        _blur_pass[grid](*args, **constexprs, **COMPILE_OPTIONS)
+    with torch.cuda.device(x.device) if x.is_cuda else nullcontext():  # Triton launches on the current device
+        for args, constexprs in launches:
+            _blur_pass[grid](*args, **constexprs, **COMPILE_OPTIONS)
     return out
