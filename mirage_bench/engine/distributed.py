@@ -52,9 +52,12 @@ def check_device(device: str) -> None:
 
 
 def init_from_env(device: str) -> str:
-    """Join the torchrun process group if launched by torchrun; return the device this rank uses."""
+    """Join the torchrun process group if launched by torchrun; return the device this rank uses, made the current
+    CUDA device (Triton kernels, CUDA events and synchronisation act on the current device, not a tensor's)."""
     check_device(device)
     if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) <= 1 or dist.is_initialized():
+        if torch.device(device).index is not None:  # cuda:N; plain "cuda" is the current device already
+            torch.cuda.set_device(torch.device(device))
         return device
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device.startswith("cuda"):

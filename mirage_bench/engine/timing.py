@@ -23,7 +23,8 @@ class TrunkClock:
 
     def __init__(self, trunks: Sequence[Trunk], device: str | torch.device) -> None:
         self.served = [[k for k, _ in trunk.heads] for trunk in trunks]
-        self.cuda = torch.device(device).type == "cuda"
+        self.device = torch.device(device)
+        self.cuda = self.device.type == "cuda"
         self.wall = [0.0] * len(trunks)
         self.events: list[list[tuple[torch.cuda.Event, torch.cuda.Event]]] = [[] for _ in trunks]
 
@@ -31,9 +32,10 @@ class TrunkClock:
     def timing(self, trunk: int) -> Iterator[None]:
         if self.cuda:
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
+            stream = torch.cuda.current_stream(self.device)  # the device's stream, whichever device is current
+            start.record(stream)
             yield
-            end.record()
+            end.record(stream)
             self.events[trunk].append((start, end))
         else:
             started = time.perf_counter()
@@ -44,7 +46,7 @@ class TrunkClock:
         """Per trunk; on CUDA this waits for the recorded work (call it once the scores are on the host)."""
         if not self.cuda:
             return list(self.wall)
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(self.device)
         return [sum(start.elapsed_time(end) for start, end in pairs) / 1e3 for pairs in self.events]
 
     def model_seconds(self, models: int) -> list[float]:

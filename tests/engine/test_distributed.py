@@ -98,3 +98,17 @@ def test_under_torchrun_only_rank_zero_writes_the_report(tmp_path):
     assert "Acc / AP" in output0 and "Acc / AP" not in output1 and "already exists" not in output1
     store = Store(out)
     assert (store.run_dir(store.latest_run_id()) / "metrics.csv").is_file()
+
+
+@pytest.mark.parametrize(("device", "made_current"), [("cuda:1", "cuda:1"), ("cuda", None), ("cpu", None)])
+def test_a_single_process_run_makes_its_cuda_device_current(monkeypatch, device, made_current):
+    """Triton kernels, CUDA events and synchronisation act on the current device: ``--device cuda:1`` outside
+    torchrun must make device 1 current, or they would act on device 0."""
+    from mirage_bench.engine import distributed
+
+    current: list[str] = []
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: current.append(str(d)))
+    assert distributed.init_from_env(device) == device
+    assert current == ([made_current] if made_current else [])
