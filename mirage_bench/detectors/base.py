@@ -65,11 +65,6 @@ class Detector(nn.Module):
     def frozen_modules(self) -> dict[str, nn.Module]:
         return dict(self._frozen)
 
-    def held_bytes(self) -> int:
-        """Bytes of every parameter and buffer the detector holds, frozen backbones included (they are outside
-        ``parameters()``), each storage counted once: what loading it costs the device."""
-        return held_bytes([self])
-
     def train(self, mode: bool = True) -> "Detector":
         super().train(mode)
         for module in self._frozen.values():

@@ -6,6 +6,7 @@ import open_clip
 import torch
 
 from mirage_bench.cards import load_recipe
+from mirage_bench.detectors.base import held_bytes
 from mirage_bench.detectors.build import build_tiny
 from mirage_bench.detectors.inspect import count_trainable
 
@@ -67,6 +68,6 @@ def test_held_bytes_count_the_frozen_image_tower_once() -> None:
     detector = build_tiny("univfd")
     tower = sum(t.numel() * t.element_size() for t in (*detector.encoder.parameters(), *detector.encoder.buffers()))
     head = sum(p.numel() * p.element_size() for p in detector.parameters())
-    assert tower > 0 and detector.held_bytes() == tower + head
+    assert tower > 0 and held_bytes([detector]) == tower + head
     detector.hold_frozen("alias", detector.encoder)  # the same storage held twice is counted once
-    assert detector.held_bytes() == tower + head
+    assert held_bytes([detector]) == tower + head

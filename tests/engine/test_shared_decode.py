@@ -196,7 +196,7 @@ def test_adopting_bit_equal_frozen_weights_keeps_one_copy_and_every_output():
     with torch.no_grad():
         assert torch.equal(b(x), before)
     head = sum(p.numel() * p.element_size() for p in b.parameters())
-    assert held_bytes([a, b]) == a.held_bytes() + head
+    assert held_bytes([a, b]) == held_bytes([a]) + head
     torch.manual_seed(0)
     m1, m2 = build_tiny("mirage").eval(), build_tiny("mirage").eval()  # prompts train, CLIP is frozen: still one copy
     with torch.no_grad():
@@ -208,9 +208,11 @@ def test_a_pass_counts_a_shared_frozen_backbone_once(tmp_path, monkeypatch):
     from mirage_bench.cards import load_recipe
     from mirage_bench.detectors.univfd import UnivFD
 
+    from mirage_bench.detectors.base import held_bytes
+
     bench = helpers.benchmark(tmp_path / "data", seeds=(0, 1, 2))
     bench = replace(bench, recipes=[load_recipe("univfd", [*UnivFD.tiny_overrides, "train.epochs=1"])])
-    one_model = _univfd(0).held_bytes()
+    one_model = held_bytes([_univfd(0)])
     monkeypatch.setattr(runner, "PASS_MODEL_BYTES", int(one_model * 1.5))  # room for one tower, not two
     seen, progress = _recorder()
     execute(bench, Options(out=tmp_path / "out"), progress=progress)
