@@ -312,7 +312,7 @@ def pass_model_bytes(device: str) -> int:
 def _evaluate_all(jobs: list[EvalJob], bench: Benchmark, store: Store, options: Options, device: str, run_id: str,
                   progress: Progress, impl: str) -> dict[str, float]:
     """Score every job's missing cells. The checkpoints with work left are loaded once each, in groups of at
-    most ``PASS_MODEL_BYTES``; each group goes over the test subsets in turn, and the models of a group that
+    most ``pass_model_bytes(device)``; each group goes over the test subsets in turn, and the models of a group that
     need the same degradations of a subset are scored in one pass that decodes and degrades each image once
     for all of them. Returns the scoring seconds of each evaluation cell computed: its model's forwards and an
     equal share of the pass's shared work (``timing.cell_seconds``), over the model's cells."""
