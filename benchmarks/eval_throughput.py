@@ -35,7 +35,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 
-def make_image(root: Path, k: int, seed: int = 0, varied: bool = False) -> dict[str, str]:
+def make_image(root: Path, k: int, seed: int = 0, varied: bool = False) -> dict[str, str | int]:
     """Image ``k`` of the folder: even ``k`` a JPEG (q 90, 500x375, ImageNet-like reals), odd ``k`` a PNG
     (512x512, SD-like fakes); smooth colour blobs plus grain, so the codecs work as on photos. ``varied``: the
     JPEGs take sizes from 300x250 to 500x500, as ImageNet's photos do, so few share a size (the GPU then
@@ -48,7 +48,7 @@ def make_image(root: Path, k: int, seed: int = 0, varied: bool = False) -> dict[
     noisy = np.clip(np.asarray(image).astype(np.int16) + rng.integers(-12, 13, (h, w, 3)), 0, 255).astype(np.uint8)
     path = root / f"img{k:05d}.{'jpg' if jpeg else 'png'}"
     Image.fromarray(noisy).save(path, quality=90) if jpeg else Image.fromarray(noisy).save(path)
-    return {"path": str(path), "image_id": f"bench-{k}"}
+    return {"path": str(path), "image_id": f"bench-{k}", "width": w, "height": h}  # sizes, as a scanned manifest has
 
 
 def make_folder(root: Path, n: int, seed: int = 0, varied: bool = False) -> pd.DataFrame:

@@ -42,10 +42,11 @@ def test_blur_throughput_reports_same_bytes():
     assert out.count("yes") == 2 and "NO" not in out, out
 
 
-def test_blur_compile_counts_and_times_both_kernels():
+def test_blur_compile_counts_and_times_each_kernel_and_the_threaded_compile():
     pytest.importorskip("triton")
     out = _run("blur_compile.py", "--repeats", "1")
-    assert "\n(a) Triton's default specialisation | " in f"\n{out}" and "\n(b) ours | " in out, out
+    assert "\n(a) Triton's default specialisation | " in f"\n{out}" and "\n(b) ours | 5 | " in out, out
+    assert "\n(c) ours, compiled ahead in threads (" in out, out
 
 
 def test_attention_throughput_prints_both_modules_and_each_sdpa_backend():

@@ -14,8 +14,10 @@ has no FMA in its PTX and spills no registers at any radius; on CUDA, bit-exact 
 
 from __future__ import annotations
 
+import math
 from contextlib import nullcontext
-from typing import Any
+from functools import partial
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -72,16 +74,53 @@ def _blur_pass(src, dst, weights, total: tl.int64, length: tl.int32, stride: tl.
 
 
 Launch = tuple[tuple[Any, ...], dict[str, Any]]  # the kernel's positional arguments and constexprs
+Ints = tuple[int, int, int, int]  # a pass's integer arguments: total, length, stride, radius
+
+
+def pass_arguments(shape: Sequence[int], radius: int) -> list[tuple[Ints, dict[str, Any]]]:
+    """The two passes' integer arguments and constexprs for contiguous uint8 images of ``shape`` ``[N, C, H, W]``:
+    rows (scipy axis 0), then columns."""
+    h, w = shape[-2:]
+    return [((math.prod(shape), length, stride, radius), {"WIDE": radius >= length, "BLOCK": _BLOCK})
+            for length, stride in ((h, w), (w, 1))]
 
 
 def blur_launches(x: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, list[Launch]]:
-    """The output tensor and the two passes' arguments for contiguous uint8 ``x`` ``[N, C, H, W]``: rows (scipy
-    axis 0) from ``x`` into a temporary, then columns from it into the output."""
-    radius = (weights.numel() - 1) // 2
-    h, width = x.shape[-2:]
+    """The output tensor and the two passes' arguments for contiguous uint8 ``x`` ``[N, C, H, W]``: rows from
+    ``x`` into a temporary, then columns from it into the output."""
     rows, out = torch.empty_like(x), torch.empty_like(x)
-    return out, [((source, target, weights, x.numel(), length, stride, radius), {"WIDE": radius >= length, "BLOCK": _BLOCK})
-                 for source, target, length, stride in ((x, rows, h, width), (rows, out, width, 1))]
+    passes = pass_arguments(x.shape, (weights.numel() - 1) // 2)
+    return out, [((source, target, weights, *ints), constexprs) for (source, target), (ints, constexprs) in zip(((x, rows), (rows, out)), passes)]
+
+
+def variant_key(ints: Ints, constexprs: dict[str, Any]) -> tuple[Any, ...]:
+    """What Triton compiles a separate variant of the kernel for, pointers aside (fresh CUDA allocations are all
+    16-byte aligned): each specialised integer's divisibility by 16 and equality to 1, and the constexprs. It
+    mirrors Triton's rule; ``tests/fastpath`` checks it against the keys Triton computes."""
+    total, _, stride, _ = ints
+    return total % 16 == 0, total == 1, stride % 16 == 0, stride == 1, tuple(sorted(constexprs.items()))
+
+
+def variant_compiles(launches: Iterable[tuple[Sequence[int], int]], device: torch.device) -> list[Callable[[], None]]:
+    """One job per distinct kernel variant that blurs of these ``(shape, radius)`` launch: it compiles the
+    variant and loads it on ``device``, which the first launch would otherwise do while the device waits. The
+    jobs are independent, so they can run in threads ahead of the launches (``fastpath.warm``). One caveat:
+    Triton makes a kernel's per-device cache on first use without a lock, so if jobs race to make it, a
+    variant can drop out of it again; its first launch then loads it from Triton's disk cache, which the job
+    filled (milliseconds, not a compile)."""
+    variants: dict[tuple[Any, ...], tuple[Ints, dict[str, Any]]] = {}
+    for shape, radius in launches:
+        for ints, constexprs in pass_arguments(shape, radius):
+            variants.setdefault(variant_key(ints, constexprs), (ints, constexprs))
+    return [partial(_compile_variant, ints, constexprs, device) for ints, constexprs in variants.values()]
+
+
+def _compile_variant(ints: Ints, constexprs: dict[str, Any], device: torch.device) -> None:
+    with torch.cuda.device(device):  # Triton compiles for, and loads on, the calling thread's current device
+        pointer = torch.empty(16, dtype=torch.uint8, device=device)  # only the pointers' dtype and alignment count
+        weights = torch.empty(1, dtype=torch.float64, device=device)
+        kernel = _blur_pass.warmup(pointer, pointer, weights, *ints, **constexprs, **COMPILE_OPTIONS, grid=(1,))
+        kernel._init_handles()  # what a first launch does after compiling: load the binary, build the launcher
 
 
 def gaussian_blur_uint8_triton(images: torch.Tensor, weights: np.ndarray) -> torch.Tensor:

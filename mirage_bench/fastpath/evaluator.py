@@ -10,7 +10,8 @@ GPU-capable, see ``check_nvjpeg``), JPEG files are decoded on the GPU
 H100 (torch 2.11) its pixels differ from PIL's libjpeg-turbo decode by 6 grey levels on average
 (``tests/gpu``), far outside the resize tolerance, so decoding stays with PIL unless asked. Preprocessing
 follows each distinct input spec of the models on the GPU, then one bf16-autocast forward per model and
-degradation (scores in fp32); models sharing a frozen encoder run it once (``engine.trunks``).
+degradation (scores in fp32); models sharing a frozen encoder run it once (``engine.trunks``). The Triton
+kernels the call will launch compile in threads while the workers decode the first images (``warm``).
 
 Each prediction records which implementation produced it (``impl``), because the fast path matches the
 reference within stated tolerances, not bit for bit.
@@ -36,6 +37,7 @@ from mirage_bench.fastpath.decoded_grid import CLEAN, RAW_JPEG, DecodedGrid, Par
 from mirage_bench.fastpath.gpu_degrade import BatchOp, gpu_plan
 from mirage_bench.fastpath.gpu_preprocess import eval_geometry, supported
 from mirage_bench.fastpath.ops import host_to_device, normalize
+from mirage_bench.fastpath.warm import after, compiling, kernel_compiles
 
 Group = tuple[torch.Tensor, torch.Tensor]  # (manifest rows int64 [n], images [n, ...]), both on the device
 
@@ -117,8 +119,9 @@ def score_models_fast(
                            torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast[trunk.heads[0][0]]))
               for trunk in model_trunks(detectors, spec_of, keys=autocast)]
     clock = TrunkClock([model.trunk for model in models], device)
-    with in_eval_mode(detectors):
-        score_batches(models, prepared_batches(loader, plans, specs, device, batch_size), logits, on_batch, clock)
+    chunks = iter(loader)  # forks the workers now: before any compile thread starts, and while they start decoding
+    with compiling(kernel_compiles(manifest, degradations, batch_size, device)) as kernels_ready, in_eval_mode(detectors):
+        score_batches(models, prepared_batches(after(kernels_ready, chunks), plans, specs, device, batch_size), logits, on_batch, clock)
     scores = [gathered_scores(full, degradations, shard, out.cpu().numpy(), base_seed) for out in logits]
     forward = clock.model_seconds(len(detectors))
     return [replace(s, forward_seconds=f) for s, f in zip(scores, forward)], implementation_names(degradations, nvjpeg, device)

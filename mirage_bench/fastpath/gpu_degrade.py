@@ -42,6 +42,18 @@ def gpu_plan(degradation: Degradation) -> BatchOp | None:
     return None
 
 
+def blur_inputs(degradation: Degradation, size: tuple[int, int]) -> list[tuple[float, tuple[int, int]]]:
+    """``(sigma, (width, height))`` of each blur that ``gpu_plan(degradation)`` runs on an image of ``size``: the
+    shapes its blur kernel is launched for (after any resizing earlier in a chain)."""
+    found = []
+    for step in degradation.steps if isinstance(degradation, Chain) else (degradation,):
+        if isinstance(step, Blur) and step.s > 0:
+            found.append((step.s, size))
+        elif isinstance(step, (Downscale, Resize)):
+            size = step.target_size(size)
+    return found
+
+
 def _resize_like(d: Downscale | Resize, x: torch.Tensor) -> torch.Tensor:
     """The reference's target size for this image size (``target_size``), then a batched resize."""
     h, w = x.shape[-2:]

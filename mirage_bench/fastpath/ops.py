@@ -31,8 +31,13 @@ def host_to_device(values: torch.Tensor, device: torch.device | str) -> torch.Te
     return values.to(device, non_blocking=True)
 
 
+def blur_radius(sigma: float) -> int:
+    """scipy's kernel radius for ``sigma`` (truncate=4.0)."""
+    return int(4.0 * sigma + 0.5)
+
+
 def _gaussian_kernel(sigma: float) -> np.ndarray:
-    radius = int(4.0 * sigma + 0.5)  # scipy: truncate=4.0
+    radius = blur_radius(sigma)
     x = np.arange(-radius, radius + 1, dtype=np.float64)
     weights = np.exp(-0.5 / (sigma * sigma) * x**2)
     return weights / weights.sum()

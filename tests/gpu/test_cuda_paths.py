@@ -248,3 +248,33 @@ def test_quick_gelu_runs_as_one_triton_kernel_on_cuda_with_the_cpu_ops_result(dt
     expected = quick_gelu(x)
     assert got.dtype == dtype
     torch.testing.assert_close(got, expected, rtol=4 * torch.finfo(dtype).eps, atol=torch.finfo(dtype).tiny)
+
+
+def _compiled_variants(kernel, device: torch.device) -> int:
+    caches = getattr(kernel, "device_caches", None)  # Triton 3.2 on: per device (kernel cache, ...); before: kernel.cache
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return len(caches[index][0]) if caches is not None else len(kernel.cache[index])
+
+
+def test_blur_variants_compiled_ahead_in_threads_serve_every_later_launch():
+    """``fastpath.warm``'s jobs, run side by side in threads, compile and load every variant that blurs of those
+    shapes need: launches of any batch size afterwards compile nothing, and give scipy's bytes."""
+    from mirage_bench.fastpath.blur_triton import _blur_pass, variant_compiles
+    from mirage_bench.fastpath.warm import GROUP_COUNTS, compiling
+
+    device = torch.device("cuda")
+    sizes = ((37, 53), (48, 64), (9, 8))
+    gaussian_blur_uint8(torch.zeros((1, 3, 4, 4), dtype=torch.uint8, device=device), 1.0)  # Triton's per-device cache exists
+    with compiling(variant_compiles([((n, 3, h, w), r) for n in GROUP_COUNTS for h, w in sizes for r in (1, 12)], device)) as wait:
+        wait()
+    compiled = _compiled_variants(_blur_pass, device)
+    for n in (3, 5, 12, 16, 33):
+        for h, w in sizes:
+            images = _photos(n, h, w, seed=n)
+            expected = images.copy()
+            for im in expected:
+                for c in range(3):
+                    ndi.gaussian_filter(im[:, :, c], output=im[:, :, c], sigma=3.0)
+            got = gaussian_blur_uint8(torch.from_numpy(images).permute(0, 3, 1, 2).to(device), 3.0).cpu()
+            np.testing.assert_array_equal(got.permute(0, 2, 3, 1).numpy(), expected)
+    assert _compiled_variants(_blur_pass, device) == compiled

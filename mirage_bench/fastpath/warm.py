@@ -1,0 +1,81 @@
+"""Compile a scoring call's Triton kernels in threads while its workers decode the first images.
+
+Why: Triton compiles each variant of a kernel on its first launch, on the host, one variant after another, while
+the device waits for the batch. The fused blur (``blur_triton``) has a variant per class of image shape. A
+2,048-image ``genimage``-grid call on an H100 started its first batch 4.17 s in, against 0.69 s for the same
+pipeline later in the process (``benchmarks/RESULTS.md``); cold compiles are the main suspect. The shapes a call will blur are known before any image is
+decoded (the manifest's sizes, the grid's blurs), and compiling is mostly outside the GIL (LLVM, ptxas), so the
+variants compile side by side in threads, started once the workers are forked and awaited before the first
+batch is degraded.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
+
+import pandas as pd
+import torch
+
+from mirage_bench.fastpath.gpu_degrade import blur_inputs, gpu_plan
+from mirage_bench.fastpath.ops import blur_radius
+
+T = TypeVar("T")
+
+#: Images in a group of one size whose flat pixel count covers every divisibility by 16 that Triton specialises
+#: on: a group of n images is in the class of the largest power of two dividing n, and 16 or more all in one.
+GROUP_COUNTS = (1, 2, 4, 8, 16)
+
+
+def blur_launch_shapes(manifest: pd.DataFrame, degradations: Sequence[Any], batch_size: int) -> set[tuple[tuple[int, int, int, int], int]]:
+    """``(shape, radius)`` of the blur launches the device's degradations can make over ``manifest``'s image sizes
+    (its ``width`` and ``height`` columns; none without them), for groups of any count up to ``batch_size``."""
+    if not {"width", "height"} <= set(manifest.columns):
+        return set()
+    sizes = set(zip(manifest["width"].tolist(), manifest["height"].tolist()))
+    counts = [n for n in GROUP_COUNTS if n <= batch_size]
+    return {((n, 3, h, w), blur_radius(sigma))
+            for d in degradations if gpu_plan(d) is not None
+            for size in sizes for sigma, (w, h) in blur_inputs(d, size) for n in counts}
+
+
+def kernel_compiles(manifest: pd.DataFrame, degradations: Sequence[Any], batch_size: int, device: torch.device) -> list[Callable[[], None]]:
+    """The compile jobs of the Triton kernel variants that scoring ``manifest`` under ``degradations`` on
+    ``device`` will launch (CUDA only; none elsewhere)."""
+    if device.type != "cuda":
+        return []
+    shapes = blur_launch_shapes(manifest, degradations, batch_size)
+    if not shapes:
+        return []
+    from mirage_bench.fastpath.blur_triton import variant_compiles
+
+    return variant_compiles(sorted(shapes), device)
+
+
+@contextmanager
+def compiling(jobs: Sequence[Callable[[], None]]) -> Iterator[Callable[[], None]]:
+    """Runs ``jobs`` in threads from entry (one each, at most one per core) and yields ``wait``, which returns once
+    all have finished and raises the first job's error. Leaving the block waits for the jobs still running."""
+    if not jobs:
+        yield lambda: None
+        return
+    with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1), thread_name_prefix="mirage-compile") as pool:
+        futures = [pool.submit(job) for job in jobs]
+
+        def wait() -> None:
+            for future in futures:
+                future.result()
+
+        yield wait
+
+
+def after(wait: Callable[[], None], items: Iterable[T]) -> Iterator[T]:
+    """``items``, the first handed on only once ``wait()`` has returned."""
+    waited = False
+    for item in items:
+        if not waited:
+            wait()
+            waited = True
+        yield item

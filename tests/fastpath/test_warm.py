@@ -1,0 +1,140 @@
+"""Compiling the blur's Triton variants ahead of the first batch (``fastpath.warm``), on the CPU: which variants a
+call needs (checked against the keys Triton itself computes for sm_90), and when the compile jobs run."""
+
+from __future__ import annotations
+
+import threading
+
+import pandas as pd
+import pytest
+import torch
+
+from mirage_bench.degradations import parse
+from mirage_bench.fastpath.gpu_degrade import blur_inputs
+from mirage_bench.fastpath.warm import GROUP_COUNTS, after, blur_launch_shapes, compiling, kernel_compiles
+
+GENIMAGE = [parse(s) for s in ["none", "jpeg(q=95)", "jpeg(q=75)", "blur(s=3)", "blur(s=5)", "downscale(size=112)", "downscale(size=64)"]]
+#: GenImage's sizes (512 px PNGs, 500x375 JPEGs), odd ones, and images narrower than the kernel (WIDE).
+SIZES = [(512, 512), (375, 500), (333, 257), (16, 16), (7, 9), (1, 40)]
+
+
+def _triton_keys(launches):
+    """Triton's compile key of each ``(shape, radius)`` launch's two passes, as a JIT launch computes it for sm_90."""
+    pytest.importorskip("triton")
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import make_backend
+    from triton.runtime.jit import create_function_from_signature
+
+    from mirage_bench.fastpath.blur_triton import COMPILE_OPTIONS, _blur_pass, blur_launches
+
+    binder = create_function_from_signature(_blur_pass.signature, _blur_pass.params, make_backend(GPUTarget("cuda", 90, 32)))
+    keys = []
+    for shape, radius in launches:
+        x = torch.empty(shape, dtype=torch.uint8, device="meta")
+        for args, constexprs in blur_launches(x, torch.empty(2 * radius + 1, dtype=torch.float64, device="meta"))[1]:
+            _, specialization, options = binder(*args, **constexprs, **COMPILE_OPTIONS)
+            keys.append(str(specialization) + str(options))
+    return keys
+
+
+def _launches(counts, radii=(1, 12, 20), sizes=SIZES):
+    return [((n, 3, h, w), r) for n in counts for h, w in sizes for r in radii]
+
+
+def test_variant_key_splits_launches_exactly_as_triton_does():
+    from mirage_bench.fastpath.blur_triton import pass_arguments, variant_key
+
+    launches = _launches([*range(1, 41), 64, 128, 256])
+    ours = [variant_key(*args) for shape, radius in launches for args in pass_arguments(shape, radius)]
+    theirs = _triton_keys(launches)
+    pairs = set(zip(ours, theirs))
+    assert len(pairs) == len(set(ours)) == len(set(theirs)), sorted(pairs)
+    assert len(set(theirs)) > 5  # the sizes reach several classes: the check has something to split
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_warmed_group_counts_reach_every_variant_of_any_batch_size(size):
+    assert set(_triton_keys(_launches(GROUP_COUNTS, sizes=[size]))) == set(_triton_keys(_launches(range(1, 257), sizes=[size])))
+
+
+def test_one_compile_job_per_variant():
+    from mirage_bench.fastpath.blur_triton import variant_compiles
+
+    launches = _launches(GROUP_COUNTS)
+    assert len(variant_compiles(launches, torch.device("cuda"))) == len(set(_triton_keys(launches)))
+
+
+def test_blur_inputs_follow_the_chain_sizes():
+    assert blur_inputs(parse("blur(s=3)"), (500, 375)) == [(3.0, (500, 375))]
+    assert blur_inputs(parse("chain(downscale(size=100),blur(s=2),resize(w=30,h=20),blur(s=1))"), (500, 375)) == [
+        (2.0, (133, 100)), (1.0, (30, 20))]
+    assert blur_inputs(parse("blur(s=0)"), (8, 8)) == [] and blur_inputs(parse("downscale(size=64)"), (8, 8)) == []
+
+
+def test_launch_shapes_come_from_the_manifest_sizes_and_the_device_blurs():
+    manifest = pd.DataFrame({"path": ["a", "b", "c"], "width": [512, 500, 512], "height": [512, 375, 512]})
+    grid = [*GENIMAGE, parse("chain(blur(s=2),jpeg(q=50))")]  # a blur in the workers: not the device's
+    shapes = blur_launch_shapes(manifest, grid, batch_size=4)
+    assert shapes == {((n, 3, h, w), r) for n in (1, 2, 4) for h, w in ((512, 512), (375, 500)) for r in (12, 20)}
+    assert blur_launch_shapes(manifest.drop(columns="width"), grid, 4) == set()
+    assert kernel_compiles(manifest, grid, 4, torch.device("cpu")) == []
+
+
+def test_compile_jobs_run_in_threads_and_the_first_item_waits_for_them():
+    ran = []
+    release = threading.Event()
+
+    def job():
+        release.wait(5)
+        ran.append(threading.current_thread().name)
+
+    with compiling([job, job]) as wait:
+        items = after(wait, iter([1, 2, 3]))
+        assert ran == []
+        release.set()
+        assert next(items) == 1 and len(ran) == 2
+        assert list(items) == [2, 3]
+    assert all(name.startswith("mirage-compile") for name in ran)
+
+
+def test_a_failed_compile_job_raises_at_the_wait():
+    def job():
+        raise RuntimeError("ptxas failed")
+
+    with compiling([job]) as wait, pytest.raises(RuntimeError, match="ptxas failed"):
+        next(after(wait, [1]))
+
+
+def test_the_fast_scorer_waits_for_the_compiles_before_its_first_batch(tmp_path, monkeypatch):
+    """The scorer forks its workers, starts the compile jobs, and scores nothing before they have finished."""
+    from PIL import Image
+
+    from mirage_bench.detectors.build import build_tiny
+    from mirage_bench.fastpath import evaluator
+
+    paths = []
+    for k in range(5):
+        paths.append(str(tmp_path / f"img{k}.png"))
+        Image.new("RGB", (20 + k, 24), (k * 40, 90, 200)).save(paths[-1])
+    manifest = pd.DataFrame({"path": paths, "image_id": [f"id{k}" for k in range(5)], "width": [20 + k for k in range(5)],
+                             "height": [24] * 5})
+    degradations = [parse("none"), parse("blur(s=1)")]
+    done = threading.Event()
+    calls = []
+
+    def jobs(frame, grid, batch_size, device):
+        calls.append((len(frame), [d.spec for d in grid], batch_size))
+        return [lambda: (threading.Event().wait(0.2), done.set())]
+
+    monkeypatch.setattr(evaluator, "kernel_compiles", jobs)
+    torch.manual_seed(0)
+    detector = build_tiny("tinycnn", ["input.size=16", "input.resize=16"]).eval()
+    scored = []
+
+    def on_batch(count):
+        assert done.is_set()
+        scored.append(count)
+
+    scores, _ = evaluator.score_subset_fast(detector, manifest, degradations, device="cpu", workers=0, batch_size=2, on_batch=on_batch)
+    assert calls == [(5, ["none", "blur(s=1)"], 2)] and sum(scored) == 10
+    assert scores.logits.shape == (2, 5) and torch.isfinite(torch.from_numpy(scores.logits)).all()
