@@ -13,7 +13,8 @@ Rows (all on the same machine, model, batch size and dtype, random backbone weig
       tells where (b) loses time: these device stages share the model's stream.
   (f) CUDA only: clean images alone, decoded by PIL in the workers, then (f') by nvjpeg on the GPU
       (``--impl fast-nvjpeg``, which needs a grid that runs entirely on the device).
-Also: a training-throughput line per prompt-learning detector (images/s, peak memory).
+Also: a training-throughput line per prompt-learning detector (images/s, peak memory); with ``--profile N``, row
+(b)'s call on N images under torch.profiler (the ops with the most device time, and how busy the device was).
 
     python benchmarks/eval_throughput.py --device cuda --images 768            # H100: under 5 minutes
     python benchmarks/eval_throughput.py --device cpu --images 24 --backbone mb-tiny-clip --size 32
@@ -159,6 +160,26 @@ def ours(detector, manifest, degradations, device, batch: int, workers: int, bf1
     return len(manifest) * len(degradations) / (time.perf_counter() - start), first[0] - start, used
 
 
+def profiled(detector, manifest, degradations, device, batch: int, workers: int, bf16: bool, impl: str, rows: int = 15
+             ) -> tuple[str, float | None, float]:
+    """Row (b)'s call once more under torch.profiler: the table of the ops that took the most device time (CPU
+    time on a CPU), the device's busy seconds (its kernels' and copies' own times, summed as the table's footer
+    does; None on a CPU) and the call's wall seconds. Why: on an H100, (b) ran at 0.88 of (a) after its first
+    batch; this tells whether the rest is the device's own degradations and preprocessing, or the device waiting."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    on_gpu = device.type == "cuda"
+    start = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_gpu else [])) as profiler:
+        ours(detector, manifest, degradations, device, batch, workers, bf16, impl)
+    wall = time.perf_counter() - start
+    events = profiler.key_averages()
+    busy = sum(e.self_device_time_total for e in events if e.device_type != DeviceType.CPU and not getattr(e, "is_user_annotation", False)) / 1e6
+    table = events.table(sort_by="self_device_time_total" if on_gpu else "self_cpu_time_total", row_limit=rows)
+    return table, busy if on_gpu else None, wall
+
+
 def first_batch_note(rate: float, pairs: int, startup: float, reference: float, name: str) -> str:
     """When the first batch reached the model, and the rate after it (the pairs over the time left): what a
     dataset much larger than the benchmark's folder would see."""
@@ -251,6 +272,8 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="also time model-only under torch.compile")
     parser.add_argument("--no-train", action="store_true", help="skip the training-throughput lines")
     parser.add_argument("--no-naive", action="store_true", help="skip row (c) (the vs (c) column then reads -)")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="after row (b), profile its call on the first N images: the ops with the most device time")
     args = parser.parse_args()
 
     from mirage_bench.degradations import expand
@@ -279,6 +302,11 @@ def main() -> None:
         add(("(b) ours end-to-end", f"{b:,.0f}", f"{b / a:.2f}", vs_naive(b),
              f"{used}; {len(degradations)} degradations, {args.images} images{' (varied sizes)' if args.varied else ''}; "
              + first_batch_note(b, pairs, startup, a, "(a)")))
+        if args.profile:
+            table, busy, wall = profiled(detector, manifest.iloc[: args.profile], degradations, device, args.batch, args.workers, bf16,
+                                         args.impl)
+            busy_note = "" if busy is None else f", the device busy {busy:.2f} s of it ({busy / wall:.0%}; the profiler slows the host)"
+            print(f"(b) under torch.profiler, {min(args.profile, len(manifest))} images: {wall:.2f} s wall{busy_note}\n{table}", flush=True)
         if not args.no_naive:
             add(("(c) naive loop", f"{c:,.0f}", f"{c / a:.2f}", "1.00", f"PIL per image per degradation, {args.workers} workers"))
         d, main_ms, started_d, first_d = data_stages(detector, manifest, degradations, device, args.batch, args.workers,

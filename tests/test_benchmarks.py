@@ -28,7 +28,9 @@ def _run(script: str, *args: str) -> str:
 def test_eval_throughput_prints_every_row():
     out = _run("eval_throughput.py", "--device", "cpu", "--detector", "tinycnn", "--images", "6", "--size", "32",
                "--batch", "4", "--iters", "1", "--workers", "1", "--impl", "fast", "--compile", "--train-cards", "mirage",
-               "--backbone", "mb-tiny-clip", "--train-set", "params.depth=2", "--train-steps", "1", "--train-batch", "2")
+               "--backbone", "mb-tiny-clip", "--train-set", "params.depth=2", "--train-steps", "1", "--train-batch", "2",
+               "--profile", "4")
+    assert "(b) under torch.profiler, 4 images: " in out and "Self CPU time total" in out, out
     for row in ("(a) model-only forward", "(b) ours end-to-end", "(c) naive loop", "(d) fast path, data stage only",
                 "(e) fast path without the model", "(a') model-only, torch.compile", "(b') ours end-to-end, torch.compile",
                 "train mirage"):

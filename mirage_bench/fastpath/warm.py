@@ -3,10 +3,11 @@
 Why: Triton compiles each variant of a kernel on its first launch, on the host, one variant after another, while
 the device waits for the batch. The fused blur (``blur_triton``) has a variant per class of image shape. A
 2,048-image ``genimage``-grid call on an H100 started its first batch 4.17 s in, against 0.69 s for the same
-pipeline later in the process (``benchmarks/RESULTS.md``); cold compiles are the main suspect. The shapes a call will blur are known before any image is
-decoded (the manifest's sizes, the grid's blurs), and compiling is mostly outside the GIL (LLVM, ptxas), so the
-variants compile side by side in threads, started once the workers are forked and awaited before the first
-batch is degraded.
+pipeline later in the process (``benchmarks/RESULTS.md``); cold compiles are the main suspect. The shapes a
+call will blur are known before any image is decoded (the manifest's sizes, the grid's blurs), and compiling
+runs mostly outside the GIL (LLVM, ptxas), so the variants compile side by side in threads. The threads start
+after the workers are forked (a fork in the middle of a compile could leave a pipe or a lock held in a worker),
+and the first batch waits for them.
 """
 
 from __future__ import annotations
