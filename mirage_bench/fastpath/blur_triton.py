@@ -101,6 +101,13 @@ def variant_key(ints: Ints, constexprs: dict[str, Any]) -> tuple[Any, ...]:
     return total % 16 == 0, total == 1, stride % 16 == 0, stride == 1, tuple(sorted(constexprs.items()))
 
 
+def size_class(h: int, w: int, radius: int) -> tuple[int, bool, bool, bool, bool]:
+    """Images of two sizes of one class launch the same variants at every image count: ``variant_key`` sees the
+    flat size ``n * C * h * w`` only through its divisibility by 16 (set by ``h * w`` modulo 16), the width as the
+    rows pass's stride, and the radius against each axis (``WIDE``)."""
+    return (h * w) % 16, w % 16 == 0, w == 1, radius >= h, radius >= w
+
+
 def variant_compiles(launches: Iterable[tuple[Sequence[int], int]], device: torch.device) -> list[Callable[[], None]]:
     """One job per distinct kernel variant that blurs of these ``(shape, radius)`` launch: it compiles the
     variant and loads it on ``device``, which the first launch would otherwise do while the device waits. The

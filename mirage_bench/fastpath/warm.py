@@ -31,15 +31,22 @@ GROUP_COUNTS = (1, 2, 4, 8, 16)
 
 
 def blur_launch_shapes(manifest: pd.DataFrame, degradations: Sequence[Any], batch_size: int) -> set[tuple[tuple[int, int, int, int], int]]:
-    """``(shape, radius)`` of the blur launches the device's degradations can make over ``manifest``'s image sizes
-    (its ``width`` and ``height`` columns; none without them), for groups of any count up to ``batch_size``."""
+    """``(shape, radius)`` of blur launches that reach every variant the device's degradations can launch over
+    ``manifest``'s image sizes (its ``width`` and ``height`` columns; none without them), for groups of any
+    count up to ``batch_size``: one size of each ``size_class``, at each of ``GROUP_COUNTS``."""
     if not {"width", "height"} <= set(manifest.columns):
         return set()
+    from mirage_bench.fastpath.blur_triton import size_class
+
     sizes = set(zip(manifest["width"].tolist(), manifest["height"].tolist()))
-    counts = [n for n in GROUP_COUNTS if n <= batch_size]
-    return {((n, 3, h, w), blur_radius(sigma))
-            for d in degradations if gpu_plan(d) is not None
-            for size in sizes for sigma, (w, h) in blur_inputs(d, size) for n in counts}
+    blurring = [d for d in degradations if gpu_plan(d) is not None and blur_inputs(d, (1, 1))]
+    chosen: dict[tuple[Any, ...], tuple[int, int, int]] = {}
+    for d in blurring:
+        for size in sizes:
+            for sigma, (w, h) in blur_inputs(d, size):
+                radius = blur_radius(sigma)
+                chosen.setdefault((radius, *size_class(h, w, radius)), (h, w, radius))
+    return {((n, 3, h, w), radius) for h, w, radius in chosen.values() for n in GROUP_COUNTS if n <= batch_size}
 
 
 def kernel_compiles(manifest: pd.DataFrame, degradations: Sequence[Any], batch_size: int, device: torch.device) -> list[Callable[[], None]]:
@@ -52,6 +59,8 @@ def kernel_compiles(manifest: pd.DataFrame, degradations: Sequence[Any], batch_s
         return []
     from mirage_bench.fastpath.blur_triton import variant_compiles
 
+    if device.index is None:  # the jobs' threads would read "current device" as theirs, which starts at 0
+        device = torch.device("cuda", torch.cuda.current_device())
     return variant_compiles(sorted(shapes), device)
 
 

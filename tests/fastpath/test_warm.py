@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -78,6 +79,34 @@ def test_launch_shapes_come_from_the_manifest_sizes_and_the_device_blurs():
     assert shapes == {((n, 3, h, w), r) for n in (1, 2, 4) for h, w in ((512, 512), (375, 500)) for r in (12, 20)}
     assert blur_launch_shapes(manifest.drop(columns="width"), grid, 4) == set()
     assert kernel_compiles(manifest, grid, 4, torch.device("cpu")) == []
+
+
+def test_sizes_of_one_class_launch_the_same_variants_at_every_count():
+    from mirage_bench.fastpath.blur_triton import size_class
+
+    classes: dict[tuple, set] = {}
+    for h, w in np.random.default_rng(1).integers(1, 70, (300, 2)).tolist():
+        keys = set(_triton_keys([((n, 3, h, w), 12) for n in range(1, 65)]))
+        classes.setdefault(size_class(h, w, 12), []).append(keys)
+    shared = [members for members in classes.values() if len(members) > 1]
+    assert len(shared) > 20  # many classes have several sizes: the check compares something
+    for members in shared:
+        assert all(keys == members[0] for keys in members)
+
+
+def test_launch_shapes_reach_every_variant_of_every_size_and_count():
+    """One size per ``size_class`` stands for all: the shapes warmed reach exactly the variants that the blurs
+    (one after a downscale) of every size in the manifest launch at every group count."""
+    from mirage_bench.fastpath.ops import blur_radius
+
+    sizes = [tuple(int(v) for v in size) for size in np.random.default_rng(0).integers(1, 60, (40, 2))] + [(512, 512), (500, 375)]
+    manifest = pd.DataFrame({"width": [w for w, _ in sizes], "height": [h for _, h in sizes]})
+    grid = [parse("blur(s=3)"), parse("chain(downscale(size=24),blur(s=1))"), parse("jpeg(q=90)")]
+    every = {((n, 3, bh, bw), blur_radius(sigma)) for d in grid for size in sizes for sigma, (bw, bh) in blur_inputs(d, size)
+             for n in range(1, 65)}
+    warmed = blur_launch_shapes(manifest, grid, 64)
+    assert len(warmed) < len(every) / 20
+    assert set(_triton_keys(warmed)) == set(_triton_keys(every))
 
 
 def test_compile_jobs_run_in_threads_and_the_first_item_waits_for_them():
