@@ -38,7 +38,9 @@ def blur_launch_shapes(manifest: pd.DataFrame, degradations: Sequence[Any], batc
         return set()
     from mirage_bench.fastpath.blur_triton import size_class
 
-    sizes = set(zip(manifest["width"].tolist(), manifest["height"].tolist()))
+    known = manifest[["width", "height"]].dropna()  # a size the manifest does not know compiles on first launch
+    known = known[(known["width"] > 0) & (known["height"] > 0)].astype(int)
+    sizes = set(zip(known["width"].tolist(), known["height"].tolist()))
     blurring = [d for d in degradations if gpu_plan(d) is not None and blur_inputs(d, (1, 1))]
     chosen: dict[tuple[Any, ...], tuple[int, int, int]] = {}
     for d in blurring:

@@ -78,6 +78,8 @@ def test_launch_shapes_come_from_the_manifest_sizes_and_the_device_blurs():
     shapes = blur_launch_shapes(manifest, grid, batch_size=4)
     assert shapes == {((n, 3, h, w), r) for n in (1, 2, 4) for h, w in ((512, 512), (375, 500)) for r in (12, 20)}
     assert blur_launch_shapes(manifest.drop(columns="width"), grid, 4) == set()
+    unknown = pd.DataFrame({"width": [500.0, None, 0], "height": [375.0, 512, 512]})  # only the first size is usable
+    assert blur_launch_shapes(unknown, grid, 1) == {((1, 3, 375, 500), 12), ((1, 3, 375, 500), 20)}
     assert kernel_compiles(manifest, grid, 4, torch.device("cpu")) == []
 
 
