@@ -176,11 +176,18 @@ def gathered_scores(manifest: pd.DataFrame, degradations: Sequence[Any], shard: 
     return Scores(manifest, list(degradations), logits, seeds)
 
 
+def refuse_repeated_ids(manifest: pd.DataFrame, name: str = "the subset") -> None:
+    """Each image is listed once: its id keys its predictions and its degradation seed."""
+    from mirage_bench.errors import DataError
+
+    repeated = manifest["image_id"].duplicated()
+    if repeated.any():
+        raise DataError(f"{name} lists image ids more than once ({manifest.loc[repeated, 'image_id'].tolist()[:5]}...); rebuild the manifest")
+
+
 def assert_exactly_once(manifest: pd.DataFrame, logits: np.ndarray) -> None:
     from mirage_bench.errors import DataError
 
-    if manifest["image_id"].duplicated().any():
-        dup = manifest.loc[manifest["image_id"].duplicated(), "image_id"].tolist()[:5]
-        raise DataError(f"the subset lists image ids more than once ({dup}...); rebuild the manifest")
+    refuse_repeated_ids(manifest)
     if logits.shape[1] != len(manifest):
         raise DataError(f"scored {logits.shape[1]} images for a subset of {len(manifest)}; every image must be scored exactly once")

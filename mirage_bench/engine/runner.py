@@ -312,28 +312,35 @@ def pass_model_bytes(device: str) -> int:
 def _evaluate_all(jobs: list[EvalJob], bench: Benchmark, store: Store, options: Options, device: str, run_id: str,
                   progress: Progress, impl: str) -> dict[str, float]:
     """Score every job's missing cells. The checkpoints with work left are loaded once each, in groups of at
-    most ``pass_model_bytes(device)``; each group goes over the test subsets in turn, and the models of a group that
-    need the same degradations of a subset are scored in one pass that decodes and degrades each image once
-    for all of them. Returns the scoring seconds of each evaluation cell computed: its model's forwards and an
-    equal share of the pass's shared work (``timing.cell_seconds``), over the model's cells."""
+    most ``pass_model_bytes(device)``. A group's models are scored in passes: one for all the test subsets where
+    the same models need the same degradations (every subset, in a fresh run). A pass decodes and degrades each
+    image once for all of its models and subsets (an image that several subsets list, such as reals they share,
+    once), and its loader starts once, not once per subset. Returns the scoring seconds of each evaluation cell
+    computed: its model's forwards and an equal share of the pass's shared work (``timing.cell_seconds``), split
+    among the model's subsets by their image counts, over its cells."""
     todo = {id(job): tuple(d.spec for d in bench.degradations if not store.has_predictions(job.cell_ids[d.spec])) for job in jobs}
     pending = [job for job in jobs if todo[id(job)]]
     to_load = list({id(job.train_cell): job.train_cell for job in pending}.values())
     seconds: dict[str, float] = {}
     for loaded in _loaded_models(to_load, store, device):
         models = {id(cell): (detector, meta) for cell, detector, meta in loaded}
+        passes: dict[tuple[tuple[str, ...], tuple[int, ...]], list[list[tuple[EvalJob, Any, dict[str, Any]]]]] = {}
         for generator in bench.protocol.test:
             by_todo: dict[tuple[str, ...], list[tuple[EvalJob, Any, dict[str, Any]]]] = {}
             for job in pending:
                 if job.generator == generator and id(job.train_cell) in models:
                     by_todo.setdefault(todo[id(job)], []).append((job, *models[id(job.train_cell)]))
             for specs, group in by_todo.items():
-                degradations = [d for d in bench.degradations if d.spec in specs]
-                started = time.perf_counter()
-                forward = _evaluate_pass(group, degradations, bench.subsets.test[generator], store, options, device, run_id,
-                                         progress, impl)
-                per_cell = cell_seconds(time.perf_counter() - started, forward, len(degradations))
-                seconds.update({job.cell_ids[d.spec]: own for (job, _, _), own in zip(group, per_cell) for d in degradations})
+                passes.setdefault((specs, tuple(id(job.train_cell) for job, _, _ in group)), []).append(group)
+        for (specs, _), groups in passes.items():
+            degradations = [d for d in bench.degradations if d.spec in specs]
+            started = time.perf_counter()
+            forward = _evaluate_pass(groups, degradations, store, options, device, run_id, progress, impl)
+            per_cell = cell_seconds(time.perf_counter() - started, forward, len(degradations))
+            images = [len(group[0][0].subset) for group in groups]
+            for group, count in zip(groups, images):
+                seconds.update({job.cell_ids[d.spec]: own * count / sum(images)
+                                for (job, _, _), own in zip(group, per_cell) for d in degradations})
     return seconds
 
 
@@ -359,44 +366,70 @@ def _loaded_models(trained: list[TrainCell], store: Store, device: str) -> Itera
         yield group
 
 
-def _evaluate_pass(loaded: list[tuple[EvalJob, Any, dict[str, Any]]], todo: list[Any], subset: pd.DataFrame, store: Store,
-                   options: Options, device: str, run_id: str, progress: Progress, impl: str) -> list[float]:
-    """Score the loaded checkpoints on one subset under the ``todo`` degradations (one decode per image for
-    all of them) and store each cell; returns each model's forward seconds. A model with non-finite logits is
-    refused after the others are stored."""
+def _evaluate_pass(groups: list[list[tuple[EvalJob, Any, dict[str, Any]]]], todo: list[Any], store: Store, options: Options,
+                   device: str, run_id: str, progress: Progress, impl: str) -> list[float]:
+    """Score the loaded checkpoints on the union of their test subsets under the ``todo`` degradations (one decode
+    per image for all of them) and store each subset's cells; ``groups`` holds one list of (job, detector,
+    metadata) per subset, the same checkpoints in the same order. Returns each model's forward seconds. A model
+    with non-finite logits is refused after the others are stored."""
     from mirage_bench.engine.evaluator import score_models
 
+    loaded = groups[0]
     detectors = [detector for _, detector, _ in loaded]
     first = loaded[0][0].train_cell
     models = f"{first.recipe.name}/{first.train_generators}/s{first.seed}" if len(loaded) == 1 else f"{len(loaded)} models"
-    advance = progress(f"score {models} on {loaded[0][0].generator}", len(subset) * len(todo) * len(loaded))
+    generators = [group[0][0].generator for group in groups]
+    subsets = [group[0][0].subset for group in groups]
+    images = union_of(dict(zip(generators, subsets)))
+    advance = progress(f"score {models} on {', '.join(generators)}", len(images) * len(todo) * len(loaded))
     if impl in ("fast", "fast-nvjpeg"):
         from mirage_bench.fastpath.evaluator import score_models_fast
 
-        scored, impls = score_models_fast(detectors, subset, todo, base_seed=DEGRADATION_BASE_SEED,
+        scored, impls = score_models_fast(detectors, images, todo, base_seed=DEGRADATION_BASE_SEED,
                                           batch_size=options.eval_batch_size, device=device, workers=options.workers,
                                           nvjpeg=impl == "fast-nvjpeg", bf16=[job.train_cell.recipe.train.bf16 for job, _, _ in loaded],
                                           compile_model=options.compile, on_batch=advance)
     else:
-        scored = score_models(detectors, subset, todo, base_seed=DEGRADATION_BASE_SEED, batch_size=options.eval_batch_size,
+        scored = score_models(detectors, images, todo, base_seed=DEGRADATION_BASE_SEED, batch_size=options.eval_batch_size,
                               device=device, workers=options.workers, on_batch=advance)
         impls = ["reference"] * len(todo)
+    position = pd.Index(images["image_id"])
     refused: list[ContractError] = []
-    for (job, detector, meta), scores in zip(loaded, scored):
-        try:  # on every rank (all hold the gathered scores), before any of this model's cells is written
-            for d, logits in zip(todo, scores.logits):
-                refuse_non_finite(job, d.spec, scores.manifest, logits)
-        except ContractError as exc:
-            refused.append(exc)
-            continue
-        if distributed.is_main():
-            for d, logits, used in zip(todo, scores.logits, impls):
-                frame = _prediction_frame(job, scores.manifest, d.spec, scores.seeds, logits, run_id, meta, detector, used)
-                store.write_predictions(job.cell_ids[d.spec], frame)
+    for group, manifest in zip(groups, subsets):
+        rows = position.get_indexer(manifest["image_id"])
+        for (job, detector, meta), scores in zip(group, scored):
+            logits, seeds = scores.logits[:, rows], scores.seeds[rows]
+            try:  # on every rank (all hold the gathered scores), before any of this model's cells of the subset is written
+                for d, cell_logits in zip(todo, logits):
+                    refuse_non_finite(job, d.spec, manifest, cell_logits)
+            except ContractError as exc:
+                refused.append(exc)
+                continue
+            if distributed.is_main():
+                for d, cell_logits, used in zip(todo, logits, impls):
+                    frame = _prediction_frame(job, manifest, d.spec, seeds, cell_logits, run_id, meta, detector, used)
+                    store.write_predictions(job.cell_ids[d.spec], frame)
     distributed.barrier()
     if refused:
         raise refused[0] if len(refused) == 1 else ContractError("\n".join(str(exc) for exc in refused))
     return [scores.forward_seconds for scores in scored]
+
+
+def union_of(subsets: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The rows of every subset, an image that several list once (first listed first). Refused: a subset that
+    lists an id twice, and one id for two files in two subsets (the second file would take the first's scores)."""
+    from mirage_bench.engine.evaluator import refuse_repeated_ids
+
+    for generator, subset in subsets.items():
+        refuse_repeated_ids(subset, f"test subset {generator!r}")
+    rows = pd.concat([subset.assign(_subset=generator) for generator, subset in subsets.items()], ignore_index=True)
+    files = rows.drop_duplicates(["image_id", "path"])
+    clash = files["image_id"].duplicated(keep=False)
+    if clash.any():
+        shown = files.loc[clash, ["_subset", "image_id", "path"]].head(4).rename(columns={"_subset": "subset"}).to_dict("records")
+        raise DataError(f"test subsets give one image id to different files ({shown}); an image id must name one file, "
+                        "as the ids of the run's own scan and of `mirage-bench data index` do")
+    return rows.drop_duplicates("image_id", ignore_index=True).drop(columns="_subset")
 
 
 def refuse_non_finite(job: EvalJob, spec: str, manifest: pd.DataFrame, logits: np.ndarray, shown: int = 5) -> None:

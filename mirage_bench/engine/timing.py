@@ -4,7 +4,9 @@ Models scored in one pass share its decoding, degradations and preprocessing, so
 not any one model's. The leaderboard's images/s per detector needs each model's own cost: the seconds of
 its forwards (a shared encoder's split among the models it serves) plus an equal share of the work they
 share. On CUDA the forwards are timed with events read once at the end, so the scoring loop never waits
-for the device. Loading checkpoints is not scoring and is left out (a run loads each once, not per subset).
+for the device. Loading checkpoints is not scoring and is left out (a run loads each once, not per subset). A
+pass over several test subsets charges each subset its share by image count (an image that two subsets list is
+scored once and counted in both).
 """
 
 from __future__ import annotations

@@ -17,8 +17,11 @@ def test_non_finite_logits_are_refused_naming_detector_cell_degradation_and_imag
 
     def poisoned(detectors, manifest, degradations, **kwargs):
         scored = original(detectors, manifest, degradations, **kwargs)
-        for scores in scored:
-            scores.logits[-1, [0, 2]] = [np.nan, np.inf]  # the last degradation of each subset
+        rows = manifest["image_id"].tolist()
+        for subset in bench.subsets.test.values():  # one pass scores both subsets: their first and third images
+            ids = subset["image_id"].tolist()
+            for scores in scored:
+                scores.logits[-1, [rows.index(ids[0]), rows.index(ids[2])]] = [np.nan, np.inf]  # the last degradation
         return scored
 
     monkeypatch.setattr(evaluator, "score_models", poisoned)
@@ -29,4 +32,5 @@ def test_non_finite_logits_are_refused_naming_detector_cell_degradation_and_imag
     assert "detector 'tinycnn' (train g1, seed 0, training cell " in message
     assert "gave non-finite logits (NaN or inf) for 2 of 9 images of test subset 'g1' under degradation 'jpeg(q=50)'" in message
     assert f"first image ids: {[first[0], first[2]]}" in message and "Nothing was stored for this cell" in message
+    assert "for 2 of 7 images of test subset 'g2' under degradation 'jpeg(q=50)'" in message  # refused too, in one error
     assert Store(tmp_path / "out").read_predictions().empty  # not even the finite degradation of that subset

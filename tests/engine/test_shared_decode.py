@@ -83,7 +83,7 @@ def _predictions(out) -> pd.DataFrame:
     return frame.sort_values(["cell_id", "image_id"], ignore_index=True)
 
 
-def test_a_run_scores_each_subset_in_one_pass_for_all_models_with_the_logits_of_separate_runs(tmp_path, monkeypatch):
+def test_a_run_scores_all_subsets_in_one_pass_for_all_models_with_the_logits_of_separate_runs(tmp_path, monkeypatch):
     from mirage_bench.detectors import checkpoint
 
     bench = _two_model_benchmark(tmp_path / "data")
@@ -91,7 +91,7 @@ def test_a_run_scores_each_subset_in_one_pass_for_all_models_with_the_logits_of_
     loads = _counting(monkeypatch, checkpoint, "load_checkpoint")
     record = execute(bench, Options(out=tmp_path / "together"), progress=progress)
     scoring = [(d, n) for d, n in seen if d.startswith("score")]
-    assert scoring == [("score 2 models on g1", 9 * 2 * 2), ("score 2 models on g2", 7 * 2 * 2)]
+    assert scoring == [("score 2 models on g1, g2", (9 + 7) * 2 * 2)]  # one loader for both subsets
     assert len(loads) == 2  # each checkpoint loaded once for both subsets
     monkeypatch.undo()
     assert all(c["computed_in_this_run"] and c["seconds"] > 0 for c in record["eval_cells"])
@@ -109,7 +109,7 @@ def test_passes_hold_at_most_the_model_byte_budget(tmp_path, monkeypatch):
     seen, progress = _recorder()
     execute(bench, Options(out=tmp_path / "apart"), progress=progress)
     scoring = [d for d, _ in seen if d.startswith("score")]
-    assert scoring == ["score tinycnn/g1/s0 on g1", "score tinycnn/g1/s0 on g2"] * 2  # model by model
+    assert scoring == ["score tinycnn/g1/s0 on g1, g2"] * 2  # model by model
     monkeypatch.undo()
     execute(bench, Options(out=tmp_path / "together"))
     pd.testing.assert_frame_equal(_predictions(tmp_path / "apart"), _predictions(tmp_path / "together"))
@@ -117,21 +117,19 @@ def test_passes_hold_at_most_the_model_byte_budget(tmp_path, monkeypatch):
 
 def test_a_model_with_non_finite_logits_is_refused_and_the_others_of_its_pass_are_stored(tmp_path, monkeypatch):
     bench = _two_model_benchmark(tmp_path / "data")
-    execute(bench, Options(out=tmp_path / "out"), evaluate=False)
+    first, second = (c["checkpoint_sha256"] for c in execute(bench, Options(out=tmp_path / "out"), evaluate=False)["train_cells"])
     original = evaluator.score_models
 
     def poisoned(detectors, manifest, degradations, **kwargs):
         scored = original(detectors, manifest, degradations, **kwargs)
-        scored[1].logits[0, 1] = np.nan  # the second model only
+        scored[1].logits[0, 1] = np.nan  # the second model, on an image of g1 only
         return scored
 
     monkeypatch.setattr(evaluator, "score_models", poisoned)
     with pytest.raises(ContractError, match="gave non-finite logits .* 1 of 9 images of test subset 'g1' under degradation 'none'"):
         execute(bench, Options(out=tmp_path / "out"))
     stored = Store(tmp_path / "out").read_predictions()
-    first_model = execute(replace(bench, recipes=bench.recipes[:1]), Options(out=tmp_path / "out"), evaluate=False)
-    first = first_model["train_cells"][0]["checkpoint_sha256"]
-    assert set(stored["checkpoint_sha256"]) == {first} and set(stored["generator"]) == {"g1"}
+    assert set(zip(stored["checkpoint_sha256"], stored["generator"])) == {(first, "g1"), (first, "g2"), (second, "g2")}
     assert sorted(stored["degradation"].unique()) == ["jpeg(q=50)", "none"]
 
 
@@ -216,7 +214,7 @@ def test_a_pass_counts_a_shared_frozen_backbone_once(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "PASS_MODEL_BYTES", int(one_model * 1.5))  # room for one tower, not two
     seen, progress = _recorder()
     execute(bench, Options(out=tmp_path / "out"), progress=progress)
-    assert [d for d, _ in seen if d.startswith("score")] == ["score 3 models on g1", "score 3 models on g2"]
+    assert [d for d, _ in seen if d.startswith("score")] == ["score 3 models on g1, g2"]
 
 
 def test_a_pass_charges_each_model_its_own_forwards_and_an_equal_share_of_the_rest():
@@ -249,9 +247,9 @@ def test_the_slow_model_of_a_pass_records_the_slower_cells(tmp_path, monkeypatch
     record = execute(bench, Options(out=tmp_path / "out"))
     fast_cell, slow_cell = (c["cell_id"] for c in record["train_cells"])
     seconds = {cell: sum(c["seconds"] for c in record["eval_cells"] if c["train_cell_id"] == cell) for cell in (fast_cell, slow_cell)}
-    # the slow model sleeps 0.05 s in each of its 4 forwards (2 subsets x 2 degradations x 1 batch); their
-    # compute is alike and tiny, and the shared work is charged to both alike
-    assert seconds[slow_cell] - seconds[fast_cell] >= 0.75 * 4 * 0.05
+    # the slow model sleeps 0.05 s in each of its 2 forwards (one pass over both subsets' 16 images: 2
+    # degradations x 1 batch); their compute is alike and tiny, and the shared work is charged to both alike
+    assert seconds[slow_cell] - seconds[fast_cell] >= 0.75 * 2 * 0.05
 
 
 def test_the_model_budget_leaves_two_thirds_of_a_small_device_to_the_forwards(monkeypatch):
@@ -265,12 +263,12 @@ def test_the_model_budget_leaves_two_thirds_of_a_small_device_to_the_forwards(mo
 
 
 def test_a_run_on_the_fast_path_scores_all_models_in_one_pass_close_to_the_reference(tmp_path):
-    """The engine's fast path on a CPU (as on CUDA, less the device): one pass per subset, each model's cells
+    """The engine's fast path on a CPU (as on CUDA, less the device): one pass for both subsets, each model's cells
     stored with the implementation that made them, scores within the fast path's tolerance of the reference."""
     bench = _two_model_benchmark(tmp_path / "data")
     seen, progress = _recorder()
     execute(bench, Options(out=tmp_path / "fast", impl="fast", workers=0), progress=progress)
-    assert [d for d, _ in seen if d.startswith("score")] == ["score 2 models on g1", "score 2 models on g2"]
+    assert [d for d, _ in seen if d.startswith("score")] == ["score 2 models on g1, g2"]
     execute(bench, Options(out=tmp_path / "reference"))
     fast, reference = _predictions(tmp_path / "fast"), _predictions(tmp_path / "reference")
     assert set(fast["impl"]) == {"fast:pil+cpu-degrade+cpu-preprocess", "fast:pil+cpu-ref-degrade+cpu-preprocess"}
@@ -278,3 +276,70 @@ def test_a_run_on_the_fast_path_scores_all_models_in_one_pass_close_to_the_refer
     both = fast.merge(reference, on=key, suffixes=("_fast", "_reference"))
     assert len(both) == len(fast) == len(reference) == 2 * (9 + 7) * 2
     assert np.abs(both["logit_fast"] - both["logit_reference"]).max() < 0.05
+
+
+def _shared_reals_benchmark(root):
+    """g3 is fake-only and takes g1's reals, as UniversalFakeDetect's diffusion subsets share LAION's."""
+    from mirage_bench.protocol import ProtocolCard
+
+    bench = helpers.benchmark(root)
+    g1 = bench.subsets.test["g1"]
+    g3 = pd.concat([helpers.write_images(root, "g3", "val", 0, 3, 5), g1[g1["label"] == 0]]).sort_values("rel_path", ignore_index=True)
+    generators = {g: {"folder": g, "family": "gan" if g == "g1" else "diffusion"} for g in ("g1", "g2")}
+    card = ProtocolCard(name="tiny-paired", version=1, layout="genimage", train=["g1"], test=["g1", "g2", "g3"],
+                        generators={**generators, "g3": {"folder": "g3", "family": "diffusion", "role": "fake", "reals": "g1"}})
+    return replace(bench, protocol=card, subsets=replace(bench.subsets, test={**bench.subsets.test, "g3": g3}))
+
+
+def test_a_pass_scores_an_image_that_several_subsets_list_once(tmp_path, monkeypatch):
+    """Each image is decoded and scored once per pass however many test subsets list it, and every subset's cells
+    hold all of its images with the logits of a run that scores that subset alone."""
+    from mirage_bench.engine import sources
+
+    bench = _shared_reals_benchmark(tmp_path / "data")
+    execute(bench, Options(out=tmp_path / "together"), evaluate=False)
+    opened = _counting(monkeypatch, sources, "open_rgb")
+    seen, progress = _recorder()
+    record = execute(bench, Options(out=tmp_path / "together"), progress=progress)
+    union = pd.concat(bench.subsets.test.values())["image_id"].nunique()
+    assert union == 9 + 7 + 3 and len(opened) == union  # g1's 5 reals decoded once for g1 and g3
+    assert [(d, n) for d, n in seen if d.startswith("score")] == [("score tinycnn/g1/s0 on g1, g2, g3", union * 2)]
+    assert {c["generator"]: c["images"] for c in record["eval_cells"]} == {"g1": 9, "g2": 7, "g3": 8}
+    monkeypatch.undo()
+    for generator in bench.protocol.test:
+        alone = replace(bench, protocol=bench.protocol.model_copy(update={"test": [generator]}))
+        execute(alone, Options(out=tmp_path / f"alone-{generator}"))
+    together = _predictions(tmp_path / "together")
+    separately = pd.concat([_predictions(tmp_path / f"alone-{g}") for g in bench.protocol.test]).sort_values(["cell_id", "image_id"],
+                                                                                                         ignore_index=True)
+    pd.testing.assert_frame_equal(together, separately)
+    assert len(together) == (9 + 7 + 8) * 2
+
+
+def test_subsets_that_need_other_degradations_get_passes_of_their_own(tmp_path):
+    """After a run that stored g1's clean cell only, g1 needs the JPEG cell and g2 both: two passes, and the cell
+    stored before is not scored again."""
+    bench = helpers.benchmark(tmp_path / "data")
+    out = tmp_path / "out"
+    execute(replace(bench, protocol=bench.protocol.model_copy(update={"test": ["g1"]}), degradations=bench.degradations[:1]),
+            Options(out=out))
+    seen, progress = _recorder()
+    record = execute(bench, Options(out=out), progress=progress)
+    assert [(d, n) for d, n in seen if d.startswith("score")] == [("score tinycnn/g1/s0 on g1", 9), ("score tinycnn/g1/s0 on g2", 7 * 2)]
+    assert [c["computed_in_this_run"] for c in record["eval_cells"]] == [False, True, True, True]
+
+
+def test_the_union_of_subsets_refuses_repeated_ids_and_one_id_for_two_files(tmp_path):
+    from mirage_bench.engine.runner import union_of
+    from mirage_bench.errors import DataError
+
+    bench = _shared_reals_benchmark(tmp_path / "data")
+    g1, g3 = bench.subsets.test["g1"], bench.subsets.test["g3"]
+    union = union_of({"g1": g1, "g3": g3})
+    assert union["image_id"].tolist() == [*g1["image_id"], *g3.loc[g3["label"] == 1, "image_id"]]  # the shared reals once
+    assert list(union.columns) == list(g1.columns)
+    with pytest.raises(DataError, match="test subset 'g3' lists image ids more than once"):
+        union_of({"g1": g1, "g3": pd.concat([g3, g3.head(1)])})
+    moved = g3.assign(path=g3["path"].where(g3["label"] == 1, g3["path"] + ".copy"))
+    with pytest.raises(DataError, match="test subsets give one image id to different files .*'subset': 'g1'"):
+        union_of({"g1": g1, "g3": moved})
