@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+from types import ModuleType
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -77,22 +79,23 @@ def gaussian_blur_uint8(images: torch.Tensor, sigma: float, fused: bool | None =
     n, c, h, w = images.shape
     weights = _gaussian_kernel(sigma)
     if images.is_cuda if fused is None else fused:
-        return _triton_blur()(images, weights)
+        return blur_triton().gaussian_blur_uint8_triton(images, weights)
     x = images.reshape(n * c, h, w).to(torch.float64)
     x = _blur_axis(x, weights, axis=1).to(torch.uint8).to(torch.float64)  # rows (scipy axis 0), truncated
     x = _blur_axis(x, weights, axis=2).to(torch.uint8)  # columns (scipy axis 1), truncated
     return x.reshape(n, c, h, w)
 
 
-def _triton_blur():
+def blur_triton() -> ModuleType:
+    """The fused blur's module (``blur_triton``), or a ConfigError that says how to get Triton."""
     try:
-        from mirage_bench.fastpath.blur_triton import gaussian_blur_uint8_triton
+        from mirage_bench.fastpath import blur_triton as module
     except ImportError as exc:
         raise ConfigError(
             f"the fast path blurs CUDA images with a Triton kernel, and Triton cannot be imported ({exc}). "
             "Install it (pip install triton; Linux CUDA builds of torch ship it) or score with --impl reference."
         ) from None
-    return gaussian_blur_uint8_triton
+    return module
 
 
 def resize_uint8(images: torch.Tensor, size: tuple[int, int], interpolation: str = "bicubic") -> torch.Tensor:

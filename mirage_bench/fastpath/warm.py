@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 
 from mirage_bench.fastpath.gpu_degrade import blur_inputs, gpu_plan
-from mirage_bench.fastpath.ops import blur_radius
+from mirage_bench.fastpath.ops import blur_radius, blur_triton
 
 T = TypeVar("T")
 
@@ -36,8 +36,7 @@ def blur_launch_shapes(manifest: pd.DataFrame, degradations: Sequence[Any], batc
     count up to ``batch_size``: one size of each ``size_class``, at each of ``GROUP_COUNTS``."""
     if not {"width", "height"} <= set(manifest.columns):
         return set()
-    from mirage_bench.fastpath.blur_triton import size_class
-
+    size_class = blur_triton().size_class
     known = manifest[["width", "height"]].dropna()  # a size the manifest does not know compiles on first launch
     known = known[(known["width"] > 0) & (known["height"] > 0)].astype(int)
     sizes = set(zip(known["width"].tolist(), known["height"].tolist()))
@@ -59,11 +58,9 @@ def kernel_compiles(manifest: pd.DataFrame, degradations: Sequence[Any], batch_s
     shapes = blur_launch_shapes(manifest, degradations, batch_size)
     if not shapes:
         return []
-    from mirage_bench.fastpath.blur_triton import variant_compiles
-
     if device.index is None:  # the jobs' threads would read "current device" as theirs, which starts at 0
         device = torch.device("cuda", torch.cuda.current_device())
-    return variant_compiles(sorted(shapes), device)
+    return blur_triton().variant_compiles(sorted(shapes), device)
 
 
 @contextmanager

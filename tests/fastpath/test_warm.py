@@ -169,3 +169,20 @@ def test_the_fast_scorer_waits_for_the_compiles_before_its_first_batch(tmp_path,
     scores, _ = evaluator.score_subset_fast(detector, manifest, degradations, device="cpu", workers=0, batch_size=2, on_batch=on_batch)
     assert calls == [(5, ["none", "blur(s=1)"], 2)] and sum(scored) == 10
     assert scores.logits.shape == (2, 5) and torch.isfinite(torch.from_numpy(scores.logits)).all()
+
+
+def test_without_triton_the_compiles_and_the_blur_say_how_to_get_it(monkeypatch):
+    import sys
+
+    from mirage_bench.errors import ConfigError
+    from mirage_bench.fastpath.ops import gaussian_blur_uint8
+
+    import mirage_bench.fastpath
+
+    monkeypatch.setitem(sys.modules, "mirage_bench.fastpath.blur_triton", None)  # its import now fails
+    monkeypatch.delattr(mirage_bench.fastpath, "blur_triton", raising=False)
+    manifest = pd.DataFrame({"width": [500], "height": [375]})
+    with pytest.raises(ConfigError, match=r"Triton cannot be imported .* or score with --impl reference"):
+        kernel_compiles(manifest, GENIMAGE, 4, torch.device("cuda", 0))
+    with pytest.raises(ConfigError, match="Triton cannot be imported"):
+        gaussian_blur_uint8(torch.zeros(1, 3, 8, 8, dtype=torch.uint8), 1.0, fused=True)
