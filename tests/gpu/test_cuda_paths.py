@@ -102,7 +102,8 @@ def test_fast_scorer_on_cuda_matches_cpu_reference(tmp_path):
         path = tmp_path / f"img{k}.{'jpg' if k % 2 else 'png'}"
         Image.fromarray(image).save(path)
         paths.append(str(path))
-    manifest = pd.DataFrame({"path": paths, "image_id": [f"id{k}" for k in range(6)]})
+    # sizes, as a scanned manifest has them: the scorer compiles its blur variants ahead, in threads (fastpath.warm)
+    manifest = pd.DataFrame({"path": paths, "image_id": [f"id{k}" for k in range(6)], "width": 40, "height": 48})
     degradations = [parse(s) for s in ["none", "blur(s=2)", "jpeg(q=50)", "downscale(size=24)"]]
     torch.manual_seed(0)
     detector = build_tiny("tinycnn", ["input.size=32"]).eval()
