@@ -119,8 +119,9 @@ def score_models_fast(
                            torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast[trunk.heads[0][0]]))
               for trunk in model_trunks(detectors, spec_of, keys=autocast)]
     clock = TrunkClock([model.trunk for model in models], device)
+    compiles = kernel_compiles(manifest, degradations, batch_size, device)  # planned before the fork, run after it
     chunks = iter(loader)  # forks the workers now: before any compile thread starts, and while they start decoding
-    with compiling(kernel_compiles(manifest, degradations, batch_size, device)) as kernels_ready, in_eval_mode(detectors):
+    with compiling(compiles) as kernels_ready, in_eval_mode(detectors):
         score_batches(models, prepared_batches(after(kernels_ready, chunks), plans, specs, device, batch_size), logits, on_batch, clock)
     scores = [gathered_scores(full, degradations, shard, out.cpu().numpy(), base_seed) for out in logits]
     forward = clock.model_seconds(len(detectors))
