@@ -9,19 +9,21 @@
 #   on 512 images under torch.profiler, to tell where (b) loses the 0.12 it trails (a) by after its first batch;
 # - the vision tower with open_clip's modules, SelfAttention, and the one-op QuickGELU (485.5 -> 232.9 MB/image of
 #   non-matmul traffic counted on the CPU; eager speed not yet measured);
-# - three detectors scored in one pass against one pass each (models_throughput);
+# - NPR (native resolution) over JPEG reals of varied sizes, in manifest order and in size order
+#   (models_throughput --size-order): whether batching by size across the subset pays on a GPU;
 # - the default mini run on CUDA with the fast path;
 # - the blur kernel (radius and axis length no longer specialised, commit f073bf9: same load widths in the PTX;
 #   speed not yet measured on a GPU);
 # - last, the blur's first launches in a fresh process with Triton's cache empty and warm: each variant compiled
 #   on first launch, against all compiled ahead in threads.
 # Left out to fit one 10-minute call: the naive loop (measured twice, 5.19x: target met); measured in the second
-# 2026-11-27 session: the three UnivFD seeds (2.96x), SDPA backends, the data-root scan; the report's threads;
+# 2026-11-27 session: three detectors in one pass (1.72x) and three UnivFD seeds (2.96x), SDPA backends, the
+# data-root scan; the report's threads;
 # varied sizes (by hand: eval_throughput.py ... --no-naive --compile --varied).
 # Run from the repo root on the GPU machine with the wheels in .whl (open_clip, ftfy, wcwidth, pydantic):
 #   bash benchmarks/gpu_run.sh            (writes logs to $OUT when set, else to ./gpu-logs)
 # .whl is git-ignored: the device tool must carry it (carry [".whl"], timeout 600 s).
-# Caps: tests 90 s, throughput 150 s, towers 60 s, models 60 s, engine 110 s, blur 30 s, blur cold start 60 s:
+# Caps: tests 90 s, throughput 150 s, towers 60 s, NPR order 60 s, engine 110 s, blur 30 s, blur cold start 60 s:
 # 560 s with about 15 s of set-up. In the second 2026-11-27 H100 session: tests 41 s; throughput within 150 s, 41 s
 # of it the second compile that (a') now avoids; cnnspot/npr/univfd within 60 s; the engine run 87 s.
 set -uo pipefail
@@ -34,7 +36,7 @@ python3 -c "import torch, torchvision, open_clip; print('torch', torch.__version
 echo "== CUDA tests"; timeout 90 python3 -m pytest tests/gpu -q -s -p no:cacheprovider 2>&1 | tee "$LOGS/gpu_tests.log" | grep -v "^WARNING" | tail -12
 echo "== throughput (empty Triton cache)"; TRITON_CACHE_DIR="$(mktemp -d)" timeout 150 python3 benchmarks/eval_throughput.py --device cuda --images 2048 --batch 256 --workers 15 --no-train --no-naive --compile --profile 512 2>&1 | grep -v "^WARNING" | tee "$LOGS/throughput.log"
 echo "== towers: attention and one-op QuickGELU (ViT-L/14, eager)"; timeout 60 python3 benchmarks/attention_throughput.py --device cuda 2>&1 | grep -v "^WARNING" | tee "$LOGS/attention.log"
-echo "== several models per subset (one decode for all)"; timeout 60 python3 benchmarks/models_throughput.py --device cuda --detectors cnnspot,npr,univfd --images 1024 --workers 15 2>&1 | grep -v "^WARNING" | tee "$LOGS/models.log"
+echo "== NPR at native size on varied sizes: manifest order against size order"; timeout 60 python3 benchmarks/models_throughput.py --device cuda --detectors npr --images 512 --varied --size-order --workers 15 2>&1 | grep -v "^WARNING" | tee "$LOGS/models.log"
 echo "== engine, mini protocol on CUDA"; timeout 110 python3 -m mirage_bench run --device cuda --impl fast --out /tmp/engine-run 2>&1 | grep -v "^WARNING" | tail -30 | tee "$LOGS/engine.log"
 echo "== blur"; timeout 30 python3 benchmarks/blur_throughput.py --images 64 2>&1 | grep -v "^WARNING" | tee "$LOGS/blur.log"
 echo "== blur cold start (Triton cache empty, then warm)"; timeout 60 python3 benchmarks/blur_compile.py --device cuda --repeats 1 2>&1 | grep -v "^WARNING" | tee "$LOGS/blur_compile.log"
