@@ -88,7 +88,7 @@ def first_launches(name: str) -> float:
     start = time.perf_counter()
     if name == AHEAD:
         shapes = [(tuple(x.shape), (w.numel() - 1) // 2) for x in images for w in weights]
-        with compiling(variant_compiles(shapes, torch.device("cuda"))) as wait:
+        with compiling(variant_compiles(shapes, torch.device("cuda", torch.cuda.current_device()))) as wait:
             wait()
     for x in images:
         for w in weights:
