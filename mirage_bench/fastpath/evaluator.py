@@ -10,8 +10,8 @@ GPU-capable, see ``check_nvjpeg``), JPEG files are decoded on the GPU
 H100 (torch 2.11) its pixels differ from PIL's libjpeg-turbo decode by 6 grey levels on average
 (``tests/gpu``), far outside the resize tolerance, so decoding stays with PIL unless asked. Preprocessing
 follows each distinct input spec of the models on the GPU, then one bf16-autocast forward per model and
-degradation (scores in fp32); models sharing a frozen encoder run it once (``engine.trunks``). The Triton
-kernels the call will launch compile in threads while the workers decode the first images (``warm``).
+degradation (scores in fp32); models sharing a frozen encoder run it once (``engine.trunks``). The blur's
+Triton variants that the call will launch compile in threads while the workers decode the first images (``warm``).
 
 Each prediction records which implementation produced it (``impl``), because the fast path matches the
 reference within stated tolerances, not bit for bit.

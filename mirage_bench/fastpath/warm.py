@@ -1,4 +1,5 @@
-"""Compile a scoring call's Triton kernels in threads while its workers decode the first images.
+"""Compile the blur's Triton variants that a scoring call will launch, in threads, while its workers decode the
+first images.
 
 Why: Triton compiles each variant of a kernel on its first launch, on the host, one variant after another, while
 the device waits for the batch. The fused blur (``blur_triton``) has a variant per class of image shape. A
@@ -51,8 +52,9 @@ def blur_launch_shapes(manifest: pd.DataFrame, degradations: Sequence[Any], batc
 
 
 def kernel_compiles(manifest: pd.DataFrame, degradations: Sequence[Any], batch_size: int, device: torch.device) -> list[Callable[[], None]]:
-    """The compile jobs of the Triton kernel variants that scoring ``manifest`` under ``degradations`` on
-    ``device`` will launch (CUDA only; none elsewhere)."""
+    """The compile jobs of the blur kernel variants that scoring ``manifest`` under ``degradations`` on ``device``
+    will launch (CUDA only; none elsewhere). QuickGELU's one variant compiles on the first forward, which in a
+    run that trained comes during validation, before any scoring."""
     if device.type != "cuda":
         return []
     shapes = blur_launch_shapes(manifest, degradations, batch_size)
