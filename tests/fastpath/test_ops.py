@@ -129,24 +129,12 @@ def test_fused_triton_blur_compiles_one_variant_per_size_class_not_per_sigma_or_
     columns of the PNGs; rows of the JPEGs with the flat size divisible by 16 or not; their columns when it is not
     (when it is, the PNGs' columns variant). Each key is a cold compile on first use, mid-run; with the radius a
     constexpr and the axis length specialised, these launches made 12."""
-    pytest.importorskip("triton")
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import make_backend
-    from triton.runtime.jit import create_function_from_signature
+    from triton_keys import triton_keys
 
-    from mirage_bench.fastpath.blur_triton import COMPILE_OPTIONS, _blur_pass, blur_launches
-    from mirage_bench.fastpath.ops import _gaussian_kernel
+    from mirage_bench.fastpath.ops import blur_radius
 
-    binder = create_function_from_signature(_blur_pass.signature, _blur_pass.params, make_backend(GPUTarget("cuda", 90, 32)))
-    keys = set()
-    for n in range(1, 257):
-        for h, w in ((512, 512), (375, 500)):
-            for sigma in (3.0, 5.0):
-                x = torch.empty((n, 3, h, w), dtype=torch.uint8, device="meta")
-                _, launches = blur_launches(x, torch.from_numpy(_gaussian_kernel(sigma)))
-                for args, constexprs in launches:
-                    _, specialization, options = binder(*args, **constexprs, **COMPILE_OPTIONS)
-                    keys.add(str(specialization) + str(options))
+    launches = [((n, 3, h, w), blur_radius(sigma)) for n in range(1, 257) for h, w in ((512, 512), (375, 500)) for sigma in (3.0, 5.0)]
+    keys = set(triton_keys(launches))
     assert len(keys) == 5, sorted(keys)
 
 

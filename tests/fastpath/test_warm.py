@@ -3,66 +3,53 @@ call needs (checked against the keys Triton itself computes for sm_90), and when
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from triton_keys import triton_keys
 
 from mirage_bench.degradations import parse
 from mirage_bench.fastpath.gpu_degrade import blur_inputs
 from mirage_bench.fastpath.warm import GROUP_COUNTS, after, blur_launch_shapes, compiling, kernel_compiles
 
+needs_triton = pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="the blur kernel's module needs Triton")
 GENIMAGE = [parse(s) for s in ["none", "jpeg(q=95)", "jpeg(q=75)", "blur(s=3)", "blur(s=5)", "downscale(size=112)", "downscale(size=64)"]]
 #: GenImage's sizes (512 px PNGs, 500x375 JPEGs), odd ones, and images narrower than the kernel (WIDE).
 SIZES = [(512, 512), (375, 500), (333, 257), (16, 16), (7, 9), (1, 40)]
-
-
-def _triton_keys(launches):
-    """Triton's compile key of each ``(shape, radius)`` launch's two passes, as a JIT launch computes it for sm_90."""
-    pytest.importorskip("triton")
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import make_backend
-    from triton.runtime.jit import create_function_from_signature
-
-    from mirage_bench.fastpath.blur_triton import COMPILE_OPTIONS, _blur_pass, blur_launches
-
-    binder = create_function_from_signature(_blur_pass.signature, _blur_pass.params, make_backend(GPUTarget("cuda", 90, 32)))
-    keys = []
-    for shape, radius in launches:
-        x = torch.empty(shape, dtype=torch.uint8, device="meta")
-        for args, constexprs in blur_launches(x, torch.empty(2 * radius + 1, dtype=torch.float64, device="meta"))[1]:
-            _, specialization, options = binder(*args, **constexprs, **COMPILE_OPTIONS)
-            keys.append(str(specialization) + str(options))
-    return keys
 
 
 def _launches(counts, radii=(1, 12, 20), sizes=SIZES):
     return [((n, 3, h, w), r) for n in counts for h, w in sizes for r in radii]
 
 
+@needs_triton
 def test_variant_key_splits_launches_exactly_as_triton_does():
     from mirage_bench.fastpath.blur_triton import pass_arguments, variant_key
 
     launches = _launches([*range(1, 41), 64, 128, 256])
     ours = [variant_key(*args) for shape, radius in launches for args in pass_arguments(shape, radius)]
-    theirs = _triton_keys(launches)
+    theirs = triton_keys(launches)
     pairs = set(zip(ours, theirs))
     assert len(pairs) == len(set(ours)) == len(set(theirs)), sorted(pairs)
     assert len(set(theirs)) > 5  # the sizes reach several classes: the check has something to split
 
 
+@needs_triton
 @pytest.mark.parametrize("size", SIZES)
 def test_warmed_group_counts_reach_every_variant_of_any_batch_size(size):
-    assert set(_triton_keys(_launches(GROUP_COUNTS, sizes=[size]))) == set(_triton_keys(_launches(range(1, 257), sizes=[size])))
+    assert set(triton_keys(_launches(GROUP_COUNTS, sizes=[size]))) == set(triton_keys(_launches(range(1, 257), sizes=[size])))
 
 
+@needs_triton
 def test_one_compile_job_per_variant():
     from mirage_bench.fastpath.blur_triton import variant_compiles
 
     launches = _launches(GROUP_COUNTS)
-    assert len(variant_compiles(launches, torch.device("cuda"))) == len(set(_triton_keys(launches)))
+    assert len(variant_compiles(launches, torch.device("cuda"))) == len(set(triton_keys(launches)))
 
 
 def test_blur_inputs_follow_the_chain_sizes():
@@ -72,6 +59,7 @@ def test_blur_inputs_follow_the_chain_sizes():
     assert blur_inputs(parse("blur(s=0)"), (8, 8)) == [] and blur_inputs(parse("downscale(size=64)"), (8, 8)) == []
 
 
+@needs_triton
 def test_launch_shapes_come_from_the_manifest_sizes_and_the_device_blurs():
     manifest = pd.DataFrame({"path": ["a", "b", "c"], "width": [512, 500, 512], "height": [512, 375, 512]})
     grid = [*GENIMAGE, parse("chain(blur(s=2),jpeg(q=50))")]  # a blur in the workers: not the device's
@@ -83,12 +71,13 @@ def test_launch_shapes_come_from_the_manifest_sizes_and_the_device_blurs():
     assert kernel_compiles(manifest, grid, 4, torch.device("cpu")) == []
 
 
+@needs_triton
 def test_sizes_of_one_class_launch_the_same_variants_at_every_count():
     from mirage_bench.fastpath.blur_triton import size_class
 
     classes: dict[tuple, set] = {}
     for h, w in np.random.default_rng(1).integers(1, 70, (300, 2)).tolist():
-        keys = set(_triton_keys([((n, 3, h, w), 12) for n in range(1, 65)]))
+        keys = set(triton_keys([((n, 3, h, w), 12) for n in range(1, 65)]))
         classes.setdefault(size_class(h, w, 12), []).append(keys)
     shared = [members for members in classes.values() if len(members) > 1]
     assert len(shared) > 20  # many classes have several sizes: the check compares something
@@ -96,6 +85,7 @@ def test_sizes_of_one_class_launch_the_same_variants_at_every_count():
         assert all(keys == members[0] for keys in members)
 
 
+@needs_triton
 def test_launch_shapes_reach_every_variant_of_every_size_and_count():
     """One size per ``size_class`` stands for all: the shapes warmed reach exactly the variants that the blurs
     (one after a downscale) of every size in the manifest launch at every group count."""
@@ -108,7 +98,7 @@ def test_launch_shapes_reach_every_variant_of_every_size_and_count():
              for n in range(1, 65)}
     warmed = blur_launch_shapes(manifest, grid, 64)
     assert len(warmed) < len(every) / 20
-    assert set(_triton_keys(warmed)) == set(_triton_keys(every))
+    assert set(triton_keys(warmed)) == set(triton_keys(every))
 
 
 def test_compile_jobs_run_in_threads_and_the_first_item_waits_for_them():
