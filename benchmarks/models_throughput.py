@@ -55,6 +55,11 @@ def score(models: list, manifest, degradations, device: torch.device, batch: int
     return [s.logits for s in scored]
 
 
+def max_difference(first: list[np.ndarray], second: list[np.ndarray]) -> float:
+    """The largest |logit difference| between two scorings, over every model."""
+    return max(float(np.max(np.abs(x - y))) if x.size else 0.0 for x, y in zip(first, second))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -96,7 +101,7 @@ def main() -> None:
             c = triples / (time.perf_counter() - start)
             back = np.argsort(order)
             sized = [logits[:, back] for logits in sized]  # manifest order again, to compare with (a)
-    diff = max(float(np.max(np.abs(x - y))) if x.size else 0.0 for x, y in zip(apart, together))
+    diff = max_difference(apart, together)
     from mirage_bench.engine.evaluator import distinct_specs
     from mirage_bench.engine.trunks import model_trunks
 
@@ -111,7 +116,7 @@ def main() -> None:
                  f"{path}; one decode and one degradation per image, {len(specs)} preprocessing(s), {trunks} model "
                  f"forward(s) (models sharing a frozen encoder run it once); max |logit (b) - (a)| over every model"))
     if args.size_order:
-        diff_c = max(float(np.max(np.abs(x - y))) if x.size else 0.0 for x, y in zip(apart, sized))
+        diff_c = max_difference(apart, sized)
         rows.append(("(c) one pass for all, images in size order", f"{c:,.1f}", f"{c / a:.2f}", f"{diff_c:.3g}",
                      f"{path}; as (b), the manifest sorted by height and width (today's runs keep manifest order)"))
     for row in rows:

@@ -107,8 +107,8 @@ def notes(board: pd.DataFrame, evidence: Evidence) -> list[str]:
     out = [(f"Protocol {evidence.title}; data manifest hash {evidence.data_hash}. Mean over test generators and seeds, "
               "clean images, threshold 0.5; [95% bootstrap interval]; – where a metric is undefined on some subset. "
               "images/s: (image, degradation) pairs scored per second, each model's own forwards plus an equal share "
-              "of the decoding and degradations it shared with the models scored alongside; – where the runs "
-              "recorded no timing.")]
+              "of the decoding and degradations it shared with the models scored alongside (an image that several "
+              "test subsets list is scored once and counted in each); – where the runs recorded no timing.")]
     out += evidence.notes
     if board["detector"].str.endswith(DAGGER).any():
         out.append(f"{DAGGER} {RANDOM_BACKBONE_NOTE}.")
