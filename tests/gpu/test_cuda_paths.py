@@ -166,9 +166,10 @@ def test_mirage_trains_on_cuda_under_bf16_with_frozen_clip():
         assert detector.eval()(images).dtype == torch.float32
 
 
-def test_fast_scoring_loop_never_waits_for_the_gpu(tmp_path):
-    """Inside the scoring loop the host only queues work: CUDA's sync debug mode raises on any host-device
-    synchronisation (a pageable copy, an ``.item()``, a ``.cpu()``)."""
+def _scoring_loop(tmp_path, n: int = 8, batch_size: int = 4, encode_wrapper=None):
+    """The fast scorer's loop over ``n`` PNGs of two sizes and a grid with device and CPU degradations: a
+    function ``run(copies)`` that scores them with a tiny CNN (its encoder wrapped by ``encode_wrapper``) and
+    returns the device logits, copying batches on the stream ``copies`` (None: the compute stream)."""
     from mirage_bench.degradations import parse
     from mirage_bench.detectors.build import build_tiny
     from mirage_bench.engine.timing import TrunkClock
@@ -182,32 +183,82 @@ def test_fast_scoring_loop_never_waits_for_the_gpu(tmp_path):
     from mirage_bench.fastpath.gpu_degrade import gpu_plan
 
     paths = []
-    for k, image in enumerate(_photos(8, 48, 40, seed=5)):
+    for k, image in enumerate(_photos(n, 48, 40, seed=5)):
         paths.append(str(tmp_path / f"img{k}.png"))
         Image.fromarray(image if k % 3 else image[:40]).save(paths[-1])  # two sizes
     manifest = pd.DataFrame({"path": paths, "image_id": [f"id{k}" for k in range(len(paths))]})
     degradations = [parse(s) for s in ["none", "blur(s=2)", "jpeg(q=50)", "downscale(size=24)"]]
     plans = [gpu_plan(d) for d in degradations]
+    torch.manual_seed(0)
     detector = build_tiny("tinycnn", ["input.size=32"]).cuda().eval()
     device = torch.device("cuda")
     autocast = torch.autocast("cuda", dtype=torch.bfloat16)
 
-    def run() -> torch.Tensor:
-        loader = grid_loader(manifest, degradations, plans, 0, raw_jpeg=False, batch_size=4, workers=0, pin_memory=True)
+    def run(copies: torch.cuda.Stream | None = None) -> torch.Tensor:
+        loader = grid_loader(manifest, degradations, plans, 0, raw_jpeg=False, batch_size=batch_size, workers=0, pin_memory=True)
         logits = torch.full((len(degradations), len(paths)), float("nan"), device=device)
         with torch.no_grad():
             trunks = model_trunks([detector], [0])
-            score_batches([ScoringModel(trunks[0], autocast)], prepared_batches(loader, plans, [detector.input_spec], device, 4),
-                          [logits], clock=TrunkClock(trunks, device))  # its CUDA events must not synchronise either
+            if encode_wrapper is not None:
+                trunks = [trunk._replace(encode=encode_wrapper(trunk.encode)) for trunk in trunks]
+            batches = prepared_batches(loader, plans, [detector.input_spec], device, batch_size, copies)
+            score_batches([ScoringModel(trunks[0], autocast)], batches, [logits], clock=TrunkClock(trunks, device))
         return logits
 
-    run()  # warm-up: kernel selection may synchronise once
+    return run
+
+
+@pytest.mark.parametrize("side_stream", [False, True])
+def test_fast_scoring_loop_never_waits_for_the_gpu(tmp_path, side_stream):
+    """Inside the scoring loop the host only queues work: CUDA's sync debug mode raises on any host-device
+    synchronisation (a pageable copy, an ``.item()``, a ``.cpu()``), including the copy stream's hand-over and
+    the CUDA events that time the forwards."""
+    run = _scoring_loop(tmp_path)
+    copies = torch.cuda.Stream() if side_stream else None
+    run(copies)  # warm-up: kernel selection may synchronise once
     torch.cuda.set_sync_debug_mode("error")
     try:
-        logits = run()
+        logits = run(copies)
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert torch.isfinite(logits).all()
+
+
+def test_copies_on_their_own_stream_overlap_the_forwards_and_give_the_same_logits(tmp_path):
+    """With a model that lags on the device (a sleep kernel per forward), the host queues later batches' copies
+    long before the kernels that read earlier batches ran. On the copy stream they overlap those kernels in
+    time (on the compute stream nothing can), and the logits equal the compute stream's bit for bit: a copy that
+    landed in memory a lagging kernel still read, or a kernel that read a copy before it finished, would change
+    them."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    def lagging(encode):
+        def slow(x: torch.Tensor) -> torch.Tensor:
+            torch.cuda._sleep(2_000_000)  # a few ms per forward
+            return encode(x)
+
+        return slow
+
+    run = _scoring_loop(tmp_path, n=24, batch_size=2, encode_wrapper=lagging)
+    run()  # warm-up
+
+    def overlaps(copies: torch.cuda.Stream | None) -> tuple[torch.Tensor, int]:
+        with profile(activities=[ProfilerActivity.CUDA]) as profiler:
+            logits = run(copies)
+            torch.cuda.synchronize()
+        device_events = [e for e in profiler.events() if e.device_type == DeviceType.CUDA]
+        copied = [e.time_range for e in device_events if "HtoD" in e.name]
+        kernels = [e.time_range for e in device_events if "HtoD" not in e.name and "Memset" not in e.name]
+        assert copied and kernels
+        return logits, sum(any(c.start < k.end and k.start < c.end for k in kernels) for c in copied)
+
+    same, serial = overlaps(None)
+    side, overlapped = overlaps(torch.cuda.Stream())
+    print(f"host-to-device copies overlapping a kernel: {serial} on the compute stream, {overlapped} on their own stream")
+    assert serial == 0 and overlapped > 0
+    assert torch.isfinite(side).all()
+    torch.testing.assert_close(side, same, rtol=0, atol=0)
 
 
 def test_self_attention_matches_open_clip_on_cuda():
