@@ -44,6 +44,13 @@ def test_blur_throughput_reports_same_bytes():
     assert out.count("yes") == 2 and "NO" not in out, out
 
 
+def test_resize_throughput_compares_both_resizes_with_pil():
+    out = _run("resize_throughput.py", "--device", "cpu", "--images", "2", "--repeats", "1")
+    rows = [[cell.strip() for cell in line.split("│")] for line in out.splitlines() if "(a) float32" in line or "(b) PIL's" in line]
+    assert len(rows) == 6, out
+    assert [row[-2] for row in rows if row[2].startswith("(b)")] == ["0", "0", "0"], out  # bit-exact with PIL
+
+
 def test_blur_compile_counts_and_times_each_kernel_and_the_threaded_compile():
     pytest.importorskip("triton")
     out = _run("blur_compile.py", "--repeats", "1")

@@ -22,6 +22,8 @@ from mirage_bench.config import RecipeCard
 
 #: Bump when a change to the engine changes results, so old cells are not reused.
 ENGINE_VERSION = 2  # 2: centre crops and shorter-side resizes sized and placed as torchvision does (geometry)
+#: Bump when a change to the fast path changes its results: part of its cells' keys only, so reference cells stay.
+FASTPATH_VERSION = 2  # 2: resizes bit-exact with PIL (fastpath.resample); before, within 2 grey levels
 _IDENTITY_COLUMNS = ["image_id", "sha256", "label", "generator"]
 
 
@@ -61,11 +63,13 @@ def train_cell_id(recipe: RecipeCard, train_hash: str, validation_hash: str, see
 
 def eval_cell_id(checkpoint_sha256: str, subset_hash: str, degradation: str, degradation_base_seed: int,
                  impl: str = "reference") -> str:
-    """Reference and fast scores are different cells: the fast path matches within tolerances, not bitwise."""
+    """Reference and fast scores are different cells: the fast path's inputs are the reference's bit for bit, but
+    its batches, autocast and device kernels round floats differently."""
     key = {"engine": ENGINE_VERSION, "checkpoint": checkpoint_sha256, "subset": subset_hash,
            "degradation": degradation, "degradation_base_seed": degradation_base_seed}
     if impl != "reference":
         key["impl"] = impl
+        key["fastpath"] = FASTPATH_VERSION
     return digest(key)[:20]
 
 

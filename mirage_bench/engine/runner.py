@@ -27,7 +27,7 @@ from mirage_bench.store import Store, write_json
 #: Degradation seeds are ``image_seed(DEGRADATION_BASE_SEED, image_id)``: fixed, so cells are comparable.
 DEGRADATION_BASE_SEED = 0
 #: ``reference``: PIL/scipy on CPU workers, exact. ``fast``: GPU degradations and preprocessing
-#: (``mirage_bench.fastpath``), within stated tolerances. ``auto``: fast on CUDA, reference elsewhere.
+#: (``mirage_bench.fastpath``): the reference's pixels bit for bit, floats rounded in other batches. ``auto``: fast on CUDA, reference elsewhere.
 IMPLEMENTATIONS = ("auto", "reference", "fast", "fast-nvjpeg")
 
 

@@ -25,6 +25,7 @@ import triton
 import triton.language as tl
 
 from mirage_bench.fastpath.ops import host_to_device
+from mirage_bench.fastpath.warm import compile_and_load
 
 _BLOCK = 1024
 #: Launch options: no multiply-add contraction (``tests/fastpath`` compiles the kernel for sm_90 and reads
@@ -123,11 +124,9 @@ def variant_compiles(launches: Iterable[tuple[Sequence[int], int]], device: torc
 
 
 def _compile_variant(ints: Ints, constexprs: dict[str, Any], device: torch.device) -> None:
-    with torch.cuda.device(device):  # Triton compiles for, and loads on, the calling thread's current device
-        pointer = torch.empty(16, dtype=torch.uint8, device=device)  # only the pointers' dtype and alignment count
-        weights = torch.empty(1, dtype=torch.float64, device=device)
-        kernel = _blur_pass.warmup(pointer, pointer, weights, *ints, **constexprs, **COMPILE_OPTIONS, grid=(1,))
-        kernel._init_handles()  # what a first launch does after compiling: load the binary, build the launcher
+    pointer = torch.empty(16, dtype=torch.uint8, device=device)  # only the pointers' dtype and alignment count
+    weights = torch.empty(1, dtype=torch.float64, device=device)
+    compile_and_load(_blur_pass, (pointer, pointer, weights, *ints), {**constexprs, **COMPILE_OPTIONS}, device)
 
 
 def gaussian_blur_uint8_triton(images: torch.Tensor, weights: np.ndarray) -> torch.Tensor:

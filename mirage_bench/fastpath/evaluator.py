@@ -8,15 +8,16 @@ device inside the loop. With ``nvjpeg=True`` (opt-in, ``--impl fast-nvjpeg``; th
 GPU-capable, see ``check_nvjpeg``), JPEG files are decoded on the GPU
 (``torchvision.io.decode_jpeg(device="cuda")``) and PNGs in the workers. nvjpeg is not the default: on an
 H100 (torch 2.11) its pixels differ from PIL's libjpeg-turbo decode by 6 grey levels on average
-(``tests/gpu``), far outside the resize tolerance, so decoding stays with PIL unless asked. Preprocessing
+(``tests/gpu``), where every other step gives PIL's or scipy's bytes, so decoding stays with PIL unless asked. Preprocessing
 follows each distinct input spec of the models on the GPU, then one bf16-autocast forward per model and
 degradation (scores in fp32); models sharing a frozen encoder run it once (``engine.trunks``). The blur's
 Triton variants that the call will launch compile in threads while the workers decode the first images (``warm``).
 Each batch's pixels travel to the device on a CUDA stream of their own, while the previous batch's forwards run
 (``on_device``).
 
-Each prediction records which implementation produced it (``impl``), because the fast path matches the
-reference within stated tolerances, not bit for bit.
+Each prediction records which implementation produced it (``impl``): the pixels the models read are the
+reference's bit for bit (blur, resizes, crops, PIL's decode), but the batches and bf16 autocast round the
+models' floats differently.
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ def score_models_fast(
                            torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast[trunk.heads[0][0]]))
               for trunk in model_trunks(detectors, spec_of, keys=autocast)]
     clock = TrunkClock([model.trunk for model in models], device)
-    compiles = kernel_compiles(manifest, degradations, batch_size, device)  # planned before the fork, run after it
+    compiles = kernel_compiles(manifest, degradations, batch_size, device, specs)  # planned before the fork, run after it
     copies = torch.cuda.Stream(device) if copy_stream and device.type == "cuda" else None
     chunks = iter(loader)  # forks the workers now: before any compile thread starts, and while they start decoding
     with compiling(compiles) as kernels_ready, in_eval_mode(detectors):

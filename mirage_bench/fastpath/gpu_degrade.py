@@ -1,7 +1,7 @@
 """Which degradations run on the GPU, and how: a batched plan for each spec, or None (CPU reference).
 
 Supported on the GPU: ``none``, ``blur`` (bit-exact with scipy), ``downscale`` and ``resize`` with bicubic
-or bilinear interpolation (PIL within the tolerance stated in ``ops``), and chains of those. JPEG, WebP,
+or bilinear interpolation (bit-exact with PIL, ``resample``), and chains of those. JPEG, WebP,
 noise and crops stay on CPU workers with the reference implementation: a GPU JPEG codec does not
 reproduce PIL's bytes.
 """
@@ -14,7 +14,8 @@ import torch
 
 from mirage_bench.degradations import Chain, Degradation, Identity
 from mirage_bench.degradations.ops import Blur, Downscale, Resize
-from mirage_bench.fastpath.ops import gaussian_blur_uint8, resize_uint8
+from mirage_bench.fastpath.ops import gaussian_blur_uint8
+from mirage_bench.fastpath.resample import resize_uint8
 
 BatchOp = Callable[[torch.Tensor], torch.Tensor]  # uint8 [G, 3, H, W] -> uint8 [G, 3, H', W']
 _GPU_INTERPOLATIONS = {"bicubic", "bilinear"}
@@ -52,6 +53,14 @@ def blur_inputs(degradation: Degradation, size: tuple[int, int]) -> list[tuple[f
         elif isinstance(step, (Downscale, Resize)):
             size = step.target_size(size)
     return found
+
+
+def resizes(degradation: Degradation) -> bool:
+    """Whether ``gpu_plan(degradation)`` resizes on the device (a downscale or resize, alone or in a chain)."""
+    if gpu_plan(degradation) is None:
+        return False
+    steps = degradation.steps if isinstance(degradation, Chain) else (degradation,)
+    return any(isinstance(step, (Downscale, Resize)) for step in steps)
 
 
 def _resize_like(d: Downscale | Resize, x: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,8 @@ import torch
 
 from mirage_bench.config import InputSpec
 from mirage_bench.errors import DataError
-from mirage_bench.fastpath.ops import center_crop, resize_uint8
+from mirage_bench.fastpath.ops import center_crop
+from mirage_bench.fastpath.resample import resize_uint8
 from mirage_bench.geometry import shorter_side_to
 
 

@@ -6,23 +6,19 @@
   in float64 in scipy's order: bit-exact. On CUDA the same operations run as one fused Triton kernel per
   pass (``blur_triton``): the torch-op version costs three float64 kernels per tap. Both are tested bit-exact
   against scipy (the Triton one on the CPU through Triton's interpreter, and on CUDA in ``tests/gpu``).
-- ``resize_uint8``: PIL's ``Image.resize`` with antialiasing: one horizontal then one vertical pass, each
-  rounded to uint8 (PIL's fixed-point arithmetic). Tested tolerance against PIL: at most 2 grey levels,
-  mean absolute difference under 0.1 (bicubic; most pixels exact) and 0.25 (bilinear upscaling).
+- resizing: ``resample`` (PIL's own integer arithmetic, bit-exact).
 """
 
 from __future__ import annotations
 
+import importlib
 from types import ModuleType
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from mirage_bench.errors import ConfigError
 from mirage_bench.geometry import center_offset
-
-_TORCH_MODES = {"bicubic": "bicubic", "bilinear": "bilinear", "nearest": "nearest-exact"}
 
 
 def host_to_device(values: torch.Tensor, device: torch.device | str) -> torch.Tensor:
@@ -86,31 +82,23 @@ def gaussian_blur_uint8(images: torch.Tensor, sigma: float, fused: bool | None =
     return x.reshape(n, c, h, w)
 
 
-def blur_triton() -> ModuleType:
-    """The fused blur's module (``blur_triton``), or a ConfigError that says how to get Triton."""
+def triton_module(name: str) -> ModuleType:
+    """The fast path's Triton kernel module ``name`` (``blur_triton``, ``resample_triton``), or a ConfigError that
+    says how to get Triton."""
     try:
-        from mirage_bench.fastpath import blur_triton as module
+        return importlib.import_module(f"mirage_bench.fastpath.{name}")
     except ImportError as exc:
+        if exc.name not in ("triton", "triton.language"):
+            raise
         raise ConfigError(
-            f"the fast path blurs CUDA images with a Triton kernel, and Triton cannot be imported ({exc}). "
+            f"the fast path blurs and resizes CUDA images with Triton kernels, and Triton cannot be imported ({exc}). "
             "Install it (pip install triton; Linux CUDA builds of torch ship it) or score with --impl reference."
         ) from None
-    return module
 
 
-def resize_uint8(images: torch.Tensor, size: tuple[int, int], interpolation: str = "bicubic") -> torch.Tensor:
-    """Resize uint8 ``[N, C, H, W]`` to ``size = (height, width)`` as PIL does (horizontal, then vertical)."""
-    if images.dtype != torch.uint8:
-        raise TypeError(f"resize_uint8 expects uint8 images, got {images.dtype}")
-    mode = _TORCH_MODES[interpolation]
-    h, w = images.shape[-2:]
-    x = images.to(torch.float32)
-    antialias = mode != "nearest-exact"
-    if w != size[1]:
-        x = F.interpolate(x, size=(h, size[1]), mode=mode, antialias=antialias).round_().clamp_(0, 255)
-    if h != size[0]:
-        x = F.interpolate(x, size=(size[0], size[1]), mode=mode, antialias=antialias).round_().clamp_(0, 255)
-    return x.to(torch.uint8)
+def blur_triton() -> ModuleType:
+    """The fused blur's module, or the ConfigError of ``triton_module``."""
+    return triton_module("blur_triton")
 
 
 def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:

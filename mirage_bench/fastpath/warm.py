@@ -1,12 +1,13 @@
-"""Compile the blur's Triton variants that a scoring call will launch, in threads, while its workers decode the
-first images.
+"""Compile the Triton kernel variants that a scoring call will launch (the blur's, the resize's), in threads, while
+its workers decode the first images.
 
 Why: Triton compiles each variant of a kernel on its first launch, on the host, one variant after another, while
 the device waits for the batch. The fused blur (``blur_triton``) has a variant per class of image shape. A
 2,048-image ``genimage``-grid call on an H100 started its first batch 4.17 s in, against 0.69 s for the same
 pipeline later in the process (``benchmarks/RESULTS.md``); cold compiles are the main suspect. The shapes a
 call will blur are known before any image is decoded (the manifest's sizes, the grid's blurs), and compiling
-runs mostly outside the GIL (LLVM, ptxas), so the variants compile side by side in threads. The threads start
+runs mostly outside the GIL (LLVM, ptxas), so the variants compile side by side in threads. The resize kernel
+(``resample_triton``) has one variant, compiled whenever the call resizes on the device. The threads start
 after the workers are forked (a fork in the middle of a compile could leave a pipe or a lock held in a worker),
 and the first batch waits for them.
 """
@@ -21,8 +22,9 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 import pandas as pd
 import torch
 
-from mirage_bench.fastpath.gpu_degrade import blur_inputs, gpu_plan
-from mirage_bench.fastpath.ops import blur_radius, blur_triton
+from mirage_bench.config import InputSpec
+from mirage_bench.fastpath.gpu_degrade import blur_inputs, gpu_plan, resizes
+from mirage_bench.fastpath.ops import blur_radius, blur_triton, triton_module
 
 T = TypeVar("T")
 
@@ -51,18 +53,30 @@ def blur_launch_shapes(manifest: pd.DataFrame, degradations: Sequence[Any], batc
     return {((n, 3, h, w), radius) for h, w, radius in chosen.values() for n in GROUP_COUNTS if n <= batch_size}
 
 
-def kernel_compiles(manifest: pd.DataFrame, degradations: Sequence[Any], batch_size: int, device: torch.device) -> list[Callable[[], None]]:
-    """The compile jobs of the blur kernel variants that scoring ``manifest`` under ``degradations`` on ``device``
-    will launch (CUDA only; none elsewhere). QuickGELU's one variant compiles on the first forward, which in a
-    run that trained comes during validation, before any scoring."""
+def kernel_compiles(manifest: pd.DataFrame, degradations: Sequence[Any], batch_size: int, device: torch.device,
+                    specs: Sequence[InputSpec] = ()) -> list[Callable[[], None]]:
+    """The compile jobs of the Triton kernel variants that scoring ``manifest`` under ``degradations`` on ``device``
+    will launch (CUDA only; none elsewhere): the blur's, and the resize's if a degradation or one of the models'
+    input ``specs`` resizes (an upscale of images smaller than the crop alone compiles on first launch).
+    QuickGELU's one variant compiles on the first forward, which in a run that trained comes during validation,
+    before any scoring."""
     if device.type != "cuda":
-        return []
-    shapes = blur_launch_shapes(manifest, degradations, batch_size)
-    if not shapes:
         return []
     if device.index is None:  # the jobs' threads would read "current device" as theirs, which starts at 0
         device = torch.device("cuda", torch.cuda.current_device())
-    return blur_triton().variant_compiles(sorted(shapes), device)
+    shapes = blur_launch_shapes(manifest, degradations, batch_size)
+    jobs = blur_triton().variant_compiles(sorted(shapes), device) if shapes else []
+    if any(spec.resize_for(training=False) is not None for spec in specs) or any(resizes(d) for d in degradations):
+        jobs.append(triton_module("resample_triton").variant_compile(device))
+    return jobs
+
+
+def compile_and_load(kernel: Any, args: Sequence[Any], constexprs: dict[str, Any], device: torch.device) -> None:
+    """Compile ``kernel``'s variant for these arguments and load it on ``device``: what its first launch would do
+    (the arguments' values matter only as far as Triton specialises on them)."""
+    with torch.cuda.device(device):  # Triton compiles for, and loads on, the calling thread's current device
+        compiled = kernel.warmup(*args, **constexprs, grid=(1,))
+        compiled._init_handles()  # what a first launch does after compiling: load the binary, build the launcher
 
 
 @contextmanager

@@ -8,7 +8,7 @@ import scipy.ndimage as ndi
 import torch
 from PIL import Image
 
-from mirage_bench.fastpath.ops import gaussian_blur_uint8, resize_uint8
+from mirage_bench.fastpath.ops import gaussian_blur_uint8
 
 
 def _random_images(n, h, w, seed=0):
@@ -37,27 +37,12 @@ def test_blur_is_bit_exact_with_scipy_uint8(sigma, shape):
     np.testing.assert_array_equal(got.permute(0, 2, 3, 1).numpy(), expected)
 
 
-@pytest.mark.parametrize("size", [(112, 112), (64, 64), (30, 41), (120, 90)])
-@pytest.mark.parametrize("interpolation", ["bicubic", "bilinear"])
-def test_resize_matches_pil_within_stated_tolerance(size, interpolation):
-    """Tolerance: at most 2 grey levels anywhere; mean absolute difference under 0.1 (bicubic), 0.25 (bilinear)."""
-    images = _random_images(2, 96, 80, seed=3)
-    resample = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}[interpolation]
-    expected = np.stack([np.asarray(Image.fromarray(im).resize(size[::-1], resample)) for im in images]).astype(int)
-    got = resize_uint8(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), size, interpolation)
-    diff = np.abs(got.permute(0, 2, 3, 1).numpy().astype(int) - expected)
-    assert diff.max() <= 2
-    assert diff.mean() < {"bicubic": 0.1, "bilinear": 0.25}[interpolation]
-
-
 def test_fused_triton_blur_is_bit_exact_with_scipy_in_the_interpreter(tmp_path):
     """The CUDA kernel's arithmetic and border handling, run on the CPU by Triton's interpreter (in a fresh
     process: the interpreter is chosen when the kernel is defined). FMA contraction, the one thing the
     interpreter cannot show, is switched off in the launch and checked on CUDA in tests/gpu."""
     pytest.importorskip("triton")
-    import os
-    import subprocess
-    import sys
+    from interpreted import run_interpreted
 
     sigmas = [0.5, 1.0, 3.0, 5.0]
     # small: the kernel is wider than the image (repeated reflections); edge: radius 20 = one row short of the height
@@ -75,9 +60,7 @@ def test_fused_triton_blur_is_bit_exact_with_scipy_in_the_interpreter(tmp_path):
         "        out = gaussian_blur_uint8_triton(x, _gaussian_kernel(s))\n"
         "        np.save(f'{root}/{name}_{s}.npy', out.permute(0, 2, 3, 1).numpy())\n"
     )
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
-    args = [str(tmp_path), ",".join(inputs), ",".join(map(str, sigmas))]
-    subprocess.run([sys.executable, "-c", script, *args], check=True, env=env, timeout=300)
+    run_interpreted(script, str(tmp_path), ",".join(inputs), ",".join(map(str, sigmas)))
     for name, images in inputs.items():
         for sigma in sigmas:
             expected = np.stack([_scipy_blur(im, sigma) for im in images])
@@ -86,16 +69,14 @@ def test_fused_triton_blur_is_bit_exact_with_scipy_in_the_interpreter(tmp_path):
 
 def _ptx_for_hopper(wide: bool) -> str:
     """The blur kernel as launched, compiled for an H100 (sm_90) by Triton on the CPU (no GPU needed)."""
-    triton = pytest.importorskip("triton")
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
+    pytest.importorskip("triton")
+    from triton_keys import hopper_ptx
 
     from mirage_bench.fastpath.blur_triton import _BLOCK, COMPILE_OPTIONS, _blur_pass
 
     signature = {"src": "*u8", "dst": "*u8", "weights": "*fp64", "total": "i64", "length": "i32", "stride": "i32", "radius": "i32",
                  "WIDE": "constexpr", "BLOCK": "constexpr"}
-    source = ASTSource(fn=_blur_pass, signature=signature, constexprs={"WIDE": wide, "BLOCK": _BLOCK})
-    return triton.compile(source, target=GPUTarget("cuda", 90, 32), options=COMPILE_OPTIONS).asm["ptx"]
+    return hopper_ptx(_blur_pass, signature, {"WIDE": wide, "BLOCK": _BLOCK}, COMPILE_OPTIONS)
 
 
 @pytest.mark.parametrize("wide", [False, True])

@@ -1,5 +1,6 @@
-"""Compiling the blur's Triton variants ahead of the first batch (``fastpath.warm``), on the CPU: which variants a
-call needs (checked against the keys Triton itself computes for sm_90), and when the compile jobs run."""
+"""Compiling the Triton variants ahead of the first batch (``fastpath.warm``), on the CPU: which variants a call
+needs (the blur's checked against the keys Triton itself computes for sm_90; the resize's one), and when the
+compile jobs run."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import pytest
 import torch
 from triton_keys import triton_keys
 
+from mirage_bench.config import InputSpec
 from mirage_bench.degradations import parse
-from mirage_bench.fastpath.gpu_degrade import blur_inputs
+from mirage_bench.fastpath.gpu_degrade import blur_inputs, resizes
 from mirage_bench.fastpath.warm import GROUP_COUNTS, after, blur_launch_shapes, compiling, kernel_compiles
 
 needs_triton = pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="the blur kernel's module needs Triton")
@@ -69,6 +71,27 @@ def test_launch_shapes_come_from_the_manifest_sizes_and_the_device_blurs():
     unknown = pd.DataFrame({"width": [500.0, None, 0], "height": [375.0, 512, 512]})  # only the first size is usable
     assert blur_launch_shapes(unknown, grid, 1) == {((1, 3, 375, 500), 12), ((1, 3, 375, 500), 20)}
     assert kernel_compiles(manifest, grid, 4, torch.device("cpu")) == []
+
+
+@needs_triton
+def test_the_resize_kernel_compiles_ahead_when_the_call_resizes_on_the_device():
+    """Its one variant, when a model's input spec or a device degradation resizes; not for a resize that runs in
+    the workers (in a chain with JPEG), nor on the CPU."""
+    from mirage_bench.fastpath import resample_triton
+
+    manifest = pd.DataFrame({"width": [500], "height": [375]})
+    cuda = torch.device("cuda", 0)
+
+    def resize_jobs(grid, specs, device=cuda):
+        return [job for job in kernel_compiles(manifest, [parse(d) for d in grid], 4, device, specs) if job.func is resample_triton._compile]
+
+    assert len(resize_jobs(["none", "blur(s=1)"], [InputSpec(size=224, resize=256)])) == 1
+    assert len(resize_jobs(["none", "downscale(size=64)"], [InputSpec(size=224)])) == 1
+    assert resize_jobs(["none", "blur(s=1)", "chain(downscale(size=64),jpeg(q=50))"], [InputSpec(size=224)]) == []
+    assert resize_jobs(["none"], [InputSpec(size=224, resize=256, eval_resize=False)]) == []
+    assert resize_jobs(["downscale(size=64)"], [InputSpec(size=224, resize=256)], torch.device("cpu")) == []
+    assert [resizes(parse(d)) for d in ["resize(w=30,h=20)", "chain(blur(s=1),downscale(size=30))", "blur(s=2)", "jpeg(q=50)"]] == [
+        True, True, False, False]
 
 
 @needs_triton
@@ -143,8 +166,8 @@ def test_the_fast_scorer_waits_for_the_compiles_before_its_first_batch(tmp_path,
     done = threading.Event()
     calls = []
 
-    def jobs(frame, grid, batch_size, device):
-        calls.append((len(frame), [d.spec for d in grid], batch_size))
+    def jobs(frame, grid, batch_size, device, specs):
+        calls.append((len(frame), [d.spec for d in grid], batch_size, len(specs)))
         return [lambda: (threading.Event().wait(0.2), done.set())]
 
     monkeypatch.setattr(evaluator, "kernel_compiles", jobs)
@@ -157,22 +180,27 @@ def test_the_fast_scorer_waits_for_the_compiles_before_its_first_batch(tmp_path,
         scored.append(count)
 
     scores, _ = evaluator.score_subset_fast(detector, manifest, degradations, device="cpu", workers=0, batch_size=2, on_batch=on_batch)
-    assert calls == [(5, ["none", "blur(s=1)"], 2)] and sum(scored) == 10
+    assert calls == [(5, ["none", "blur(s=1)"], 2, 1)] and sum(scored) == 10
     assert scores.logits.shape == (2, 5) and torch.isfinite(torch.from_numpy(scores.logits)).all()
 
 
-def test_without_triton_the_compiles_and_the_blur_say_how_to_get_it(monkeypatch):
+def test_without_triton_the_compiles_the_blur_and_the_resize_say_how_to_get_it(monkeypatch):
     import sys
 
     from mirage_bench.errors import ConfigError
     from mirage_bench.fastpath.ops import gaussian_blur_uint8
+    from mirage_bench.fastpath.resample import resize_triton
 
     import mirage_bench.fastpath
 
-    monkeypatch.setitem(sys.modules, "mirage_bench.fastpath.blur_triton", None)  # its import now fails
-    monkeypatch.delattr(mirage_bench.fastpath, "blur_triton", raising=False)
+    monkeypatch.setitem(sys.modules, "triton", None)  # "import triton" now fails, as where it is not installed
+    for name in ("blur_triton", "resample_triton"):  # and the kernel modules import it afresh
+        monkeypatch.delitem(sys.modules, f"mirage_bench.fastpath.{name}", raising=False)
+        monkeypatch.delattr(mirage_bench.fastpath, name, raising=False)
     manifest = pd.DataFrame({"width": [500], "height": [375]})
     with pytest.raises(ConfigError, match=r"Triton cannot be imported .* or score with --impl reference"):
         kernel_compiles(manifest, GENIMAGE, 4, torch.device("cuda", 0))
     with pytest.raises(ConfigError, match="Triton cannot be imported"):
         gaussian_blur_uint8(torch.zeros(1, 3, 8, 8, dtype=torch.uint8), 1.0, fused=True)
+    with pytest.raises(ConfigError, match="Triton cannot be imported"):
+        resize_triton(torch.zeros(1, 3, 8, 8, dtype=torch.uint8), (4, 4), "bicubic")

@@ -1,8 +1,9 @@
-"""Triton's compile keys of the fused blur's launches, as a JIT launch computes them for sm_90 (on the CPU)."""
+"""Triton on the CPU for an H100 (sm_90), no GPU needed: the compile keys of the fused blur's launches as a JIT launch
+computes them, and a kernel's PTX."""
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import pytest
 import torch
@@ -25,3 +26,13 @@ def triton_keys(launches: Iterable[tuple[Sequence[int], int]]) -> list[str]:
             _, specialization, options = binder(*args, **constexprs, **COMPILE_OPTIONS)
             keys.append(str(specialization) + str(options))
     return keys
+
+
+def hopper_ptx(kernel: Any, signature: dict[str, str], constexprs: dict[str, Any], options: dict[str, Any] | None = None) -> str:
+    """``kernel`` compiled for sm_90 with this signature (``constexpr`` entries take ``constexprs``' values)."""
+    triton = pytest.importorskip("triton")
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    source = ASTSource(fn=kernel, signature=signature, constexprs=constexprs)
+    return triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options or {}).asm["ptx"]

@@ -14,7 +14,8 @@ import scipy.ndimage as ndi
 import torch
 from PIL import Image
 
-from mirage_bench.fastpath.ops import gaussian_blur_uint8, resize_uint8
+from mirage_bench.fastpath.ops import gaussian_blur_uint8
+from mirage_bench.fastpath.resample import resize_uint8
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -42,13 +43,14 @@ def test_blur_on_cuda_is_bit_exact_with_scipy(sigma, shape):
     np.testing.assert_array_equal(got.permute(0, 2, 3, 1).numpy(), expected)
 
 
-@pytest.mark.parametrize("size", [(112, 112), (64, 64), (224, 298)])
-def test_resize_on_cuda_matches_pil_within_tolerance(size):
-    images = _photos(2, 375, 500, seed=3)
-    expected = np.stack([np.asarray(Image.fromarray(im).resize(size[::-1], Image.BICUBIC)) for im in images]).astype(int)
-    got = resize_uint8(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().cuda(), size, "bicubic").cpu()
-    diff = np.abs(got.permute(0, 2, 3, 1).numpy().astype(int) - expected)
-    assert diff.max() <= 2 and diff.mean() < 0.1
+@pytest.mark.parametrize("size", [(112, 112), (64, 64), (224, 298), (256, 341), (600, 90)])
+@pytest.mark.parametrize("interpolation", ["bicubic", "bilinear"])
+def test_resize_on_cuda_is_bit_exact_with_pil(size, interpolation):
+    images = _photos(3, 375, 500, seed=3)
+    resample = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}[interpolation]
+    expected = np.stack([np.asarray(Image.fromarray(im).resize(size[::-1], resample)) for im in images])
+    got = resize_uint8(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().cuda(), size, interpolation).cpu()
+    np.testing.assert_array_equal(got.permute(0, 2, 3, 1).numpy(), expected)
 
 
 def test_nvjpeg_decode_differs_from_pil_as_measured():
@@ -73,8 +75,8 @@ def test_nvjpeg_decode_differs_from_pil_as_measured():
 def test_gpu_jpeg_encoder_does_not_match_pil_within_the_fast_path_tolerance(quality):
     """The issue allows JPEG on the GPU only if it matches PIL within a tested tolerance. torchvision's CUDA
     ``encode_jpeg`` (nvjpeg) against PIL's ``save(quality=q)``, both decoded by PIL so that only the encoders
-    differ: if it ever came within the tolerance the fast path grants resizes (max 2 grey levels, mean under
-    0.1), JPEG could move to the GPU and this test would say so by failing."""
+    differ: if it ever came within 2 grey levels (max) and 0.1 (mean), the tolerance the fast path granted its
+    resizes before they became bit-exact, JPEG could move to the GPU and this test would say so by failing."""
     from torchvision.io import encode_jpeg
 
     images = _photos(4, 375, 500, seed=7)
@@ -330,3 +332,21 @@ def test_blur_variants_compiled_ahead_in_threads_serve_every_later_launch():
             got = gaussian_blur_uint8(torch.from_numpy(images).permute(0, 3, 1, 2).to(device), 3.0).cpu()
             np.testing.assert_array_equal(got.permute(0, 2, 3, 1).numpy(), expected)
     assert _compiled_variants(_blur_pass, device) == compiled
+
+
+def test_the_resize_variant_compiled_ahead_serves_every_later_launch():
+    """``fastpath.warm``'s resize job compiles and loads the kernel's one variant: resizes of any size, count and
+    direction afterwards compile nothing, and give PIL's bytes."""
+    from mirage_bench.fastpath.resample_triton import _resample_pass, variant_compile
+    from mirage_bench.fastpath.warm import compiling
+
+    device = torch.device("cuda", torch.cuda.current_device())
+    with compiling([variant_compile(device)]) as wait:
+        wait()
+    compiled = _compiled_variants(_resample_pass, device)
+    for n, (h, w), (th, tw) in [(1, (375, 500), (256, 341)), (5, (512, 512), (64, 64)), (16, (37, 53), (61, 20)), (3, (9, 1), (4, 7))]:
+        images = _photos(n, h, w, seed=n)
+        expected = np.stack([np.asarray(Image.fromarray(im).resize((tw, th), Image.BICUBIC)) for im in images])
+        got = resize_uint8(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(device), (th, tw), "bicubic").cpu()
+        np.testing.assert_array_equal(got.permute(0, 2, 3, 1).numpy(), expected)
+    assert _compiled_variants(_resample_pass, device) == compiled
