@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one prepared GPU session (device tool), in order of priority:
 # - CUDA tests (new since the last GPU session: blur variants compiled ahead in threads serve every later launch;
-#   resizes bit-exact with PIL through the new Triton kernel, and its variant compiled ahead; batch copies on a
+#   resizes bit-exact with PIL through the new Triton kernel, and its variant compiled ahead; the normalisation
+#   kernel's floats equal the CPU reference's, its two variants compiled ahead; batch copies on a
 #   stream of their own overlap the forwards, with the compute stream's logits bit for bit);
 # - throughput of the fixed-size folder: model-only and end-to-end, eager and compiled (the issue's two open
 #   targets; (a') compiles the scorer's trunk, so (b') finds its compiled code; row (d) says when the workers had
@@ -10,7 +11,8 @@
 #   came 4.17 s after the start, against 0.69 s for the same pipeline later in the process). New: row (b)'s call
 #   on 512 images under torch.profiler, to tell where (b) loses the 0.12 it trails (a) by after its first batch.
 #   New: row (b0), the same call with the copies on the compute stream (the copy stream's baseline); and the
-#   resizes now run as PIL's integer passes (fastpath/resample.py; about 1.8 MB/image moved instead of 21.4);
+#   resizes now run as PIL's integer passes and the normalisation as one kernel (the grid's device stage moves
+#   28 MB/image instead of 192, counted on the CPU);
 # - the resize alone: PIL's integers in Triton against the float F.interpolate the fast path used before;
 # - the vision tower with open_clip's modules, SelfAttention, and the one-op QuickGELU (485.5 -> 232.9 MB/image of
 #   non-matmul traffic counted on the CPU; eager speed not yet measured);

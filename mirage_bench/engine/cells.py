@@ -23,7 +23,7 @@ from mirage_bench.config import RecipeCard
 #: Bump when a change to the engine changes results, so old cells are not reused.
 ENGINE_VERSION = 2  # 2: centre crops and shorter-side resizes sized and placed as torchvision does (geometry)
 #: Bump when a change to the fast path changes its results: part of its cells' keys only, so reference cells stay.
-FASTPATH_VERSION = 2  # 2: resizes bit-exact with PIL (fastpath.resample); before, within 2 grey levels
+FASTPATH_VERSION = 2  # 2: resizes bit-exact with PIL (before: within 2 grey levels); normalisation with the reference's divisions
 _IDENTITY_COLUMNS = ["image_id", "sha256", "label", "generator"]
 
 

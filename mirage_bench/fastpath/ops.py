@@ -7,6 +7,8 @@
   pass (``blur_triton``): the torch-op version costs three float64 kernels per tap. Both are tested bit-exact
   against scipy (the Triton one on the CPU through Triton's interpreter, and on CUDA in ``tests/gpu``).
 - resizing: ``resample`` (PIL's own integer arithmetic, bit-exact).
+- ``normalize``: ``(x / 255 - mean) / std`` in float32 as the reference computes it; on CUDA one Triton kernel
+  (``normalize_triton``) from the uint8 crop to the model's channels-last input.
 """
 
 from __future__ import annotations
@@ -83,15 +85,15 @@ def gaussian_blur_uint8(images: torch.Tensor, sigma: float, fused: bool | None =
 
 
 def triton_module(name: str) -> ModuleType:
-    """The fast path's Triton kernel module ``name`` (``blur_triton``, ``resample_triton``), or a ConfigError that
-    says how to get Triton."""
+    """The fast path's Triton kernel module ``name`` (``blur_triton``, ``resample_triton``, ``normalize_triton``), or
+    a ConfigError that says how to get Triton."""
     try:
         return importlib.import_module(f"mirage_bench.fastpath.{name}")
     except ImportError as exc:
         if exc.name not in ("triton", "triton.language"):
             raise
         raise ConfigError(
-            f"the fast path blurs and resizes CUDA images with Triton kernels, and Triton cannot be imported ({exc}). "
+            f"the fast path blurs, resizes and normalises CUDA images with Triton kernels, and Triton cannot be imported ({exc}). "
             "Install it (pip install triton; Linux CUDA builds of torch ship it) or score with --impl reference."
         ) from None
 
@@ -109,7 +111,10 @@ def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def normalize(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
-    """uint8 -> float32 ``(x / 255 - mean) / std``."""
-    m = host_to_device(torch.tensor(mean, dtype=torch.float32), images.device).view(1, -1, 1, 1)
-    s = host_to_device(torch.tensor(std, dtype=torch.float32), images.device).view(1, -1, 1, 1)
-    return (images.to(torch.float32) / 255.0 - m) / s
+    """uint8 -> float32 ``(x / 255 - mean) / std``, the reference's float32 operations bit for bit: on CUDA one
+    Triton kernel that writes the model's channels-last input (``normalize_triton``), elsewhere torch ops."""
+    m = host_to_device(torch.tensor(mean, dtype=torch.float32), images.device)
+    s = host_to_device(torch.tensor(std, dtype=torch.float32), images.device)
+    if images.is_cuda:
+        return triton_module("normalize_triton").normalize_channels_last(images, m, s)
+    return (images.to(torch.float32) / 255.0 - m.view(1, -1, 1, 1)) / s.view(1, -1, 1, 1)

@@ -7,7 +7,8 @@ the device waits for the batch. The fused blur (``blur_triton``) has a variant p
 pipeline later in the process (``benchmarks/RESULTS.md``); cold compiles are the main suspect. The shapes a
 call will blur are known before any image is decoded (the manifest's sizes, the grid's blurs), and compiling
 runs mostly outside the GIL (LLVM, ptxas), so the variants compile side by side in threads. The resize kernel
-(``resample_triton``) has one variant, compiled whenever the call resizes on the device. The threads start
+(``resample_triton``) has one variant, compiled whenever the call resizes on the device, and the normalisation
+(``normalize_triton``) two, always compiled. The threads start
 after the workers are forked (a fork in the middle of a compile could leave a pipe or a lock held in a worker),
 and the first batch waits for them.
 """
@@ -56,8 +57,9 @@ def blur_launch_shapes(manifest: pd.DataFrame, degradations: Sequence[Any], batc
 def kernel_compiles(manifest: pd.DataFrame, degradations: Sequence[Any], batch_size: int, device: torch.device,
                     specs: Sequence[InputSpec] = ()) -> list[Callable[[], None]]:
     """The compile jobs of the Triton kernel variants that scoring ``manifest`` under ``degradations`` on ``device``
-    will launch (CUDA only; none elsewhere): the blur's, and the resize's if a degradation or one of the models'
-    input ``specs`` resizes (an upscale of images smaller than the crop alone compiles on first launch).
+    will launch (CUDA only; none elsewhere): the blur's, the normalisation's, and the resize's if a degradation or
+    one of the models' input ``specs`` resizes (an upscale of images smaller than the crop alone compiles on first
+    launch).
     QuickGELU's one variant compiles on the first forward, which in a run that trained comes during validation,
     before any scoring."""
     if device.type != "cuda":
@@ -68,7 +70,7 @@ def kernel_compiles(manifest: pd.DataFrame, degradations: Sequence[Any], batch_s
     jobs = blur_triton().variant_compiles(sorted(shapes), device) if shapes else []
     if any(spec.resize_for(training=False) is not None for spec in specs) or any(resizes(d) for d in degradations):
         jobs.append(triton_module("resample_triton").variant_compile(device))
-    return jobs
+    return jobs + triton_module("normalize_triton").variant_compiles(device)
 
 
 def compile_and_load(kernel: Any, args: Sequence[Any], constexprs: dict[str, Any], device: torch.device) -> None:

@@ -350,3 +350,27 @@ def test_the_resize_variant_compiled_ahead_serves_every_later_launch():
         got = resize_uint8(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(device), (th, tw), "bicubic").cpu()
         np.testing.assert_array_equal(got.permute(0, 2, 3, 1).numpy(), expected)
     assert _compiled_variants(_resample_pass, device) == compiled
+
+
+def test_normalize_on_cuda_gives_the_references_floats_channels_last():
+    """The Triton kernel against ``preprocess.to_tensor`` on the CPU, bit for bit, from strided crops; its two
+    variants compiled ahead (``fastpath.warm``) serve the launches."""
+    from mirage_bench.config import InputSpec
+    from mirage_bench.fastpath.normalize_triton import _normalize, variant_compiles
+    from mirage_bench.fastpath.ops import center_crop, normalize
+    from mirage_bench.fastpath.warm import compiling
+    from mirage_bench.preprocess import to_tensor
+
+    device = torch.device("cuda", torch.cuda.current_device())
+    with compiling(variant_compiles(device)) as wait:
+        wait()
+    compiled = _compiled_variants(_normalize, device)
+    spec = InputSpec()
+    for n, h, w in [(4, 256, 341), (3, 256, 256), (2, 230, 229)]:
+        images = torch.from_numpy(_photos(n, h, w, seed=h)).permute(0, 3, 1, 2).contiguous()
+        crops = center_crop(images, 224)
+        got = normalize(center_crop(images.to(device), 224), spec.mean, spec.std)  # a strided view on the device
+        assert got.is_contiguous(memory_format=torch.channels_last)
+        expected = torch.stack([to_tensor(Image.fromarray(im.permute(1, 2, 0).numpy()), spec) for im in crops])
+        torch.testing.assert_close(got.cpu(), expected, rtol=0, atol=0)
+    assert _compiled_variants(_normalize, device) == compiled
