@@ -215,12 +215,17 @@ def _no_progress(description: str, total: int) -> Callable[[int], None]:
 
 def evaluation_impl(bench: Benchmark, options: Options, device: str) -> str:
     """The run's evaluation path, refused at the start (before any training, and in a dry run) where it cannot
-    apply: nvjpeg decoding needs a CUDA device and a grid that runs entirely there."""
+    apply: nvjpeg decoding needs a CUDA device and a grid that runs entirely there; resizing on a GPU as PIL does
+    needs a Pillow release whose pass order is known."""
     impl = options.resolved_impl(device)
     if impl == "fast-nvjpeg":
         from mirage_bench.fastpath.evaluator import check_nvjpeg
 
         check_nvjpeg(bench.degradations, device)
+    if impl.startswith("fast") and str(device).startswith("cuda"):
+        from mirage_bench.fastpath.resample import check_pillow
+
+        check_pillow()
     return impl
 
 

@@ -89,13 +89,14 @@ def _release(version: str) -> tuple[int, int]:
     return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
 
 
-def horizontal_first(size: tuple[int, int], target: tuple[int, int], version: str = PIL.__version__) -> bool:
-    """Whether Pillow ``version`` resizes ``size = (height, width)`` to ``target`` with the horizontal pass first
+def horizontal_first(size: tuple[int, int], target: tuple[int, int], version: str | None = None) -> bool:
+    """Whether Pillow ``version`` (default: the installed one) resizes ``size = (height, width)`` to ``target`` with the horizontal pass first
     (when both axes change). Measured on Pillow 10.2 to 13.0 (``tests/fastpath``): before 12.2 always; 12.2 and
     12.3 run the vertical pass first only for an image over 100 times taller than wide whose height shrinks; 13
     runs the horizontal pass first when both axes grow, or when the width shrinks by at least half what the
     height shrinks by. Other releases are refused: their order is not known here."""
     (h, w), (th, tw) = size, target
+    version = version or PIL.__version__
     release = _release(version)
     if (10, 0) <= release < (12, 2):
         return True
@@ -108,6 +109,12 @@ def horizontal_first(size: tuple[int, int], target: tuple[int, int], version: st
         f"bytes) is known for Pillow 10.0 to 13.x; Pillow {version} is installed. Install one of those "
         "(pip install 'pillow>=10.2,<14') or score with --impl reference."
     )
+
+
+def check_pillow(version: str | None = None) -> None:
+    """The ConfigError of a Pillow release whose pass order is not known (``horizontal_first``), for a run to give
+    at its start rather than at its first resize on the GPU."""
+    horizontal_first((1, 1), (1, 1), version)
 
 
 def _pass_triton(x: torch.Tensor, axis: int, out_size: int, interpolation: str) -> torch.Tensor:
