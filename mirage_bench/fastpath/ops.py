@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import importlib
+from functools import lru_cache
 from types import ModuleType
 
 import numpy as np
@@ -110,11 +111,16 @@ def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
     return images[..., top : top + size, left : left + size]
 
 
+@lru_cache(maxsize=64)
+def _float32_on(values: tuple[float, ...], device: torch.device) -> torch.Tensor:
+    """A spec's mean or std on ``device``, kept: every batch and variant normalises with the same few."""
+    return host_to_device(torch.tensor(values, dtype=torch.float32), device)
+
+
 def normalize(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
     """uint8 -> float32 ``(x / 255 - mean) / std``, the reference's float32 operations bit for bit: on CUDA one
     Triton kernel that writes the model's channels-last input (``normalize_triton``), elsewhere torch ops."""
-    m = host_to_device(torch.tensor(mean, dtype=torch.float32), images.device)
-    s = host_to_device(torch.tensor(std, dtype=torch.float32), images.device)
+    m, s = _float32_on(tuple(mean), images.device), _float32_on(tuple(std), images.device)
     if images.is_cuda:
         return triton_module("normalize_triton").normalize_channels_last(images, m, s)
     return (images.to(torch.float32) / 255.0 - m.view(1, -1, 1, 1)) / s.view(1, -1, 1, 1)

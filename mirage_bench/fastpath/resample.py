@@ -117,17 +117,22 @@ def check_pillow(version: str | None = None) -> None:
     horizontal_first((1, 1), (1, 1), version)
 
 
+@lru_cache(maxsize=1024)
+def _device_coefficients(in_size: int, out_size: int, interpolation: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``coefficients`` on ``device``, kept: a batch resizes to the same few sizes dozens of times."""
+    first, fixed = coefficients(in_size, out_size, interpolation)
+    return host_to_device(torch.from_numpy(first), device), host_to_device(torch.from_numpy(fixed), device)
+
+
 def _pass_triton(x: torch.Tensor, axis: int, out_size: int, interpolation: str) -> torch.Tensor:
     """One of PIL's passes on contiguous uint8 ``[N, C, H, W]`` on CUDA: along ``axis`` (3: width, 2: height)."""
-    first, fixed = coefficients(x.shape[axis], out_size, interpolation)
+    first, fixed = _device_coefficients(x.shape[axis], out_size, interpolation, x.device)
     n, c, h, w = x.shape
     lines, length, inner = (x.view(n * c, h, w), h, w) if axis == 2 else (x.view(n * c * h, w, 1), w, 1)
     shape = [n, c, h, w]
     shape[axis] = out_size
     out = torch.empty(shape, dtype=torch.uint8, device=x.device)
-    triton_module("resample_triton").resample_pass_triton(
-        lines, out, host_to_device(torch.from_numpy(first), x.device), host_to_device(torch.from_numpy(fixed), x.device),
-        length, out_size, inner)
+    triton_module("resample_triton").resample_pass_triton(lines, out, first, fixed, length, out_size, inner)
     return out
 
 
