@@ -51,6 +51,14 @@ def test_resize_throughput_compares_both_resizes_with_pil():
     assert [row[-2] for row in rows if row[2].startswith("(b)")] == ["0", "0", "0"], out  # bit-exact with PIL
 
 
+def test_device_traffic_counts_less_with_each_kernel():
+    out = _run("device_traffic.py")
+    rows = [[cell.strip() for cell in line.split("│")] for line in out.splitlines() if line.startswith("│ (")]
+    assert [row[1][:3] for row in rows] == ["(a)", "(b)", "(c)"], out
+    moved = [float(row[2]) for row in rows]
+    assert moved[0] > moved[1] > moved[2] > 0, out
+
+
 def test_blur_compile_counts_and_times_each_kernel_and_the_threaded_compile():
     pytest.importorskip("triton")
     out = _run("blur_compile.py", "--repeats", "1")
