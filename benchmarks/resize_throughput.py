@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from attention_throughput import ActivationTraffic  # noqa: E402  (the benchmarks' dispatch-mode byte counter)
 from blur_throughput import timed  # noqa: E402
 
-from mirage_bench.fastpath.resample import FILTERS, coefficients, horizontal_first, resize_uint8  # noqa: E402
+from mirage_bench.fastpath.resample import FILTERS, coefficients, pil_passes, resize_uint8  # noqa: E402
 
 #: (name, input (height, width), output (height, width), interpolation): GenImage's two sizes through UnivFD's
 #: preprocessing resize, and the grid's strongest downscale.
@@ -54,12 +54,7 @@ def kernel_bytes(n: int, size: tuple[int, int], target: tuple[int, int], interpo
     """Bytes the CUDA path's launches move for ``n`` RGB images: per pass, its uint8 input and output and the
     weight tables (each read at least once)."""
     (h, w), moved = size, 0
-    passes = [(1, target[1]), (0, target[0])]
-    if not horizontal_first(size, target):
-        passes.reverse()
-    for axis, out in passes:
-        if (h, w)[axis] == out:
-            continue
+    for axis, out in pil_passes(size, target):
         first, fixed = coefficients((h, w)[axis], out, interpolation)
         new = (h, out) if axis == 1 else (out, w)
         moved += n * 3 * (h * w + new[0] * new[1]) + first.nbytes + fixed.nbytes

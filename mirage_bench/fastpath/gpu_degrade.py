@@ -47,7 +47,7 @@ def blur_inputs(degradation: Degradation, size: tuple[int, int]) -> list[tuple[f
     """``(sigma, (width, height))`` of each blur that ``gpu_plan(degradation)`` runs on an image of ``size``: the
     shapes its blur kernel is launched for (after any resizing earlier in a chain)."""
     found = []
-    for step in degradation.steps if isinstance(degradation, Chain) else (degradation,):
+    for step in _steps(degradation):
         if isinstance(step, Blur) and step.s > 0:
             found.append((step.s, size))
         elif isinstance(step, (Downscale, Resize)):
@@ -57,10 +57,12 @@ def blur_inputs(degradation: Degradation, size: tuple[int, int]) -> list[tuple[f
 
 def resizes(degradation: Degradation) -> bool:
     """Whether ``gpu_plan(degradation)`` resizes on the device (a downscale or resize, alone or in a chain)."""
-    if gpu_plan(degradation) is None:
-        return False
-    steps = degradation.steps if isinstance(degradation, Chain) else (degradation,)
-    return any(isinstance(step, (Downscale, Resize)) for step in steps)
+    return gpu_plan(degradation) is not None and any(isinstance(step, (Downscale, Resize)) for step in _steps(degradation))
+
+
+def _steps(degradation: Degradation) -> tuple[Degradation, ...]:
+    """A chain's steps in order; any other degradation as its own one step."""
+    return tuple(degradation.steps) if isinstance(degradation, Chain) else (degradation,)
 
 
 def _resize_like(d: Downscale | Resize, x: torch.Tensor) -> torch.Tensor:

@@ -111,6 +111,16 @@ def horizontal_first(size: tuple[int, int], target: tuple[int, int], version: st
     )
 
 
+def pil_passes(size: tuple[int, int], target: tuple[int, int]) -> list[tuple[int, int]]:
+    """The passes PIL runs to resize ``size = (height, width)`` to ``target``, in the installed Pillow's order
+    (``horizontal_first``): ``(axis, length)`` with axis 0 the height and 1 the width, only for an axis that
+    changes."""
+    passes = [(1, target[1]), (0, target[0])]
+    if not horizontal_first(size, target):
+        passes.reverse()
+    return [(axis, length) for axis, length in passes if size[axis] != length]
+
+
 def check_pillow(version: str | None = None) -> None:
     """The ConfigError of a Pillow release whose pass order is not known (``horizontal_first``), for a run to give
     at its start rather than at its first resize on the GPU."""
@@ -158,10 +168,6 @@ def resize_triton(images: torch.Tensor, size: tuple[int, int], interpolation: st
     Pillow (``horizontal_first``); a pass runs only if its axis changes, as in PIL. On the CPU only under Triton's
     interpreter (the tests)."""
     x = images.contiguous()
-    passes = [(3, size[1]), (2, size[0])]
-    if not horizontal_first(tuple(x.shape[-2:]), size):
-        passes.reverse()
-    for axis, out_size in passes:
-        if x.shape[axis] != out_size:
-            x = _pass_triton(x, axis, out_size, interpolation)
+    for axis, out_size in pil_passes(tuple(x.shape[-2:]), size):
+        x = _pass_triton(x, 2 + axis, out_size, interpolation)
     return x if x is not images else images.clone()

@@ -63,19 +63,13 @@ def test_kernel_divides_with_correct_rounding_on_hopper():
 def test_a_calls_launches_are_the_two_variants_compiled_ahead():
     """Crops of every size and offset launch one of two variants (the source 16-byte aligned or not), the two that
     ``warm`` compiles: Triton's keys for sm_90, as its JIT launch computes them."""
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import make_backend
-    from triton.runtime.jit import create_function_from_signature
+    from triton_keys import hopper_key
 
     from mirage_bench.fastpath.normalize_triton import _BLOCK, _normalize
 
-    binder = create_function_from_signature(_normalize.signature, _normalize.params, make_backend(GPUTarget("cuda", 90, 32)))
-
     def key(src: torch.Tensor, shape: tuple[int, ...], strides: tuple[int, ...]) -> str:
         out, table = torch.empty(shape, dtype=torch.float32, device="meta"), torch.empty(3, dtype=torch.float32, device="meta")
-        total = int(np.prod(shape))
-        _, specialization, options = binder(src, out, table, table, total, *shape[1:], *strides, BLOCK=_BLOCK)
-        return str(specialization) + str(options)
+        return hopper_key(_normalize, src, out, table, table, int(np.prod(shape)), *shape[1:], *strides, BLOCK=_BLOCK)
 
     storage = torch.empty(1 << 20, dtype=torch.uint8, device="meta")
     warmed = {key(storage[offset:], (1, 1, 1, 1), (1, 1, 1, 1)) for offset in (0, 1)}  # normalize_triton._compile's launches

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from mirage_bench.errors import ConfigError
-from mirage_bench.fastpath.resample import FILTERS, PRECISION_BITS, coefficients, horizontal_first, resize_uint8
+from mirage_bench.fastpath.resample import FILTERS, PRECISION_BITS, coefficients, horizontal_first, pil_passes, resize_uint8
 
 
 def _noise(n: int, h: int, w: int, seed: int) -> np.ndarray:
@@ -36,12 +36,8 @@ def _numpy_pass(x: np.ndarray, axis: int, out_size: int, interpolation: str) -> 
 
 
 def _numpy_resize(image: np.ndarray, size: tuple[int, int], interpolation: str) -> np.ndarray:
-    passes = [(1, size[1]), (0, size[0])]
-    if not horizontal_first(image.shape[:2], size):
-        passes.reverse()
-    for axis, out_size in passes:
-        if image.shape[axis] != out_size:
-            image = _numpy_pass(image, axis, out_size, interpolation)
+    for axis, out_size in pil_passes(image.shape[:2], size):
+        image = _numpy_pass(image, axis, out_size, interpolation)
     return image
 
 
@@ -156,19 +152,15 @@ def test_triton_kernel_has_one_variant_for_every_size_and_count():
     """No integer argument is specialised, so a call's resizes of any sizes and image counts compile one variant
     (Triton's compile keys for sm_90, as its JIT launch computes them): what ``fastpath.warm`` compiles ahead."""
     pytest.importorskip("triton")
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import make_backend
-    from triton.runtime.jit import create_function_from_signature
+    from triton_keys import hopper_key
 
     from mirage_bench.fastpath.resample_triton import _BLOCK, _resample_pass
 
-    binder = create_function_from_signature(_resample_pass.signature, _resample_pass.params, make_backend(GPUTarget("cuda", 90, 32)))
     keys = set()
     for n, (h, w), (th, tw) in [(1, (375, 500), (256, 341)), (16, (512, 512), (256, 256)), (7, (512, 512), (64, 64)), (32, (33, 17), (48, 16))]:
         for length, out_length, inner, outer in ((w, tw, 1, n * 3 * h), (h, th, tw, n * 3)):
             first, fixed = coefficients(length, out_length, "bicubic")
             meta = [torch.empty(size, dtype=dtype, device="meta") for size, dtype in
                     ((outer * length * inner, torch.uint8), (outer * out_length * inner, torch.uint8), (len(first), torch.int64), (fixed.size, torch.int32))]
-            _, specialization, options = binder(*meta, outer * out_length * inner, length, out_length, inner, fixed.shape[1], BLOCK=_BLOCK)
-            keys.add(str(specialization) + str(options))
+            keys.add(hopper_key(_resample_pass, *meta, outer * out_length * inner, length, out_length, inner, fixed.shape[1], BLOCK=_BLOCK))
     assert len(keys) == 1, sorted(keys)
