@@ -1,5 +1,6 @@
-"""open_clip's nn.MultiheadAttention against our SelfAttention, then also our one-op QuickGELU, in a CLIP vision
-tower, in one run.
+"""open_clip's nn.MultiheadAttention against our SelfAttention, then also our one-op QuickGELU, then also the last
+block computed for the class token alone (``class_token_block``, as UnivFD runs its tower), in a CLIP vision tower,
+in one run.
 
 For each tower (baseline: open_clip's own modules, same run, same random weights):
   - model-only forward images/s: random input on the device, warmed up, synchronised; bf16 autocast on
@@ -7,7 +8,8 @@ For each tower (baseline: open_clip's own modules, same run, same random weights
     also under ``torch.compile`` (ViT-L/14: about a minute of compiling per module);
   - MB per image that the ops other than matmuls and attention move (copies, bias adds, norms, activations),
     counted from the dispatched aten ops' tensor sizes at batch 2 under bf16 autocast, with
-    nn.MultiheadAttention on the functional path that CUDA autocast and training take.
+    nn.MultiheadAttention on the functional path that CUDA autocast and training take;
+  - GFLOP per image (``torch.utils.flop_counter``, same path).
 
 With ``--sdpa-backends flash,cudnn`` (CUDA), SelfAttention is also timed eager with SDPA held to each backend
 in turn (``torch.nn.attention.sdpa_kernel``), against its row with PyTorch's own choice: which attention
@@ -35,6 +37,11 @@ VIEWS = {"view", "_unsafe_view", "t", "transpose", "permute", "unsqueeze", "sque
          "unbind", "split", "split_with_sizes", "alias", "detach", "as_strided", "_reshape_alias"}
 
 
+def is_weight(t: torch.Tensor) -> bool:
+    """A parameter, or a view of one (``class_token_block`` projects with slices of the attention's weight)."""
+    return isinstance(t, nn.Parameter) or isinstance(t._base, nn.Parameter)
+
+
 class ActivationTraffic(TorchDispatchMode):
     """Bytes read and written by each dispatched op on activations (parameters and weight casts left out)."""
 
@@ -46,27 +53,30 @@ class ActivationTraffic(TorchDispatchMode):
         out = func(*args, **(kwargs or {}))
         name = func.__name__.split(".")[0]
         inputs = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
-        if name in VIEWS or any(isinstance(t, nn.Parameter) for t in inputs) and name == "_to_copy":
+        if name in VIEWS or any(is_weight(t) for t in inputs) and name == "_to_copy":
             return out
-        tensors = [t for t in inputs if not isinstance(t, nn.Parameter)]
+        tensors = [t for t in inputs if not is_weight(t)]
         tensors += [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
         self.bytes[name] += sum(t.numel() * t.element_size() for t in tensors if t.dim() > 1)
         return out
 
 
 @torch.no_grad()
-def other_ops_mb(visual: nn.Module, size: int, device: torch.device) -> float:
-    """MB per image moved by the ops that are neither matmuls nor attention (see the module docstring)."""
-    traffic, batch = ActivationTraffic(), 2
+def counted(visual: nn.Module, size: int, device: torch.device) -> tuple[float, float]:
+    """MB per image moved by the ops that are neither matmuls nor attention (see the module docstring), and
+    GFLOP per image."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    traffic, flops, batch = ActivationTraffic(), FlopCounterMode(display=False), 2
     x = torch.randn(batch, 3, size, size, device=device)
     torch.backends.mha.set_fastpath_enabled(False)
     try:
-        with torch.autocast(device.type, dtype=torch.bfloat16), traffic:
+        with torch.autocast(device.type, dtype=torch.bfloat16), flops, traffic:
             visual(x)
     finally:
         torch.backends.mha.set_fastpath_enabled(True)
     moved = sum(v for k, v in traffic.bytes.items() if k not in COMPUTE and "scaled_dot_product" not in k)
-    return moved / batch / 1e6
+    return moved / batch / 1e6, flops.get_total_flops() / batch / 1e9
 
 
 SDPA_BACKENDS = {"flash": "FLASH_ATTENTION", "cudnn": "CUDNN_ATTENTION", "efficient": "EFFICIENT_ATTENTION", "math": "MATH"}
@@ -105,6 +115,7 @@ def main() -> None:
 
     import open_clip
 
+    from mirage_bench.detectors.class_token_block import use_class_token_block
     from mirage_bench.detectors.clip_attention import use_self_attention
     from mirage_bench.detectors.clip_backbone import register_model_configs
     from mirage_bench.detectors.quick_gelu import use_fused_quick_gelu
@@ -119,29 +130,32 @@ def main() -> None:
     swapped = use_self_attention(ours)
     fused = copy.deepcopy(ours)
     activations = use_fused_quick_gelu(fused)
+    class_token = copy.deepcopy(fused)
     size = theirs.image_size[0]
 
     rows, base = [], {}
     towers = [("open_clip nn.MultiheadAttention", theirs), (f"SelfAttention ({swapped} blocks)", ours)]
     towers += [(f"SelfAttention + one-op QuickGELU ({activations})", fused)] if activations else []  # ViT-L-14-quickgelu
+    towers += [("... + class-token last block", class_token)] if use_class_token_block(class_token) else []
     for name, visual in towers:
         rates = {"eager": model_only(visual, size, device, args.batch, args.iters, bf16)}
         if args.compile:
             rates["compiled"] = model_only(compiled(visual), size, device, args.batch, args.iters, bf16)
         base = base or rates
         cells = [rate_cell(r, base[k]) for k, r in rates.items()]
-        rows.append((name, *cells, f"{other_ops_mb(visual, size, device):,.1f}"))
+        moved, gflop = counted(visual, size, device)
+        rows.append((name, *cells, f"{moved:,.1f}", f"{gflop:,.1f}"))
         print(" | ".join(rows[-1]), flush=True)  # partial results survive a time limit
 
     for backend in backends:
         rate = backend_rate(ours, backend, size, device, args.batch, args.iters, bf16)
         cells = [rate if isinstance(rate, str) else rate_cell(rate, base["eager"])] + ["-"] * args.compile
-        rows.append((f"SelfAttention, SDPA {backend} only", *cells, "-"))
+        rows.append((f"SelfAttention, SDPA {backend} only", *cells, "-", "-"))
         print(" | ".join(rows[-1]), flush=True)
 
     title = (f"{args.backbone} vision tower (random weights), batch {args.batch}, {'bf16 autocast' if bf16 else 'fp32'}, "
              f"{torch.cuda.get_device_name(0) if device.type == 'cuda' else 'CPU'}, torch {torch.__version__}")
-    print_table(title, ("attention", "eager images/s", *(["compiled images/s"] if args.compile else []), "MB/image, other ops"), rows)
+    print_table(title, ("attention", "eager images/s", *(["compiled images/s"] if args.compile else []), "MB/image, other ops", "GFLOP/image"), rows)
 
 
 if __name__ == "__main__":

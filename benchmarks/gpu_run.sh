@@ -14,8 +14,10 @@
 #   resizes now run as PIL's integer passes and the normalisation as one kernel (the grid's device stage moves
 #   28 MB/image instead of 192, counted on the CPU);
 # - the resize alone: PIL's integers in Triton against the float F.interpolate the fast path used before;
-# - the vision tower with open_clip's modules, SelfAttention, and the one-op QuickGELU (485.5 -> 232.9 MB/image of
-#   non-matmul traffic counted on the CPU; eager speed not yet measured);
+# - the vision tower with open_clip's modules, SelfAttention, the one-op QuickGELU (485.5 -> 232.9 MB/image of
+#   non-matmul traffic counted on the CPU; eager speed not yet measured), and the last block for the class token
+#   alone (155.5 -> 150.2 GFLOP/image; new, in every CLIP detector, so rows (a) and (a') of the throughput step
+#   include it too);
 # - NPR (native resolution) over JPEG reals of varied sizes, in manifest order and in size order
 #   (models_throughput --size-order): whether batching by size across the subset pays on a GPU;
 # - the default mini run on CUDA with the fast path;

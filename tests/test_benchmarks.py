@@ -70,7 +70,7 @@ def test_attention_throughput_prints_both_modules_and_each_sdpa_backend():
     out = _run("attention_throughput.py", "--device", "cpu", "--backbone", "mb-tiny-clip", "--batch", "4", "--iters", "1",
                "--compile", "--sdpa-backends", "math,flash")
     assert "open_clip nn.MultiheadAttention |" in out and "SelfAttention (3 blocks) |" in out, out
-    assert "SelfAttention + one-op QuickGELU (3) |" in out, out
+    assert "SelfAttention + one-op QuickGELU (3) |" in out and "... + class-token last block |" in out, out
     assert "SelfAttention, SDPA math only |" in out and "SelfAttention, SDPA flash only |" in out, out
 
 
