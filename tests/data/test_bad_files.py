@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import struct
@@ -14,7 +15,7 @@ from PIL import Image
 
 from mirage_bench.config import InputSpec
 from mirage_bench.data import build_manifest, open_rgb
-from mirage_bench.data.images import UnusableImage
+from mirage_bench.data.images import UnusableImage, decode_file
 from mirage_bench.errors import DataError
 from mirage_bench.preprocess import eval_transform
 from mirage_bench.protocol import load_protocol
@@ -110,6 +111,15 @@ def test_pixel_cap_is_a_parameter(tmp_path):
     with pytest.raises(UnusableImage, match=r"12x10 = 120 pixels exceeds the cap of 119 pixels") as info:
         open_rgb(root / FAKE / "good.png", max_pixels=119)
     assert info.value.kind == "too-large"
+
+
+def test_the_scan_hashes_each_file_and_pixel_reads_decode_the_same_pixels_unhashed(tmp_path):
+    root = _tree(tmp_path)
+    path = root / FAKE / "good.png"
+    scanned, read = decode_file(path), decode_file(path, digest=False)
+    assert scanned.sha256 == hashlib.sha256(path.read_bytes()).hexdigest() and read.sha256 is None
+    assert np.array_equal(np.asarray(open_rgb(path)), np.asarray(scanned.image))
+    assert np.array_equal(np.asarray(read.image), np.asarray(scanned.image))
 
 
 @pytest.mark.parametrize("fmt,suffix", [("GIF", ".gif"), ("PNG", ".png")])

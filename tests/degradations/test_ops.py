@@ -117,6 +117,14 @@ def test_chain_blurs_then_compresses(photo: Image.Image) -> None:
     np.testing.assert_array_equal(np.asarray(parse("chain(blur(s=2),jpeg(q=50))").apply(photo, 0)), expected)
 
 
+def test_a_decoded_jpeg_compresses_again_as_a_plain_image_would(photo: Image.Image) -> None:
+    """The round trip hands back PIL's decoded image itself (no copy); saving it again gives the bytes a
+    plain copy of its pixels gives."""
+    once = Image.fromarray(_pil_round_trip(photo, "JPEG", 90))
+    expected = _pil_round_trip(once, "JPEG", 50)
+    np.testing.assert_array_equal(np.asarray(parse("chain(jpeg(q=90),jpeg(q=50))").apply(photo, 0)), expected)
+
+
 def test_none_returns_the_image(photo: Image.Image) -> None:
     assert parse("none").apply(photo, 5) is photo
 
