@@ -8,8 +8,10 @@ keys and values of all tokens, the rest for one token. For ViT-L/14 at 224 px th
 tower's work, and this skips five sixths of it (the queries, the output projection and the MLP of 256 of 257
 tokens): 3.4% of the tower's FLOPs (``benchmarks/attention_throughput.py``), about 7% for a 12-block ViT-B.
 Every CLIP detector here reads the pooled class token (UnivFD's embedding; CoOp's and MiraGe's prompted towers,
-whose prompt tokens are dropped at the pooling), so ``load_clip`` makes the swap; with autograd on, gradients
-reach the earlier blocks' tokens through the last block's keys and values, as through the full block.
+whose prompt tokens are dropped at the pooling), and each makes the swap on the tower it holds. ``load_clip``
+does not: a third-party detector may read the other tokens (``output_tokens``, ``forward_intermediates``), which
+this block no longer computes. With autograd on, gradients reach the earlier blocks' tokens through the last
+block's keys and values, as through the full block.
 
 The function is the same; only the float rounding of matmuls over fewer rows may differ
 (``tests/detectors/test_class_token_block.py``). State-dict keys are unchanged: the block holds the

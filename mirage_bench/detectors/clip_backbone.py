@@ -7,9 +7,10 @@ file is identified by its sha256 so that checkpoints name the exact weights they
 ``pretrained: none`` builds random weights, which the identity records (``random: True``) and every table
 labels. Our tiny test architecture ``mb-tiny-clip`` is registered from ``mirage_bench/model_configs``. The
 residual blocks' attention runs as :class:`~mirage_bench.detectors.clip_attention.SelfAttention` (same
-parameters, same function, no layout copies), QuickGELU as one op when scoring
-(:mod:`~mirage_bench.detectors.quick_gelu`), and the image tower's last block for its class token alone, the one
-output every CLIP detector reads (:mod:`~mirage_bench.detectors.class_token_block`).
+parameters, same function, no layout copies), and QuickGELU as one op when scoring
+(:mod:`~mirage_bench.detectors.quick_gelu`). The detectors that read the image tower's class token alone also
+compute its last block for that token only (:mod:`~mirage_bench.detectors.class_token_block`); a model from
+``load_clip`` itself keeps every token's output.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from typing import Any, Iterator
 import torch
 
 from mirage_bench.config import BackboneConfig
-from mirage_bench.detectors.class_token_block import use_class_token_block
 from mirage_bench.detectors.clip_attention import use_self_attention
 from mirage_bench.detectors.quick_gelu import use_fused_quick_gelu
 from mirage_bench.errors import WeightsError
@@ -118,7 +118,6 @@ def load_clip(cfg: BackboneConfig) -> tuple[Any, dict[str, Any]]:
             )
         model = _create(open_clip, cfg, cfg.pretrained)
     use_self_attention(model)
-    use_class_token_block(model.visual)
     use_fused_quick_gelu(model)
     model.eval().requires_grad_(False)
     return model, identity

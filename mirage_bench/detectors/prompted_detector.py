@@ -17,6 +17,7 @@ from torch import Tensor
 
 from mirage_bench.config import RecipeCard
 from mirage_bench.detectors.base import Detector
+from mirage_bench.detectors.class_token_block import use_class_token_block
 from mirage_bench.detectors.clip_backbone import load_clip
 from mirage_bench.detectors.prompt_learner import PromptConfig, PromptLearner, tokenizer_for
 from mirage_bench.detectors.prompted_clip import check_clip, encode_image_prompted, encode_text_prompted
@@ -59,6 +60,7 @@ class PromptedCLIPDetector(Detector):
         cfg = self.prompt_config()
         clip, self._identity = load_clip(recipe.backbone)
         check_clip(clip, cfg.depth, cfg.vision_prompts)
+        use_class_token_block(clip.visual)  # the image embedding is the class token's; prompt tokens drop at pooling
         self.hold_frozen("clip", clip)
         self.prompts = PromptLearner(clip, tokenizer_for(recipe.backbone.name), cfg)
 

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from mirage_bench.config import RecipeCard
 from mirage_bench.detectors import register_detector
 from mirage_bench.detectors.base import Detector
+from mirage_bench.detectors.class_token_block import use_class_token_block
 from mirage_bench.detectors.clip_backbone import load_clip
 from mirage_bench.errors import ConfigError
 
@@ -53,7 +54,9 @@ class UnivFD(Detector):
                 "(e.g. {name: ViT-L-14-quickgelu, pretrained: openai})"
             )
         clip, self._identity = load_clip(recipe.backbone)
-        # Only the image tower is kept; the text tower is never used by UnivFD.
+        # Only the image tower is kept; the text tower is never used by UnivFD. The embedding is the class token's,
+        # so the last block computes that token alone (``class_token_block``).
+        use_class_token_block(clip.visual)
         self.hold_frozen("encoder", clip.visual)
         self.fc = nn.Linear(self.feature_dim, 1)
         nn.init.normal_(self.fc.weight, 0.0, self.params.init_std)

@@ -13,10 +13,11 @@ from open_clip.transformer import ResidualAttentionBlock
 from torch.utils.checkpoint import checkpoint
 from torch.utils.flop_counter import FlopCounterMode
 
+from mirage_bench.config import BackboneConfig
 from mirage_bench.detectors.build import build_tiny
 from mirage_bench.detectors.class_token_block import ClassTokenBlock, use_class_token_block
 from mirage_bench.detectors.clip_attention import use_self_attention
-from mirage_bench.detectors.clip_backbone import register_model_configs
+from mirage_bench.detectors.clip_backbone import load_clip, register_model_configs
 from mirage_bench.detectors.prompted_clip import encode_image_prompted
 from mirage_bench.errors import ContractError
 
@@ -154,3 +155,9 @@ def test_masks_and_cross_attention_are_refused(kwargs):
                                            ("mirage", lambda d: d.clip.visual)])
 def test_clip_detectors_run_their_towers_with_the_class_token_block(card, tower_of):
     assert isinstance(tower_of(build_tiny(card)).transformer.resblocks[-1], ClassTokenBlock)
+
+
+def test_load_clip_keeps_every_tokens_output_for_other_callers():
+    """A third-party detector may read the tower's other tokens: only our class-token detectors swap the block."""
+    model, _ = load_clip(BackboneConfig(name="mb-tiny-clip", pretrained="none"))
+    assert type(model.visual.transformer.resblocks[-1]) is ResidualAttentionBlock
