@@ -15,10 +15,10 @@ where MiraGe's prompt gradients flow through the frozen blocks) open_clip's ops 
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import torch
 from torch import Tensor, nn
+
+from mirage_bench.fastpath.ops import on_tensor_device
 
 
 @torch.library.custom_op("mirage_bench::quick_gelu", mutates_args=())
@@ -52,7 +52,7 @@ if triton is not None:
         """``quick_gelu`` as one Triton kernel: one read of ``x``, one write of the result."""
         x = x.contiguous()
         out = torch.empty_like(x)
-        with torch.cuda.device(x.device) if x.is_cuda else nullcontext():  # Triton launches on the current device
+        with on_tensor_device(x):
             _quick_gelu_kernel[(triton.cdiv(x.numel(), block),)](x, out, x.numel(), BLOCK=block)
         return out
 

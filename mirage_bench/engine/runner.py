@@ -343,8 +343,9 @@ def _evaluate_all(jobs: list[EvalJob], bench: Benchmark, store: Store, options: 
             forward = _evaluate_pass(groups, degradations, store, options, device, run_id, progress, impl)
             per_cell = cell_seconds(time.perf_counter() - started, forward, len(degradations))
             images = [len(group[0][0].subset) for group in groups]
+            total = sum(images)
             for group, count in zip(groups, images):
-                seconds.update({job.cell_ids[d.spec]: own * count / sum(images)
+                seconds.update({job.cell_ids[d.spec]: own * count / total
                                 for (job, _, _), own in zip(group, per_cell) for d in degradations})
     return seconds
 

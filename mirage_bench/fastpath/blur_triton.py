@@ -15,7 +15,6 @@ has no FMA in its PTX and spills no registers at any radius; on CUDA, bit-exact 
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
 from functools import partial
 from typing import Any, Callable, Iterable, Sequence
 
@@ -24,7 +23,7 @@ import torch
 import triton
 import triton.language as tl
 
-from mirage_bench.fastpath.ops import host_to_device
+from mirage_bench.fastpath.ops import host_to_device, on_tensor_device
 from mirage_bench.fastpath.warm import compile_and_load
 
 _BLOCK = 1024
@@ -135,7 +134,7 @@ def gaussian_blur_uint8_triton(images: torch.Tensor, weights: np.ndarray) -> tor
     x = images.contiguous()
     out, launches = blur_launches(x, host_to_device(torch.from_numpy(weights), x.device))
     grid = (triton.cdiv(x.numel(), _BLOCK),)
-    with torch.cuda.device(x.device) if x.is_cuda else nullcontext():  # Triton launches on the current device
+    with on_tensor_device(x):
         for args, constexprs in launches:
             _blur_pass[grid](*args, **constexprs, **COMPILE_OPTIONS)
     return out

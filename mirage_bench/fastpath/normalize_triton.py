@@ -14,7 +14,6 @@ through Triton's interpreter, the PTX for sm_90, and on CUDA in ``tests/gpu``).
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from functools import partial
 from typing import Callable
 
@@ -22,6 +21,7 @@ import torch
 import triton
 import triton.language as tl
 
+from mirage_bench.fastpath.ops import on_tensor_device
 from mirage_bench.fastpath.warm import compile_and_load
 
 _BLOCK = 1024
@@ -51,7 +51,7 @@ def normalize_channels_last(images: torch.Tensor, mean: torch.Tensor, std: torch
     out = torch.empty(images.shape, dtype=torch.float32, device=images.device, memory_format=torch.channels_last)
     if out.numel():
         grid = (triton.cdiv(out.numel(), _BLOCK),)
-        with torch.cuda.device(images.device) if images.is_cuda else nullcontext():  # Triton launches on the current device
+        with on_tensor_device(images):
             _normalize[grid](images, out, mean, std, out.numel(), images.shape[1], images.shape[2], images.shape[3], *images.stride(),
                              BLOCK=_BLOCK)
     return out

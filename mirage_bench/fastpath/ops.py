@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import importlib
+from contextlib import AbstractContextManager, nullcontext
 from functools import lru_cache
 from types import ModuleType
 
@@ -30,6 +31,12 @@ def host_to_device(values: torch.Tensor, device: torch.device | str) -> torch.Te
     if torch.device(device).type == "cuda":
         values = values.pin_memory()
     return values.to(device, non_blocking=True)
+
+
+def on_tensor_device(tensor: torch.Tensor) -> AbstractContextManager:
+    """A block in which ``tensor``'s CUDA device is the current one (nothing elsewhere): Triton launches a kernel on
+    the current device, not on its arguments', so a launch on ``cuda:1`` tensors would run on device 0."""
+    return torch.cuda.device(tensor.device) if tensor.is_cuda else nullcontext()
 
 
 def blur_radius(sigma: float) -> int:

@@ -8,7 +8,6 @@ Integer arithmetic leaves the compiler nothing to reorder or contract: the kerne
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from functools import partial
 from typing import Callable
 
@@ -16,6 +15,7 @@ import torch
 import triton
 import triton.language as tl
 
+from mirage_bench.fastpath.ops import on_tensor_device
 from mirage_bench.fastpath.resample import PRECISION_BITS
 from mirage_bench.fastpath.warm import compile_and_load
 
@@ -54,7 +54,7 @@ def resample_pass_triton(lines: torch.Tensor, out: torch.Tensor, first: torch.Te
     taps]``) on the same device."""
     total = out.numel()
     grid = (triton.cdiv(total, _BLOCK),)
-    with torch.cuda.device(lines.device) if lines.is_cuda else nullcontext():  # Triton launches on the current device
+    with on_tensor_device(lines):
         _resample_pass[grid](lines, out, first, weights, total, length, out_length, inner, weights.shape[1], BLOCK=_BLOCK)
 
 
