@@ -241,6 +241,17 @@ def data_stages(detector, manifest, degradations, device, batch: int, workers: i
     return len(manifest) * len(degradations) / (time.perf_counter() - start), main_ms, started, first[0]
 
 
+def anonymous_gib() -> float | None:
+    """This process's anonymous resident memory (Linux ``RssAnon``), in GiB; None elsewhere. Why: forking copies
+    the page tables of that memory once per worker, so it sets how long row (d)'s workers take to start."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    kib = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("RssAnon:")), None)
+    return None if kib is None else kib / 2**20
+
+
 def train_throughput(card: str, backbone: str | None, size: int | None, device, batch: int, steps: int, bf16: bool,
                      extra: list[str]) -> tuple[float, str]:
     detector = build(card, backbone, size, device, extra).train()
@@ -330,11 +341,13 @@ def main() -> None:
             print(f"(b) under torch.profiler, {min(args.profile, len(manifest))} images: {wall:.2f} s wall{busy_note}\n{table}", flush=True)
         if not args.no_naive:
             add(("(c) naive loop", f"{c:,.0f}", f"{c / a:.2f}", "1.00", f"PIL per image per degradation, {args.workers} workers"))
+        anonymous = anonymous_gib()
+        forked_from = "" if anonymous is None else f" (forked from {anonymous:.2f} GiB of anonymous memory)"
         d, main_ms, started_d, first_d = data_stages(detector, manifest, degradations, device, args.batch, args.workers,
                                                      with_device_work=False)
         add(("(d) fast path, data stage only", f"{d:,.0f}", f"{d / a:.2f}", vs_naive(d),
              f"decode + CPU degradations in {args.workers} workers, to {device.type}; main process {main_ms:.2f} ms CPU/image; "
-             f"workers started after {started_d:.2f} s, first batch gathered after {first_d:.2f} s"))
+             f"workers started after {started_d:.2f} s{forked_from}, first batch gathered after {first_d:.2f} s"))
         e, _, _, first_e = data_stages(detector, manifest, degradations, device, args.batch, args.workers, with_device_work=True)
         add(("(e) fast path without the model", f"{e:,.0f}", f"{e / a:.2f}", vs_naive(e),
              f"(d) + degradations and preprocessing on {device.type}; first batch after {first_e:.2f} s"))

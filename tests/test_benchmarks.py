@@ -8,6 +8,7 @@ numbers they print are not checked (speed is not a unit test's business), only t
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,9 @@ def test_eval_throughput_prints_every_row():
         assert f"\n{row} | " in f"\n{out}", f"row {row!r} missing from:\n{out}"
     assert "fast (pil+cpu-degrade+cpu-preprocess, pil+cpu-ref-degrade+cpu-preprocess)" in out
     assert "first batch after" in out
+    if sys.platform.startswith("linux"):  # row (d) names the memory the workers were forked from (RssAnon)
+        forked = re.search(r"forked from (\d+\.\d+) GiB of anonymous memory", out)
+        assert forked and float(forked.group(1)) > 0, out
 
 
 def test_blur_throughput_reports_same_bytes():
