@@ -143,5 +143,6 @@ def main() -> None:
         table.add_row(*row)
     Console().print(table)
 
+
 if __name__ == "__main__":
     main()

@@ -85,7 +85,7 @@ def gaussian_blur_uint8(images: torch.Tensor, sigma: float, fused: bool | None =
     n, c, h, w = images.shape
     weights = _gaussian_kernel(sigma)
     if images.is_cuda if fused is None else fused:
-        return blur_triton().gaussian_blur_uint8_triton(images, weights)
+        return triton_module("blur_triton").gaussian_blur_uint8_triton(images, weights)
     x = images.reshape(n * c, h, w).to(torch.float64)
     x = _blur_axis(x, weights, axis=1).to(torch.uint8).to(torch.float64)  # rows (scipy axis 0), truncated
     x = _blur_axis(x, weights, axis=2).to(torch.uint8)  # columns (scipy axis 1), truncated
@@ -104,11 +104,6 @@ def triton_module(name: str) -> ModuleType:
             f"the fast path blurs, resizes and normalises CUDA images with Triton kernels, and Triton cannot be imported ({exc}). "
             "Install it (pip install triton; Linux CUDA builds of torch ship it) or score with --impl reference."
         ) from None
-
-
-def blur_triton() -> ModuleType:
-    """The fused blur's module, or the ConfigError of ``triton_module``."""
-    return triton_module("blur_triton")
 
 
 def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:

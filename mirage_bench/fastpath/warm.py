@@ -25,7 +25,7 @@ import torch
 
 from mirage_bench.config import InputSpec
 from mirage_bench.fastpath.gpu_degrade import blur_inputs, gpu_plan, resizes
-from mirage_bench.fastpath.ops import blur_radius, blur_triton, triton_module
+from mirage_bench.fastpath.ops import blur_radius, triton_module
 
 T = TypeVar("T")
 
@@ -40,7 +40,7 @@ def blur_launch_shapes(manifest: pd.DataFrame, degradations: Sequence[Any], batc
     count up to ``batch_size``: one size of each ``size_class``, at each of ``GROUP_COUNTS``."""
     if not {"width", "height"} <= set(manifest.columns):
         return set()
-    size_class = blur_triton().size_class
+    size_class = triton_module("blur_triton").size_class
     known = manifest[["width", "height"]].dropna()  # a size the manifest does not know compiles on first launch
     known = known[(known["width"] > 0) & (known["height"] > 0)].astype(int)
     sizes = set(zip(known["width"].tolist(), known["height"].tolist()))
@@ -67,7 +67,7 @@ def kernel_compiles(manifest: pd.DataFrame, degradations: Sequence[Any], batch_s
     if device.index is None:  # the jobs' threads would read "current device" as theirs, which starts at 0
         device = torch.device("cuda", torch.cuda.current_device())
     shapes = blur_launch_shapes(manifest, degradations, batch_size)
-    jobs = blur_triton().variant_compiles(sorted(shapes), device) if shapes else []
+    jobs = triton_module("blur_triton").variant_compiles(sorted(shapes), device) if shapes else []
     if any(spec.resize_for(training=False) is not None for spec in specs) or any(resizes(d) for d in degradations):
         jobs.append(triton_module("resample_triton").variant_compile(device))
     return jobs + triton_module("normalize_triton").variant_compiles(device)
