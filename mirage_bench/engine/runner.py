@@ -215,8 +215,8 @@ def _no_progress(description: str, total: int) -> Callable[[int], None]:
 
 def evaluation_impl(bench: Benchmark, options: Options, device: str) -> str:
     """The run's evaluation path, refused at the start (before any training, and in a dry run) where it cannot
-    apply: nvjpeg decoding needs a CUDA device and a grid that runs entirely there; resizing on a GPU as PIL does
-    needs a Pillow release whose pass order is known."""
+    apply: nvjpeg decoding needs a CUDA device, a grid that runs entirely there and torchvision's decode_jpeg;
+    resizing on a GPU as PIL does needs a Pillow release whose pass order is known."""
     impl = options.resolved_impl(device)
     if impl == "fast-nvjpeg":
         from mirage_bench.fastpath.evaluator import check_nvjpeg

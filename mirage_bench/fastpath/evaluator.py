@@ -56,7 +56,7 @@ def implementation_names(degradations: Sequence[Any], nvjpeg: bool, device: torc
 def check_nvjpeg(degradations: Sequence[Any], device: str | torch.device) -> None:
     """nvjpeg decoding needs a CUDA device and a grid that runs entirely there: a degradation left to the CPU
     reference needs PIL's pixels in the workers, and mixing two decoders in one grid would compare variants of
-    different pixels."""
+    different pixels. It also needs a torchvision that still has ``decode_jpeg`` (deprecated since 0.29)."""
     if torch.device(device).type != "cuda":
         raise ConfigError(f"--impl fast-nvjpeg decodes JPEG files on a CUDA device with nvjpeg; the device is {device}. "
                           "Use --device cuda, or --impl fast (PIL decoding).")
@@ -65,6 +65,15 @@ def check_nvjpeg(degradations: Sequence[Any], device: str | torch.device) -> Non
         raise ConfigError(f"--impl fast-nvjpeg needs every degradation on the GPU, and {', '.join(on_cpu)} run(s) on CPU "
                           "workers with the reference implementation (on PIL-decoded pixels). Use --impl fast, or a grid of "
                           "none/blur/downscale/resize only.")
+    try:
+        from torchvision.io import decode_jpeg  # noqa: F401  (imported here to fail before any training, not mid-run)
+    except ImportError as error:
+        import torchvision
+
+        raise ConfigError(f"--impl fast-nvjpeg decodes with torchvision.io.decode_jpeg, which torchvision "
+                          f"{torchvision.__version__} does not have ({error}); torchvision deprecated its image decoders in "
+                          "0.29 in favour of TorchCodec. Use --impl fast (PIL decoding), or install a torchvision that "
+                          "still has decode_jpeg.") from error
 
 
 def score_subset_fast(detector: Detector, manifest: pd.DataFrame, degradations: Sequence[Any], *, bf16: bool = True,

@@ -197,6 +197,21 @@ def test_nvjpeg_needs_a_cuda_device_and_a_grid_that_runs_there():
         check_nvjpeg(expand(["none"]), "cpu")
 
 
+def test_nvjpeg_without_torchvisions_jpeg_decoder_is_a_config_error(monkeypatch):
+    """torchvision 0.29 deprecated its image decoders: a release without ``decode_jpeg`` must stop the run before any
+    training, with the fix named, not raise a bare ImportError mid-run."""
+    import sys
+    import types
+
+    from mirage_bench.degradations import expand
+    from mirage_bench.errors import ConfigError
+    from mirage_bench.fastpath.evaluator import check_nvjpeg
+
+    monkeypatch.setitem(sys.modules, "torchvision.io", types.ModuleType("torchvision.io"))
+    with pytest.raises(ConfigError, match=r"torchvision\.io\.decode_jpeg, which torchvision .* does not have.*--impl fast"):
+        check_nvjpeg(expand(["none", "blur(s=3)"]), "cuda")
+
+
 def test_raw_jpeg_files_reach_the_device_undecoded_and_keep_their_rows(tmp_path):
     """The nvjpeg path's bookkeeping, on the CPU (torchvision decodes there with libjpeg-turbo): JPEG files
     travel as bytes and are decoded in one call, PNGs are decoded in the workers, and every image lands under
