@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from mirage_bench.cli.console import console
+from mirage_bench.cli.console import console, err_console
 from mirage_bench.cli.options import ProtocolDirs, as_list
 
 
@@ -17,15 +17,23 @@ def predict(
     fmt: str = typer.Option("csv", "--format", help="csv or json."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write here instead of printing."),
     device: str = typer.Option("cpu", "--device"),
+    strict: bool = typer.Option(False, "--strict", help="Refuse (exit 2, naming every file) instead of skipping files "
+                                "that cannot be scored."),
 ) -> None:
-    """Per-image p_fake, the checkpoint's calibrated threshold and the label it implies."""
+    """Per-image p_fake, the checkpoint's calibrated threshold and the label it implies.
+
+    Inputs are read as a run reads its data: hidden files and folders, links that leave the folder or dangle,
+    folders named like images and files that are no decodable image are skipped and listed on stderr."""
     from mirage_bench.errors import ConfigError
     from mirage_bench.reports.predict import predict as run
     from mirage_bench.store import atomic_write
 
     if fmt not in {"csv", "json"}:
         raise ConfigError(f"--format {fmt!r}: choose csv or json")
-    frame = run(paths, checkpoint, device)
+    predictions = run(paths, checkpoint, device, strict=strict)
+    for line in predictions.inputs.summary():
+        err_console.print(line, markup=False, highlight=False, soft_wrap=True)
+    frame = predictions.frame
     text = frame.to_csv(index=False) if fmt == "csv" else frame.to_json(orient="records", indent=2, double_precision=15) + "\n"
     if out is None:
         console.print(text, end="", markup=False, highlight=False, soft_wrap=True)

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from mirage_bench.data.walk import FoundFile, path_problem, walk_files
+from mirage_bench.data.walk import FoundFile, listed_file, walk_files
 from mirage_bench.errors import DataError
 from mirage_bench.registry import Registry
 
@@ -249,7 +248,6 @@ class ManifestFileLayout(Layout):
     def scan(self, root: Path, protocol: "ProtocolCard | None" = None) -> list[Record]:
         list_path = self.list_file(Path(root))
         base = list_path.parent
-        base_real = Path(os.path.realpath(base))
         records: dict[str, Record] = {}
         for line_no, row in _read_rows(list_path):
             where = f"{list_path}:{line_no}"
@@ -259,20 +257,16 @@ class ManifestFileLayout(Layout):
             label = self.LABELS.get(str(row["label"]).strip().lower())
             if label is None:
                 raise DataError(f"{where}: label {row['label']!r} is not one of 0, 1, real, fake")
-            path = Path(str(row["path"]))
-            path = path if path.is_absolute() else base / path
-            rel = os.path.relpath(os.path.abspath(path), os.path.abspath(base)).replace(os.sep, "/")
-            problem = path_problem(base_real, path)
-            if rel.startswith("../"):
-                problem = ("outside-root", f"path lies outside the manifest's folder {base}")
+            found = listed_file(base, str(row["path"]))
+            rel = found.rel_path
             if rel in records:
                 raise DataError(f"{where}: {rel!r} is listed twice; each file may appear once")
             split = _lower(str(row.get("split") or DEFAULT_SPLIT).strip())
             generator = str(row["generator"]).strip()
             records[rel] = Record(
-                rel_path=rel, path=os.path.abspath(path), label=label, generator=generator, split=split,
+                rel_path=rel, path=found.path, label=label, generator=generator, split=split,
                 names=(generator,), family=str(row.get("family") or "").strip() or None,
-                source=str(row.get("source") or "").strip(), problem=problem,
+                source=str(row.get("source") or "").strip(), problem=found.problem,
             )
         return [records[k] for k in sorted(records)]
 

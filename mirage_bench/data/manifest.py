@@ -73,7 +73,7 @@ def build_manifest(
     wanted = [reads is None or r.split in reads.get(r.generator, ()) for r in usable]
     candidates = [r for r, read in zip(usable, wanted) if read]
     unread = [r for r, read in zip(usable, wanted) if not read]
-    results = _examined([r.path for r in candidates], max_pixels, workers, facts)
+    results = examine_files([r.path for r in candidates], max_pixels, workers, facts)
     rows, excluded = [], [r for r in records if r.problem is not None]
     for record, result in zip(candidates, results):
         if isinstance(result, tuple):
@@ -160,7 +160,7 @@ def _resolve(record: Record, protocol: "ProtocolCard | None", key_of: Callable[[
     return replace(record, generator=key, family=entry.family, problem=problem)
 
 
-def _examined(paths: list[str], max_pixels: int, workers: int, facts: FactsCache | None) -> list[Result]:
+def examine_files(paths: list[str], max_pixels: int, workers: int, facts: FactsCache | None) -> list[Result]:
     """Each file's facts or (kind, reason), in order: remembered ones from ``facts``, the others decoded (in a
     process pool when there are enough of them) and then remembered."""
     known = facts.lookup(paths) if facts is not None else {}

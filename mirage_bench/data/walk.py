@@ -1,7 +1,8 @@
 """Enumerating the files under a data root: sorted, deterministic, and loud about what it skips.
 
-Hidden files and folders, symlinks that leave the root (or loop, or dangle) and files without an image
-extension are returned with a problem instead of being dropped silently, so an index can list them.
+Hidden files and folders, symlinks that leave the root (or loop, or dangle), folders named like image files
+and files without an image extension are returned with a problem instead of being dropped silently, so an index
+can list them. ``run``'s scan (through the layouts) and ``predict`` read their inputs through these functions.
 """
 
 from __future__ import annotations
@@ -38,7 +39,21 @@ def path_problem(root_real: Path, path: Path) -> tuple[str, str] | None:
             return ("symlink-outside-root", f"symlink to {os.path.realpath(path)}, outside the data root {root_real}")
     if not path.exists():
         return ("missing", "file does not exist")
+    if path.is_dir():
+        return ("folder", "a folder where an image file was expected")
     return extension_problem(path.name)
+
+
+def listed_file(base: Path, entry: str | Path) -> FoundFile:
+    """A file named in a list (a manifest, ``predict``'s CSV): relative to the list's folder ``base``, which
+    it must not leave."""
+    path = Path(entry)
+    path = path if path.is_absolute() else base / path
+    rel = os.path.relpath(os.path.abspath(path), os.path.abspath(base)).replace(os.sep, "/")
+    problem = path_problem(Path(os.path.realpath(base)), path)
+    if rel.startswith("../"):
+        problem = ("outside-root", f"path lies outside the list's folder {base}")
+    return FoundFile(rel, os.path.abspath(path), problem)
 
 
 def extension_problem(name: str) -> tuple[str, str] | None:
@@ -90,6 +105,8 @@ def _folder_problem(root_real: Path, name: str, real: str, visited: set[str]) ->
         return ("symlink-outside-root", f"folder symlink to {real}, outside the data root")
     if real in visited:
         return ("symlink-loop", f"folder symlink to {real}, already visited")
+    if extension_problem(name) is None:
+        return ("folder", "a folder named like an image file, skipped with its contents")
     return None
 
 

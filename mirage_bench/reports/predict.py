@@ -1,67 +1,109 @@
 """``mirage-bench predict``: per-image p_fake from a checkpoint, with its calibrated threshold and the label it implies.
 
 Inputs are image files, folders (searched recursively, sorted) or CSV lists with a ``path`` column
-(relative paths are read against the CSV's folder). Scoring goes through the engine's evaluator, so an
-image is decoded and preprocessed exactly as in a benchmark run.
+(relative paths are read against the CSV's folder, which they may not leave). They are read by the rules a
+run's data scan keeps (``mirage_bench.data.walk``, the same functions): hidden files and folders, symlinks
+that leave the folder or dangle, folders named like images, files without an image extension and files that
+do not decode are skipped and listed with their reasons, or refused with ``strict``. Scoring goes through the
+engine's evaluator, so an image is decoded and preprocessed exactly as in a benchmark run.
 """
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
 
-from mirage_bench.data.images import IMAGE_EXTENSIONS
+from mirage_bench.data.images import MAX_PIXELS
+from mirage_bench.data.manifest import examine_files
+from mirage_bench.data.walk import FoundFile, listed_file, path_problem, walk_files
 from mirage_bench.errors import CheckpointError, DataError
 
 
-def collect_paths(inputs: Sequence[str | Path]) -> list[Path]:
-    """Every image named by the inputs, in the order given (folders sorted); duplicates are errors."""
-    out: list[Path] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            found = sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-            if not found:
-                raise DataError(f"folder {item} holds no images (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
-            out += found
-        elif item.suffix.lower() == ".csv":
-            listing = pd.read_csv(item)
-            if "path" not in listing.columns:
-                raise DataError(f"CSV list {item} has columns {list(listing.columns)}; it needs a 'path' column of image files")
-            out += [p if p.is_absolute() else item.parent / p for p in map(Path, listing["path"].astype(str))]
-        elif item.is_file():
-            out.append(item)
-        else:
-            raise DataError(f"{item} is neither an image file, a folder nor a CSV list; check the path")
-    missing = [str(p) for p in out if not p.is_file()]
-    if missing:
-        raise DataError(f"{len(missing)} listed images do not exist, e.g. {missing[:3]}")
-    seen = pd.Series([str(p.resolve()) for p in out])
+@dataclass(frozen=True)
+class Inputs:
+    """The images to score, in order, and the files skipped with their (kind, reason)."""
+
+    paths: list[str]
+    skipped: list[tuple[str, str, str]]  # (path, kind, reason)
+
+    def summary(self) -> list[str]:
+        """``scored N of M files; K skipped:`` and one line per skipped file."""
+        total = len(self.paths) + len(self.skipped)
+        head = f"scored {len(self.paths)} of {total} files" + (f"; {len(self.skipped)} skipped:" if self.skipped else "")
+        return [head, *(f"  {path} ({kind}): {reason}" for path, kind, reason in self.skipped)]
+
+
+@dataclass(frozen=True)
+class Predictions:
+    frame: pd.DataFrame  # path, p_fake, logit, threshold, label
+    inputs: Inputs
+
+
+def _found(item: Path) -> list[FoundFile]:
+    """The files one input names, each with its problem or None."""
+    if item.is_dir():
+        return walk_files(item)
+    if item.suffix.lower() == ".csv" and item.is_file():
+        listing = pd.read_csv(item)
+        if "path" not in listing.columns:
+            raise DataError(f"CSV list {item} has columns {list(listing.columns)}; it needs a 'path' column of image files")
+        return [listed_file(item.parent, entry) for entry in listing["path"].astype(str)]
+    if item.is_file() or item.is_symlink():  # a dangling link is skipped with its reason
+        return [FoundFile(item.name, str(item), path_problem(Path(os.path.realpath(item.parent)), item))]
+    raise DataError(f"{item} is neither an image file, a folder nor a CSV list; check the path")
+
+
+def collect_inputs(inputs: Sequence[str | Path], strict: bool = False, workers: int = 1) -> Inputs:
+    """Every image named by the inputs, in the order given (folders sorted), decoded once to skip the unusable
+    ones; ``strict`` refuses instead, naming every skipped file. Duplicates are errors."""
+    found = [f for item in map(Path, inputs) for f in _found(item)]
+    seen = pd.Series([os.path.realpath(f.path) for f in found if f.problem is None], dtype=str)
     if seen.duplicated().any():
         raise DataError(f"images listed more than once: {sorted(set(seen[seen.duplicated()]))[:3]}")
-    return out
+    candidates = [f.path for f in found if f.problem is None]
+    results = dict(zip(candidates, examine_files(candidates, MAX_PIXELS, workers, None)))
+    paths, skipped = [], []
+    for f in found:
+        problem = f.problem or (results[f.path] if isinstance(results[f.path], tuple) else None)
+        if problem is None:
+            paths.append(f.path)
+        else:
+            skipped.append((f.path + "/" * f.rel_path.endswith("/"), *problem))  # a skipped folder shows as one
+    chosen = Inputs(paths, skipped)
+    if strict and skipped:
+        raise DataError("\n".join([f"--strict: {len(skipped)} input file(s) cannot be scored:", *chosen.summary()[1:],
+                                   "Remove or repair them, or leave out --strict to score the others."]))
+    if not paths:
+        raise DataError("\n".join(["no usable images among the inputs", *chosen.summary()[1:]]))
+    return chosen
 
 
-def predict(inputs: Sequence[str | Path], checkpoint: str | Path, device: str = "cpu", batch_size: int = 32) -> pd.DataFrame:
-    """Columns ``path, p_fake, logit, threshold, label`` (``fake`` when ``p_fake > threshold``)."""
+def predict(inputs: Sequence[str | Path], checkpoint: str | Path, device: str = "cpu", batch_size: int = 32,
+            strict: bool = False) -> Predictions:
+    """Columns ``path, p_fake, logit, threshold, label`` (``fake`` when ``p_fake > threshold``), and what was skipped."""
     import torch
 
     from mirage_bench.detectors.checkpoint import load_checkpoint
+    from mirage_bench.engine.distributed import cores_per_rank
     from mirage_bench.engine.evaluator import score_subset
     from mirage_bench.engine.runner import Options
     from mirage_bench.engine.sources import expand_degradations
 
-    paths = collect_paths(inputs)
     detector, meta = load_checkpoint(checkpoint, device)
     if "threshold" not in meta:
         raise CheckpointError(f"checkpoint {checkpoint} carries no calibrated 'threshold' in its metadata (keys: {sorted(meta)}); "
                               "use a checkpoint written by `mirage-bench train`")
-    manifest = pd.DataFrame({"path": [str(p) for p in paths], "image_id": [str(p) for p in paths]})
+    chosen = collect_inputs(inputs, strict, workers=min(16, cores_per_rank()))
+    manifest = pd.DataFrame({"path": chosen.paths, "image_id": chosen.paths})
     workers = Options(device=device).resolved_workers(device)  # as a run loads: workers feed a GPU, none on a CPU
     scores = score_subset(detector, manifest, expand_degradations(["none"]), batch_size=batch_size, device=device, workers=workers)
     logits = scores.logits[0]
     p_fake = detector.p_fake(torch.from_numpy(logits)).numpy()
     threshold = float(meta["threshold"])
-    return pd.DataFrame({"path": manifest["path"], "p_fake": p_fake.astype(float), "logit": logits.astype(float),
-                         "threshold": threshold, "label": ["fake" if p > threshold else "real" for p in p_fake]})
+    frame = pd.DataFrame({"path": manifest["path"], "p_fake": p_fake.astype(float), "logit": logits.astype(float),
+                          "threshold": threshold, "label": ["fake" if p > threshold else "real" for p in p_fake]})
+    return Predictions(frame, chosen)

@@ -80,7 +80,7 @@ def test_predict_command_prints_json(run, tmp_path):
     frame = next(f for f in frames if (f.degradation == "none").all())  # predict scores clean images
     result = _invoke("predict", *frame.path[:3], "--checkpoint", checkpoint, "--format", "json")
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.output)
+    rows = json.loads(result.stdout)
     assert [r["p_fake"] for r in rows] == pytest.approx(list(frame.p_fake[:3]), abs=1e-6)
     assert [r["threshold"] for r in rows] == pytest.approx([frame.threshold.iloc[0]] * 3)
 

@@ -35,7 +35,7 @@ def model(tmp_path_factory):
 
 def test_predict_matches_the_model_on_each_image(model):
     root, detector = model
-    out = predict([root / "images" / "a", root / "list.csv"], root / "model.pt")
+    out = predict([root / "images" / "a", root / "list.csv"], root / "model.pt").frame
     assert list(out.path) == [str(root / "images/a/1.png"), str(root / "images/a/2.png"), str(root / "images/b/0.png")]
     with torch.no_grad():
         for row in out.itertuples():
