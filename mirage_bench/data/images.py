@@ -27,8 +27,10 @@ MAX_PIXELS = 8192 * 8192
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 
 _SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N"}
-_ALPHA = {"RGBA", "LA", "PA", "P"}  # "P" may carry a transparent index
-_PLAIN = {"1", "L", "CMYK", "YCbCr"}
+#: Colour modes :func:`to_rgb` converts, each with the name a run counts it under (RGB is kept as it is).
+_ALPHA = {"RGBA": "RGBA (alpha dropped)", "LA": "grey + alpha (alpha dropped)", "PA": "palette + alpha (alpha dropped)",
+          "P": "palette"}  # "P" may carry a transparent index
+_PLAIN = {"1": "1-bit", "L": "8-bit grey", "CMYK": "CMYK", "YCbCr": "YCbCr"}
 
 
 class UnusableImage(DataError):
@@ -112,6 +114,16 @@ def _decode(fh: BinaryIO, name: str, max_pixels: int) -> Image.Image:
     return image
 
 
+def conversion(mode: str, fmt: str) -> str | None:
+    """The conversion :func:`to_rgb` applies to a file of this colour mode and format: None for RGB (kept as it
+    is), else a short name for the counts a run prints and records (``converted``)."""
+    if mode == "RGB":
+        return None
+    if mode in _SIXTEEN_BIT or (mode == "I" and fmt == "PNG"):  # PNG's "I" is at most 16-bit
+        return "16-bit grey"
+    return _ALPHA.get(mode) or _PLAIN.get(mode)
+
+
 def to_rgb(image: Image.Image, name: str = "<image>") -> Image.Image:
     """Convert a decoded image to 8-bit RGB, deterministically (an RGB image is returned as it is, not copied).
 
@@ -123,10 +135,10 @@ def to_rgb(image: Image.Image, name: str = "<image>") -> Image.Image:
     - EXIF orientation is not applied: pixels are scored as stored, as the publishers' loaders do.
     - Float and 32-bit integer images are refused: their value range is not defined by the file.
     """
-    mode = image.mode
+    mode, kind = image.mode, conversion(image.mode, str(image.format))
     if mode == "RGB":
         return image
-    if mode in _SIXTEEN_BIT or (mode == "I" and image.format == "PNG"):  # PNG's "I" is at most 16-bit
+    if kind == "16-bit grey":
         values = np.asarray(image, dtype=np.uint32)
         grey = ((values * 255 + 32767) // 65535).astype(np.uint8)  # exact integer round(v * 255 / 65535)
         return Image.fromarray(np.stack([grey] * 3, axis=-1), "RGB")

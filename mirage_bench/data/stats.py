@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from mirage_bench.data.images import conversion
+
 _LABELS = {0: "real", 1: "fake"}
 #: A format is "the" format of a group when at least this share of its images has it.
 DOMINANT_SHARE = 0.9
@@ -46,6 +48,16 @@ def data_stats(manifest: pd.DataFrame) -> DataStats:
     if manifest["generator"].nunique() > 1:
         warnings += _compare("all generators pooled", manifest)
     return DataStats(table, warnings)
+
+
+def conversions(manifest: pd.DataFrame) -> dict[str, int]:
+    """Images that decoding converted to 8-bit RGB, counted by conversion (CMYK, palette, 16-bit grey, ...)."""
+    counts: dict[str, int] = {}
+    for (mode, fmt), count in manifest.groupby(["mode", "format"], sort=True).size().items():
+        kind = conversion(str(mode), str(fmt))
+        if kind is not None:
+            counts[kind] = counts.get(kind, 0) + int(count)
+    return dict(sorted(counts.items()))
 
 
 def _spread(values: pd.Series) -> str:

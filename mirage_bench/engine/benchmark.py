@@ -42,20 +42,25 @@ class DataSource:
     exclusions: pd.DataFrame
     decoded: int  # images read and checked
     unread: int  # image files of generators or splits these roles do not read: not decoded
+    warnings: list[str] = field(default_factory=list)  # what `mirage-bench data stats` warns about these images
+    converted: dict[str, int] = field(default_factory=dict)  # images decoding converted to RGB, by kind
 
     @classmethod
     def of(cls, root: Path, protocol: str, roles: str, notes: list[str], manifest: pd.DataFrame,
            exclusions: pd.DataFrame) -> "DataSource":
-        return cls(str(root.absolute()), protocol, roles, notes, exclusions, len(manifest), manifest.attrs["unread"]["files"])
+        return cls(str(root.absolute()), protocol, roles, notes, exclusions, len(manifest), manifest.attrs["unread"]["files"],
+                   **sources.data_findings(manifest))
 
     def record(self) -> dict[str, Any]:
         from mirage_bench.data.manifest import exclusion_summary
 
         return {"root": self.root, "protocol": self.protocol, "roles": self.roles, "notes": list(self.notes),
-                "decoded": self.decoded, "unread": self.unread, "excluded": exclusion_summary(self.exclusions)}
+                "decoded": self.decoded, "unread": self.unread, "excluded": exclusion_summary(self.exclusions),
+                "warnings": list(self.warnings), "converted": dict(self.converted)}
 
     def lines(self) -> list[str]:
-        """The console report: notes, then excluded files counted per kind with the first few paths.
+        """The console report: notes, data warnings, conversions, then excluded files counted per kind with the first
+        few paths.
 
         Files the card names as not data (its metadata, the publisher's READMEs) are counted, not listed.
         """
@@ -65,6 +70,9 @@ class DataSource:
         out = [f"data for {self.roles}: {self.root} (protocol {self.protocol}): {self.decoded} images{unread}, "
                f"{excluded_phrase(self.exclusions)}"]
         out += [f"  note: {note}" for note in self.notes]
+        out += [f"  warning: {warning}" for warning in self.warnings]
+        if self.converted:
+            out.append("  converted to RGB: " + ", ".join(f"{count} x {kind}" for kind, count in self.converted.items()))
         for kind, info in self.record()["excluded"].items():
             more = ", ..." if info["count"] > len(info["first"]) else ""
             if kind != NOT_DATA:

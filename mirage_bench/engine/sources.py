@@ -15,6 +15,14 @@ def open_rgb(path: str | Path) -> Image.Image:
     return decode(path)
 
 
+def data_findings(manifest: Any) -> dict[str, Any]:
+    """What a run prints and records about the images it read: the warnings ``mirage-bench data stats`` gives
+    (a format or size shortcut between reals and fakes), and the images decoding converted to RGB, by kind."""
+    from mirage_bench.data.stats import conversions, data_stats
+
+    return {"warnings": data_stats(manifest).warnings, "converted": conversions(manifest)}
+
+
 def expand_degradations(names: Sequence[str]) -> list[Any]:
     """Degradations for a protocol's list (``[]`` means ``none`` only)."""
     from mirage_bench.degradations import expand
