@@ -47,6 +47,9 @@ class InputSpec(StrictModel):
     flip: bool = True
     small_image: Literal["upscale", "error"] = "upscale"
     odd_size: Literal["keep", "crop-even"] = "keep"
+    max_pixels: int | None = Field(None, ge=1, description="evaluation at native size (eval_crop: none): the largest "
+                                   "image (width x height) scored, since memory grows with it; a larger one is refused "
+                                   "naming the fix. null: no cap")
     mean: tuple[float, float, float] = CLIP_MEAN
     std: tuple[float, float, float] = CLIP_STD
 

@@ -64,9 +64,22 @@ def to_tensor(image: Image.Image, spec: InputSpec) -> torch.Tensor:
     return (tensor - mean) / std
 
 
+def check_pixel_cap(width: int, height: int, spec: InputSpec, name: str) -> None:
+    """Refuse an image that evaluation would feed whole (``eval_crop: none``) when it is larger than the spec's
+    ``max_pixels``: a detector's memory grows with the pixels it reads (NPR: 9.5 GB for one 6000x6000 image)."""
+    if spec.max_pixels is None or spec.eval_crop != "none" or width * height <= spec.max_pixels:
+        return
+    raise DataError(
+        f"image {name} is {width}x{height} = {width * height:,} pixels, above this detector's cap of {spec.max_pixels:,} "
+        "pixels for scoring at native size (input.max_pixels), where memory grows with the pixels. Score a centre crop "
+        "instead (--set input.eval_crop=center), or raise the cap (--set input.max_pixels=N) where the memory allows."
+    )
+
+
 def eval_transform(image: Image.Image, spec: InputSpec, name: str = "<image>") -> torch.Tensor:
     """Deterministic evaluation preprocessing."""
     image = _fit(image, spec, name, needs_crop=spec.eval_crop == "center", training=False)
+    check_pixel_cap(*image.size, spec, name)
     if spec.eval_crop == "center":
         image = center_crop(image, spec.size)
     return to_tensor(image, spec)

@@ -10,6 +10,7 @@ from mirage_bench.errors import DataError
 from mirage_bench.fastpath.ops import center_crop
 from mirage_bench.fastpath.resample import resize_uint8
 from mirage_bench.geometry import shorter_side_to
+from mirage_bench.preprocess import check_pixel_cap
 
 
 def _resize_shorter(x: torch.Tensor, side: int, interpolation: str) -> torch.Tensor:
@@ -41,6 +42,7 @@ def eval_geometry(x: torch.Tensor, spec: InputSpec, name: str = "<batch>") -> to
         x = x[..., : h - h % 2, : w - w % 2]
     if crop:
         x = center_crop(x, spec.size)
+    check_pixel_cap(x.shape[-1], x.shape[-2], spec, name)
     return x
 
 

@@ -4,8 +4,9 @@ Inputs are image files, folders (searched recursively, sorted) or CSV lists with
 (relative paths are read against the CSV's folder, which they may not leave). They are read by the rules a
 run's data scan keeps (``mirage_bench.data.walk``, the same functions): hidden files and folders, symlinks
 that leave the folder or dangle, folders named like images, files without an image extension and files that
-do not decode are skipped and listed with their reasons, or refused with ``strict``. Scoring goes through the
-engine's evaluator, so an image is decoded and preprocessed exactly as in a benchmark run.
+do not decode are skipped and listed with their reasons, or refused with ``strict``; so are images above the
+detector's pixel cap (``input.max_pixels``). Scoring goes through the engine's evaluator, so an image is
+decoded and preprocessed exactly as in a benchmark run.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ from typing import Sequence
 
 import pandas as pd
 
+from mirage_bench.config import InputSpec
+from mirage_bench.data.facts_cache import Result
 from mirage_bench.data.images import MAX_PIXELS
 from mirage_bench.data.manifest import examine_files
 from mirage_bench.data.walk import FoundFile, listed_file, path_problem, walk_files
 from mirage_bench.errors import CheckpointError, DataError
+from mirage_bench.preprocess import check_pixel_cap
 
 
 @dataclass(frozen=True)
@@ -57,9 +61,11 @@ def _found(item: Path) -> list[FoundFile]:
     raise DataError(f"{item} is neither an image file, a folder nor a CSV list; check the path")
 
 
-def collect_inputs(inputs: Sequence[str | Path], strict: bool = False, workers: int = 1) -> Inputs:
+def collect_inputs(inputs: Sequence[str | Path], strict: bool = False, workers: int = 1,
+                   spec: InputSpec | None = None) -> Inputs:
     """Every image named by the inputs, in the order given (folders sorted), decoded once to skip the unusable
-    ones; ``strict`` refuses instead, naming every skipped file. Duplicates are errors."""
+    ones and, with the detector's ``spec``, those above its pixel cap; ``strict`` refuses instead, naming every
+    skipped file. Duplicates are errors."""
     found = [f for item in map(Path, inputs) for f in _found(item)]
     seen = pd.Series([os.path.realpath(f.path) for f in found if f.problem is None], dtype=str)
     if seen.duplicated().any():
@@ -68,7 +74,7 @@ def collect_inputs(inputs: Sequence[str | Path], strict: bool = False, workers: 
     results = dict(zip(candidates, examine_files(candidates, MAX_PIXELS, workers, None)))
     paths, skipped = [], []
     for f in found:
-        problem = f.problem or (results[f.path] if isinstance(results[f.path], tuple) else None)
+        problem = f.problem or _unusable(results[f.path], f.path, spec)
         if problem is None:
             paths.append(f.path)
         else:
@@ -80,6 +86,18 @@ def collect_inputs(inputs: Sequence[str | Path], strict: bool = False, workers: 
     if not paths:
         raise DataError("\n".join(["no usable images among the inputs", *chosen.summary()[1:]]))
     return chosen
+
+
+def _unusable(result: Result, path: str, spec: InputSpec | None) -> tuple[str, str] | None:
+    """Why a decoded file cannot be scored: the decoder's (kind, reason), or the detector's pixel cap."""
+    if isinstance(result, tuple):
+        return result
+    if spec is not None:
+        try:
+            check_pixel_cap(result["width"], result["height"], spec, path)
+        except DataError as exc:
+            return ("above-pixel-cap", str(exc))
+    return None
 
 
 def predict(inputs: Sequence[str | Path], checkpoint: str | Path, device: str = "cpu", batch_size: int = 32,
@@ -97,7 +115,7 @@ def predict(inputs: Sequence[str | Path], checkpoint: str | Path, device: str = 
     if "threshold" not in meta:
         raise CheckpointError(f"checkpoint {checkpoint} carries no calibrated 'threshold' in its metadata (keys: {sorted(meta)}); "
                               "use a checkpoint written by `mirage-bench train`")
-    chosen = collect_inputs(inputs, strict, workers=min(16, cores_per_rank()))
+    chosen = collect_inputs(inputs, strict, workers=min(16, cores_per_rank()), spec=detector.input_spec)
     manifest = pd.DataFrame({"path": chosen.paths, "image_id": chosen.paths})
     workers = Options(device=device).resolved_workers(device)  # as a run loads: workers feed a GPU, none on a CPU
     scores = score_subset(detector, manifest, expand_degradations(["none"]), batch_size=batch_size, device=device, workers=workers)
