@@ -20,3 +20,27 @@ def memory_bytes(device: str) -> int | None:
     if hasattr(os, "sysconf") and "SC_PHYS_PAGES" in os.sysconf_names:
         return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
     return None
+
+
+def cpu_kernels() -> dict[str, str | None]:
+    """Which CPU kernels PyTorch runs here: its dispatch level (AVX512, AVX2, DEFAULT...), the two variables that
+    lower it (read once, when torch loads), and the processor. Training results move with these, so every run
+    records them and the regression gate's tolerances name the settings they were measured under."""
+    import platform
+
+    import torch
+
+    return {"capability": torch.backends.cpu.get_cpu_capability(), "aten_cpu_capability": os.environ.get("ATEN_CPU_CAPABILITY"),
+            "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"), "cpu": _processor_name() or platform.machine()}
+
+
+def _processor_name() -> str | None:
+    """The processor's model name from /proc/cpuinfo (Linux), else None."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        return None
+    return None

@@ -79,27 +79,36 @@ def ablate(
 
 def check(
     runs: Optional[List[str]] = _Runs, store: Path = _Store,
-    baseline: Path = typer.Option(..., "--baseline", help="Baseline JSON (e.g. results/baselines/mini.json)."),
-    tolerance: Optional[List[str]] = typer.Option(None, "--tolerance", help="Allowed change in points: 1.0, or per metric ap=2 (repeatable)."),
-    update: bool = typer.Option(False, "--update", help="Write the run's metrics as the new baseline instead of checking."),
+    baseline: Path = typer.Option(..., "--baseline", help="Baseline folder (e.g. results/baselines/mini)."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="The baseline's test images (default: the shipped mini set for mini protocols)."),
+    update: bool = typer.Option(False, "--update", help="Write the baseline from these runs instead of checking."),
+    spread: Optional[List[Path]] = typer.Option(None, "--spread", help="With --update: a store whose latest run repeats these "
+                                                "runs under other CPU kernels (repeatable); its seeds widen the tolerances."),
 ) -> None:
-    """Compare a run's metrics with a committed baseline; exit 1 listing every metric beyond tolerance."""
-    from mirage_bench.reports import check as C
+    """Check runs against a baseline: trained metrics within the measured spread, committed checkpoints' logits
+    unchanged. Exit 1 listing what moved."""
+    from mirage_bench.gate import check_gate, update_baseline
+    from mirage_bench.gate.check import failures_frame
     from mirage_bench.reports.frames import frame_rich
-    from mirage_bench.reports.runs import load_runs
 
-    evidence = load_runs(store, as_list(runs))
     if update:
-        C.write_baseline(baseline, C.make_baseline(evidence))
-        console.print(f"wrote baseline {baseline} from runs {', '.join(evidence.run_ids)}")
+        written = update_baseline(store, as_list(runs), baseline, as_list(spread))
+        console.print(f"wrote baseline {baseline}: {len(written.trained.values)} trained values from "
+                      f"{len(written.trained.samples)} samples ({written.trained.rule}); "
+                      f"{len(written.scored.checkpoints)} checkpoints scored on {len(written.scored.degradations)} degradations")
         return
-    default, per_metric = C.parse_tolerances(as_list(tolerance))
-    result = C.compare(C.read_baseline(baseline), evidence, default, per_metric)
-    compared = f"{len(result.rows)} values compared with {baseline}" + (f"; {result.new} values not in the baseline" if result.new else "")
+    if spread:
+        raise typer.BadParameter("--spread is used with --update only", param_hint="--spread")
+    result = check_gate(store, as_list(runs), baseline, data_root)
+    logits = result.scored.logits
+    compared = (f"{len(result.trained.rows)} trained values within the measured spread, {int(logits['compared'].sum())} logits of "
+                f"{len(logits)} committed checkpoints (largest difference {logits['max_abs_diff'].max():.2g}), "
+                f"{len(result.scored.metrics)} metrics of the stored scores; baseline {baseline}")
     if result.passed:
-        console.print(f"check passed: {compared}, all within tolerance")
+        console.print(f"check passed: {compared}")
         return
-    shown = result.failures
-    console.print(frame_rich(shown, f"check FAILED: {len(shown)} of {len(result.rows)} values beyond tolerance (points)"))
+    for title, frame in failures_frame(result).items():
+        if not frame.empty:
+            console.print(frame_rich(frame, f"check FAILED: {len(frame)} {title}"))
     console.print(compared)
     raise typer.Exit(EXIT_CHECK_FAILED)

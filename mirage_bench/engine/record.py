@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mirage_bench.detectors.checkpoint import package_versions
+from mirage_bench.machine import cpu_kernels
 
 
 def git_commit() -> dict[str, Any]:
@@ -36,5 +37,6 @@ def base_record(run_id: str, device: str, world_size: int) -> dict[str, Any]:
         "git": git_commit(),
         "versions": package_versions(),
         "device": device_description(device),
+        "cpu_kernels": cpu_kernels(),
         "world_size": world_size,
     }

@@ -1,0 +1,141 @@
+"""The regression gate on a tiny real run: passes unchanged, and each part fails on the regression it is there for."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from mirage_bench import metrics as M
+from mirage_bench.cli import app
+from mirage_bench.engine import evaluator
+from mirage_bench.engine.runner import Options, execute
+from mirage_bench.errors import DataError
+from mirage_bench.gate import check_gate, update_baseline
+from mirage_bench.gate.baseline import read_baseline
+from mirage_bench.gate.trained import FACTOR, FLOOR, summary
+from mirage_bench.reports.runs import load_runs
+
+_HELPERS = Path(__file__).parents[1] / "engine" / "helpers.py"
+
+
+def _helpers():
+    spec = importlib.util.spec_from_file_location("engine_test_helpers", _HELPERS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two stores of the same tiny benchmark: seed 0 (the anchor) and seed 1 (a spread sample)."""
+    data = tmp_path_factory.mktemp("data")
+    anchor, other = tmp_path_factory.mktemp("anchor"), tmp_path_factory.mktemp("other")
+    execute(_helpers().benchmark(data, seeds=(0,)), Options(out=anchor))
+    execute(_helpers().benchmark(data, seeds=(1,)), Options(out=other))
+    return data, anchor, other
+
+
+@pytest.fixture(scope="module")
+def baseline(runs, tmp_path_factory):
+    data, anchor, other = runs
+    folder = tmp_path_factory.mktemp("baselines") / "tiny"
+    update_baseline(anchor, [], folder, [other])
+    return folder
+
+
+def test_an_unchanged_run_passes_both_parts(runs, baseline):
+    data, anchor, _ = runs
+    result = check_gate(anchor, [], baseline, data)
+    assert result.passed, (result.trained.failures, result.scored.failures)
+    stored = load_runs(anchor, []).predictions.drop_duplicates(["image_id", "degradation"])
+    assert (result.scored.logits["compared"] == len(stored)).all()  # every distinct (image, degradation) of the run
+
+
+def test_tolerances_come_from_the_measured_spread(runs, baseline):
+    data, anchor, other = runs
+    written = read_baseline(baseline)
+    assert [s.seed for s in written.trained.samples] == [0, 1]
+    values = pd.concat([summary(load_runs(anchor, [])), summary(load_runs(other, []))])
+    one = written.trained.values[0]
+    mine = values[(values.generator == one.generator) & (values.degradation == one.degradation) & (values.metric == one.metric)]["value"]
+    assert one.center == pytest.approx(mine.mean(), abs=1e-4)
+    assert one.tolerance == pytest.approx(max(FLOOR, FACTOR * (mine - mine.mean()).abs().max()), abs=1e-4)
+
+
+def test_a_changed_preprocessing_fails_the_scored_part(runs, baseline, monkeypatch):
+    """A 1% change in what the model sees (e.g. a normalisation constant) moves logits far beyond rounding."""
+    data, anchor, _ = runs
+    transform = evaluator.eval_transform
+    monkeypatch.setattr(evaluator, "eval_transform", lambda *args: transform(*args) * 1.01)
+    result = check_gate(anchor, [], baseline, data)
+    assert not result.passed
+    logits, _ = result.scored.failures
+    assert set(logits["status"]) == {"changed"} and (logits["beyond"] > 0).all()
+    assert result.trained.failures.empty  # the stored run did not change
+
+
+def test_a_changed_metric_fails_the_scored_part(runs, baseline, monkeypatch):
+    data, anchor, _ = runs
+    compute = M.compute
+    monkeypatch.setattr(M, "compute", lambda name, *a, **k: compute(name, *a, **k) * (0.99 if name == "ap" else 1.0))
+    _, metrics = check_gate(anchor, [], baseline, data).scored.failures
+    assert not metrics.empty and set(metrics["metric"]) == {"ap"}
+
+
+def test_a_worse_trained_run_fails_the_trained_part(runs, baseline, tmp_path):
+    data, anchor, _ = runs
+    worse = tmp_path / "worse"
+    shutil.copytree(anchor, worse)
+    for path in (worse / "predictions").glob("*.parquet"):
+        frame = pd.read_parquet(path)
+        frame["p_fake"] = np.where(frame["label"] == 1, 0.0, 1.0)  # every image on the wrong side
+        frame.to_parquet(path, index=False)
+    result = check_gate(worse, [], baseline, data)
+    failed = result.trained.failures
+    assert not failed.empty and set(failed["status"]) == {"worse"}
+    assert result.scored.passed  # the committed checkpoints still score as they did
+
+
+def test_the_cli_passes_and_fails_with_exit_codes(runs, baseline, tmp_path, monkeypatch):
+    data, anchor, _ = runs
+    ok = CliRunner().invoke(app, ["check", "--store", str(anchor), "--baseline", str(baseline), "--data-root", str(data)])
+    assert ok.exit_code == 0, ok.output
+    assert "check passed" in ok.output
+    transform = evaluator.eval_transform
+    monkeypatch.setattr(evaluator, "eval_transform", lambda *args: transform(*args) + 0.05)
+    failed = CliRunner().invoke(app, ["check", "--store", str(anchor), "--baseline", str(baseline), "--data-root", str(data)])
+    assert failed.exit_code == 1, failed.output
+    assert "check FAILED" in failed.output and "logits changed" in failed.output
+
+
+def test_a_damaged_or_old_baseline_is_refused_by_name(runs, baseline, tmp_path):
+    data, anchor, _ = runs
+    copy = tmp_path / "copy"
+    shutil.copytree(baseline, copy)
+    checkpoint = next((copy / "checkpoints").glob("*.pt"))
+    checkpoint.write_bytes(checkpoint.read_bytes()[:-1] + b"x")
+    with pytest.raises(DataError, match=f"{checkpoint.name}.*has changed"):
+        check_gate(anchor, [], copy, data)
+    old = tmp_path / "mini.json"
+    old.write_text(json.dumps({"format": "mirage-bench/baseline-v1"}))
+    with pytest.raises(DataError, match="old single-file format"):
+        read_baseline(old)
+
+
+def test_changed_test_images_are_refused_before_scoring(runs, baseline, tmp_path):
+    data, anchor, _ = runs
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    image = sorted(copy.rglob("val/ai/*.png"))[0]
+    image.write_bytes(image.read_bytes() + b"\0")
+    with pytest.raises(DataError, match="differ from the files"):
+        check_gate(anchor, [], baseline, copy)
+    with pytest.raises(DataError, match="not under"):
+        check_gate(anchor, [], baseline, tmp_path / "nowhere")
