@@ -20,6 +20,7 @@ import torch
 
 from mirage_bench.config import RecipeCard
 from mirage_bench.detectors.base import Detector
+from mirage_bench.detectors.weights_file import refused_objects, unreadable
 from mirage_bench.errors import CheckpointError
 
 FORMAT = "mirage-bench/checkpoint-v1"
@@ -83,8 +84,12 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises RuntimeError/UnpicklingError/EOFError for damaged files
+        refused = refused_objects(path, exc, "checkpoint", "mirage-bench writes tensors and plain values only, so this "
+                                  "file is not one of its checkpoints as it stands; re-create it with `mirage-bench train`.")
+        if refused:
+            raise CheckpointError(refused) from exc
         raise CheckpointError(
-            f"checkpoint {path} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
+            f"checkpoint {path} cannot be read ({unreadable(exc)}). "
             "It is truncated, corrupt or not a mirage-bench checkpoint; re-create it with `mirage-bench train`."
         ) from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

@@ -18,13 +18,14 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
 from mirage_bench.config import BackboneConfig
 from mirage_bench.detectors.clip_attention import use_self_attention
 from mirage_bench.detectors.quick_gelu import use_fused_quick_gelu
+from mirage_bench.detectors.weights_file import is_weights_path, load_error, refused_objects
 from mirage_bench.errors import WeightsError
 
 MODEL_CONFIG_DIR = Path(__file__).resolve().parent.parent / "model_configs"
@@ -61,10 +62,6 @@ def _without_random_init_warning() -> Iterator[None]:
         root.removeFilter(drop)
 
 
-def _is_path(pretrained: str) -> bool:
-    return "/" in pretrained or "\\" in pretrained or Path(pretrained).suffix in {".pt", ".pth", ".bin", ".safetensors"}
-
-
 def load_clip(cfg: BackboneConfig) -> tuple[Any, dict[str, Any]]:
     """Build ``cfg.name`` with its weights; returns ``(open_clip.CLIP in eval mode, identity dict)``."""
     import open_clip
@@ -91,7 +88,7 @@ def load_clip(cfg: BackboneConfig) -> tuple[Any, dict[str, Any]]:
             torch.manual_seed(RANDOM_INIT_SEED)
             model = open_clip.create_model(cfg.name, pretrained=None, device=torch.get_default_device())
         identity.update(pretrained="none", init_seed=RANDOM_INIT_SEED)
-    elif _is_path(cfg.pretrained):
+    elif is_weights_path(cfg.pretrained):
         path = Path(cfg.pretrained).expanduser()
         if not path.is_file():
             raise WeightsError(
@@ -100,7 +97,10 @@ def load_clip(cfg: BackboneConfig) -> tuple[Any, dict[str, Any]]:
                 "pretrained: none for a random backbone."
             )
         identity["sha256"] = sha256_file(path)
-        model = _create(open_clip, cfg, str(path))
+        model = _create(open_clip, cfg, str(path), lambda exc: refused_objects(path, exc) or (
+            f"weights file {path} cannot be loaded into backbone {cfg.name!r} ({load_error(exc)}). Pass weights "
+            f"made for {cfg.name!r} (or set the architecture they were made for with --backbone / backbone.name), "
+            "or pretrained: none for a random backbone (its results are labelled as random)."))
     else:
         tags = open_clip.list_pretrained_tags_by_model(cfg.name)
         if cfg.pretrained not in tags:
@@ -116,20 +116,23 @@ def load_clip(cfg: BackboneConfig) -> tuple[Any, dict[str, Any]]:
                 f"but architecture {cfg.name!r} uses quick_gelu={model_cfg.get('quick_gelu', False)}: the features "
                 f"would be silently wrong. Use {cfg.name + '-quickgelu' if tag_cfg.get('quick_gelu') else cfg.name.removesuffix('-quickgelu')!r}."
             )
-        model = _create(open_clip, cfg, cfg.pretrained)
+        model = _create(open_clip, cfg, cfg.pretrained, lambda exc: (
+            f"could not load weights {cfg.pretrained!r} for backbone {cfg.name!r}: {type(exc).__name__}: {exc}. "
+            "Without internet access, download the weights elsewhere and pass the file "
+            "(backbone.pretrained=/path/to/weights.safetensors), or use backbone.pretrained=none for a random "
+            "backbone (its results are labelled as random)."))
     use_self_attention(model)
     use_fused_quick_gelu(model)
     model.eval().requires_grad_(False)
     return model, identity
 
 
-def _create(open_clip: Any, cfg: BackboneConfig, pretrained: str) -> Any:
+def _create(open_clip: Any, cfg: BackboneConfig, pretrained: str, advice: Callable[[Exception], str]) -> Any:
+    """open_clip's model with ``pretrained`` loaded (strictly) on the default device (``torch.device('meta')``
+    for the pre-flight: then only the file's shapes and keys are compared); a failure is a :class:`WeightsError`
+    with ``advice(exc)``: a tag's is about downloading, a file's about what the file holds."""
     try:
-        return open_clip.create_model(cfg.name, pretrained=pretrained, require_pretrained=cfg.require_pretrained)
-    except Exception as exc:  # network, hub and strict-load failures all end here, re-raised with advice
-        raise WeightsError(
-            f"could not load weights {pretrained!r} for backbone {cfg.name!r}: {type(exc).__name__}: {exc}. "
-            "Without internet access, download the weights elsewhere and pass the file "
-            "(backbone.pretrained=/path/to/weights.safetensors), or use backbone.pretrained=none for a random "
-            "backbone (its results are labelled as random)."
-        ) from exc
+        return open_clip.create_model(cfg.name, pretrained=pretrained, require_pretrained=cfg.require_pretrained,
+                                      device=torch.get_default_device())
+    except Exception as exc:  # network, hub, unpickling and strict-load failures all end here, re-raised with advice
+        raise WeightsError(advice(exc)) from exc

@@ -14,10 +14,10 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
 from torch import nn
 
 from mirage_bench.config import BackboneConfig
+from mirage_bench.detectors.weights_file import is_weights_path, load_error, read_state_dict
 from mirage_bench.errors import WeightsError
 
 #: ``pretrained`` value that asks timm for the weights its model tag names (e.g. ``resnet50.tv_in1k``).
@@ -32,10 +32,6 @@ def _tiny_resnet(num_classes: int) -> nn.Module:
 
 
 LOCAL_ARCHITECTURES: dict[str, Callable[[int], nn.Module]] = {"mb-tiny-resnet": _tiny_resnet}
-
-
-def _is_path(pretrained: str) -> bool:
-    return "/" in pretrained or "\\" in pretrained or Path(pretrained).suffix in {".pt", ".pth", ".bin", ".safetensors"}
 
 
 def _create(name: str, num_classes: int, pretrained: bool = False) -> nn.Module:
@@ -61,27 +57,6 @@ def _check_name(name: str) -> None:
     )
 
 
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """A state dict from ``.safetensors`` or a plain tensor file (``weights_only``, never arbitrary pickles)."""
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # damaged files and pickles that weights_only refuses both end here
-        raise WeightsError(
-            f"weights file {path} cannot be read as a tensor file ({type(exc).__name__}: {exc}). "
-            "Convert it to .safetensors, or a torch file holding only a state dict."
-        ) from exc
-    for key in ("state_dict", "model"):  # common wrappers around the state dict
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise WeightsError(f"weights file {path} holds a {type(state).__name__}, not a state dict")
-    return state
-
-
 def load_timm_classifier(cfg: BackboneConfig) -> tuple[nn.Module, dict[str, Any]]:
     """Build ``cfg.name`` with one output (the fake logit); returns ``(model, identity)``.
 
@@ -95,7 +70,7 @@ def load_timm_classifier(cfg: BackboneConfig) -> tuple[nn.Module, dict[str, Any]
     if cfg.is_random:
         identity["pretrained"] = "none"
         return _create(cfg.name, num_classes=1), identity
-    if _is_path(cfg.pretrained):
+    if is_weights_path(cfg.pretrained):
         path = Path(cfg.pretrained).expanduser()
         if not path.is_file():
             raise WeightsError(
@@ -107,7 +82,9 @@ def load_timm_classifier(cfg: BackboneConfig) -> tuple[nn.Module, dict[str, Any]
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as exc:
-            raise WeightsError(f"weights file {path} does not fit architecture {cfg.name!r}: {exc}") from exc
+            raise WeightsError(f"weights file {path} does not fit architecture {cfg.name!r} ({load_error(exc)}). Pass weights "
+                              f"made for {cfg.name!r} (or set their architecture with --backbone / backbone.name), or "
+                              "pretrained: none for random initialisation") from exc
         model.reset_classifier(1)
         identity["sha256"] = sha256_file(path)
         return model, identity
