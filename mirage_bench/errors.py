@@ -6,7 +6,10 @@ bug and keeps its traceback. Messages say what failed, the value received, what 
 
 from __future__ import annotations
 
+import errno
 import re
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterable, Iterator, TypeVar
 
 
@@ -40,6 +43,45 @@ class TrainingError(MirageBenchError):
 
 class ContractError(MirageBenchError):
     """A detector breaks the detector contract (see ``mirage_bench.detectors.base``)."""
+
+
+class StorageError(MirageBenchError):
+    """A file of a run cannot be written: the disk is full, the filesystem is read-only, or permission is denied."""
+
+
+#: What each storage errno means to the user, and the fix that is theirs to make.
+STORAGE_FAULTS = {
+    errno.ENOSPC: ("the disk is full", "free space on that disk"),
+    errno.EDQUOT: ("the disk quota is used up", "free space within your quota"),
+    errno.EROFS: ("the filesystem is read-only", "make it writable (remount it read-write)"),
+    errno.EACCES: ("permission is denied", "make that folder writable for this user"),
+    errno.EPERM: ("the operation is not permitted", "make that folder writable for this user"),
+}
+
+
+def storage_error(path: str | Path, code: int, detail: str) -> StorageError:
+    """The one message for a storage fault: the path, the cause, the fix, and that the next run resumes."""
+    cause, fix = STORAGE_FAULTS[code]
+    return StorageError(
+        f"cannot write {path}: {cause} ({detail}). Fix: {fix}, or choose another --out; then run the same command "
+        "again: results already stored are kept and only the missing work is done"
+    )
+
+
+@contextmanager
+def storage_errors(path: str | Path) -> Iterator[None]:
+    """Writes under this context raise a :class:`StorageError` naming the path and the fix for a full disk, a
+    read-only filesystem or a denied permission (any other OSError is not a storage fault and keeps its type).
+
+    Why one translation point: a run writes predictions, checkpoints, training state, run records and caches;
+    each would otherwise reach the user as ``OSError: [Errno 28]`` and a traceback, at whatever write came first.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in STORAGE_FAULTS:
+            raise
+        raise storage_error(path, exc.errno, exc.strerror or str(exc)) from exc
 
 
 _WORKER_ERROR = re.compile(r"Caught (?P<name>\w+) in DataLoader worker process \d+\.\nOriginal Traceback")

@@ -63,7 +63,7 @@ def _go(stages: tuple[bool, bool], protocol, detectors, data_root, train_data_ro
     if cells and not dry_run:  # before the data is read
         raise ConfigError("--cells lists the plan's cells and runs nothing; pass it with --dry-run")
     names = None if detectors is None else [d.strip() for d in detectors.split(",") if d.strip()]
-    store = Store(out)
+    store = Store(out, repair=not dry_run)
     with FactsCache(store.facts_path(), MAX_PIXELS, writable=not dry_run) as facts:  # a dry run changes no file
         bench = load_benchmark(protocol, names, data_root, parse_seeds(seeds), as_list(overrides), backbone, pretrained,
                                as_list(recipes), as_list(protocols), train_data_root=train_data_root, facts=facts)

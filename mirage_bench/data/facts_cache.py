@@ -13,6 +13,7 @@ table is also keyed by the decoder (Pillow's version) and the pixel limit, which
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sqlite3
@@ -22,7 +23,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import PIL
 
-from mirage_bench.errors import DataError
+from mirage_bench.errors import DataError, storage_error, storage_errors
 
 #: Bump when what is remembered about a file changes.
 FORMAT = 1
@@ -31,6 +32,9 @@ CREATE TABLE IF NOT EXISTS facts (path TEXT PRIMARY KEY, identity TEXT NOT NULL,
                                   result TEXT NOT NULL);
 """
 _QUERY_CHUNK = 500  # stays below SQLite's limit on bound parameters
+#: SQLite's messages for a storage fault (it reports no errno), as the errno whose message and fix they share.
+_STORAGE_FAULTS = {"attempt to write a readonly database": errno.EROFS, "database or disk is full": errno.ENOSPC,
+                   "unable to open database file": errno.EACCES}
 
 Result = dict[str, Any] | tuple[str, str]  # the facts of a usable image, or (kind, reason)
 
@@ -60,7 +64,8 @@ class FactsCache:
     def _connect(self, create: bool) -> sqlite3.Connection | None:
         if self._db is None and (create or self.path.is_file()):
             if create:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with storage_errors(self.path.parent):
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
             uri = self.path.absolute().as_uri() + ("" if self.writable else "?mode=ro")
             with self._usable():
                 self._db = sqlite3.connect(uri, uri=True, timeout=60)
@@ -74,6 +79,9 @@ class FactsCache:
         try:
             yield
         except sqlite3.OperationalError as exc:
+            fault = next((code for text, code in _STORAGE_FAULTS.items() if text in str(exc)), None)
+            if fault is not None:
+                raise storage_error(self.path, fault, f"SQLite: {exc}") from exc
             if "locked" not in str(exc):
                 raise DataError(self._damaged(exc)) from exc
             raise DataError(f"{self.path} (the decoded-facts cache of this output folder) stayed locked by another "

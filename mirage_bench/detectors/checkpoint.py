@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import platform
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -46,18 +45,13 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """Write to a temporary file in the same folder, then rename: a crash never leaves half a file."""
-    from mirage_bench.store import temporary_beside
+    """Write through a synced temporary file in the same folder, then rename: a crash never leaves half a file,
+    and a full, read-only or forbidden disk is a :class:`~mirage_bench.errors.StorageError` naming the path."""
+    from mirage_bench.store import replace_file
 
-    tmp = temporary_beside(path)
-    try:
-        buffer = io.BytesIO()  # saved from memory: the archive does not record the temporary file's name
-        torch.save(obj, buffer)
-        Path(tmp).write_bytes(buffer.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()  # saved from memory: the archive does not record the temporary file's name
+    torch.save(obj, buffer)
+    replace_file(Path(path), lambda tmp: tmp.write_bytes(buffer.getvalue()))
 
 
 def save_checkpoint(detector: Detector, path: str | Path, metadata: dict[str, Any] | None = None) -> str:
@@ -78,10 +72,15 @@ def save_checkpoint(detector: Detector, path: str | Path, metadata: dict[str, An
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The raw payload, validated for format; a truncated or foreign file is a clear error."""
+    from mirage_bench.store import zip_damage
+
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    damage = zip_damage(path)  # torch.load never checks the archive's CRCs: a flipped bit would load silently
     try:
+        if damage is not None:
+            raise CheckpointError(damage)
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises RuntimeError/UnpicklingError/EOFError for damaged files
         refused = refused_objects(path, exc, "checkpoint", "mirage-bench writes tensors and plain values only, so this "

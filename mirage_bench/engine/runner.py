@@ -144,7 +144,7 @@ def checkpoint_hash(store: Store, cell: TrainCell) -> str | None:
     from mirage_bench.detectors.checkpoint import read_checkpoint
 
     path = store.checkpoint_dir(cell.cell_id) / "model.pt"
-    return cells.checkpoint_content_hash(read_checkpoint(path)) if path.is_file() else None
+    return cells.checkpoint_content_hash(read_checkpoint(path)) if store.has_checkpoint(cell.cell_id) else None
 
 
 def eval_jobs(bench: Benchmark, cell: TrainCell, ckpt_hash: str, test_hashes: dict[str, str], impl: str = "reference") -> list[EvalJob]:
@@ -238,6 +238,8 @@ def execute(bench: Benchmark, options: Options, *, train: bool = True, evaluate:
     impl = evaluation_impl(bench, options, device)
     options = replace(options, workers=options.resolved_workers(device))
     rank, world = distributed.rank_and_world()
+    if rank == 0:  # this process holds the store: what killed runs left is tidied before this run claims its id
+        store.clean_leftovers()
     run_id = distributed.broadcast_object(store.new_run_id() if rank == 0 else None)
     record = base_record(run_id, device, world)
     hashes = data_hashes(bench)

@@ -29,9 +29,7 @@ from mirage_bench.detectors.checkpoint import atomic_torch_save, save_checkpoint
 from mirage_bench.engine import distributed, sources
 from mirage_bench.engine.evaluator import score_subset
 from mirage_bench.errors import DataError, TrainingError, worker_errors
-
-STATE_FILE = "state.pt"
-MODEL_FILE = "model.pt"
+from mirage_bench.store import MODEL_FILE, STATE_FILE, say, set_aside, zip_damage
 
 
 def _seed_of(*parts: int) -> int:
@@ -203,7 +201,11 @@ def train_cell(
     history: list[dict[str, float]] = []
     torch.manual_seed(_seed_of(seed, 1))  # model-side randomness (dropout) starts from a known state
     state_path = workdir / STATE_FILE
-    if state_path.is_file():
+    damage = zip_damage(state_path) if state_path.is_file() else None
+    if damage is not None and rank == 0:  # moved aside, never deleted; training starts again from the beginning
+        say(f"damaged: {state_path} ({damage}); moved aside to {set_aside(state_path, workdir.parent.parent)}; "
+            "the model is trained from the start")
+    if damage is None and state_path.is_file():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
         detector.load_state_dict(state["model"], strict=True)
         detector.load_training_state(state["detector_training_state"])
