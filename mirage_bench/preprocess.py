@@ -64,6 +64,13 @@ def to_tensor(image: Image.Image, spec: InputSpec) -> torch.Tensor:
     return (tensor - mean) / std
 
 
+def eval_upscale_side(spec: InputSpec) -> int | None:
+    """The shorter side below which :func:`eval_transform` enlarges an image (its resize, or the crop's
+    ``small_image: upscale``), or None when evaluation never resamples an image up."""
+    crop_upscales = spec.eval_crop == "center" and spec.small_image == "upscale"
+    return max([side for side in (spec.resize_for(training=False), spec.size if crop_upscales else None) if side], default=None)
+
+
 def check_pixel_cap(width: int, height: int, spec: InputSpec, name: str) -> None:
     """Refuse an image that evaluation would feed whole (``eval_crop: none``) when it is larger than the spec's
     ``max_pixels``: a detector's memory grows with the pixels it reads (NPR: 9.5 GB for one 6000x6000 image)."""

@@ -44,6 +44,7 @@ class DataSource:
     unread: int  # image files of generators or splits these roles do not read: not decoded
     warnings: list[str] = field(default_factory=list)  # what `mirage-bench data stats` warns about these images
     converted: dict[str, int] = field(default_factory=dict)  # images decoding converted to RGB, by kind
+    upscaled: dict[str, int] = field(default_factory=dict)  # recipe -> test images its evaluation upscales
 
     @classmethod
     def of(cls, root: Path, protocol: str, roles: str, notes: list[str], manifest: pd.DataFrame,
@@ -56,7 +57,7 @@ class DataSource:
 
         return {"root": self.root, "protocol": self.protocol, "roles": self.roles, "notes": list(self.notes),
                 "decoded": self.decoded, "unread": self.unread, "excluded": exclusion_summary(self.exclusions),
-                "warnings": list(self.warnings), "converted": dict(self.converted)}
+                "warnings": list(self.warnings), "converted": dict(self.converted), "upscaled": dict(self.upscaled)}
 
     def lines(self) -> list[str]:
         """The console report: notes, data warnings, conversions, then excluded files counted per kind with the first
@@ -73,6 +74,9 @@ class DataSource:
         out += [f"  warning: {warning}" for warning in self.warnings]
         if self.converted:
             out.append("  converted to RGB: " + ", ".join(f"{count} x {kind}" for kind, count in self.converted.items()))
+        if self.upscaled:
+            out.append("  test images upscaled at evaluation (smaller than the detector's input): "
+                       + ", ".join(f"{count} for {name}" for name, count in self.upscaled.items()))
         for kind, info in self.record()["excluded"].items():
             more = ", ..." if info["count"] > len(info["first"]) else ""
             if kind != NOT_DATA:
@@ -126,6 +130,7 @@ def load_benchmark(
         if swap and recipe.backbone is not None:  # recipes without a backbone (e.g. a CNN from scratch) are unaffected
             recipe = load_recipe(name, [*overrides, *swap], recipe_dirs)
         recipes.append(recipe)
+    found[0].upscaled = sources.check_test_images(subsets.test, recipes)  # found[0] read the test images
     return Benchmark(card, subsets, recipes, sources.expand_degradations(card.degradations), list(seeds),
                      None if trainer is card else trainer, found)
 
