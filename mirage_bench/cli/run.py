@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 from typing import List, Optional
 
@@ -29,6 +30,7 @@ _Impl = typer.Option("auto", "--impl", help="Evaluation path: reference (PIL/sci
                      "fast-nvjpeg (fast with JPEGs decoded on the GPU: pixels differ from PIL's; grids of none/blur/resize only).")
 _Compile = typer.Option(False, "--compile", help="Fast path: score with torch.compile (worth it for large backbones on GPUs).")
 _Boot = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the 95% intervals (0: none).")
+_Wait = typer.Option(False, "--wait", help="If another run is writing --out, wait until it ends (default: refuse at once).")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -47,32 +49,56 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def _go(stages: tuple[bool, bool], protocol, detectors, data_root, train_data_root, out, seeds, overrides, device, dry_run,
-        cells, workers, backbone, pretrained, recipes, protocols, n_boot, impl, compile_model) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+        cells, workers, backbone, pretrained, recipes, protocols, n_boot, impl, compile_model, wait) -> None:
     from mirage_bench.data.facts_cache import FactsCache
     from mirage_bench.data.images import MAX_PIXELS
-    from mirage_bench.engine import distributed
-    from mirage_bench.engine.runner import Options, describe_plan, evaluation_impl, execute, load_benchmark, summarize_plan
-    from mirage_bench.engine.tables import save_metrics
-    from mirage_bench.reports.render import rich_table
-    from mirage_bench.reports.report import build_report
-    from mirage_bench.reports.runs import load_runs
+    from mirage_bench.engine.runner import Options, load_benchmark, preflight
+    from mirage_bench.engine.store_lock import hold_store
     from mirage_bench.store import Store
 
     if cells and not dry_run:  # before the data is read
         raise ConfigError("--cells lists the plan's cells and runs nothing; pass it with --dry-run")
+    if n_boot < 0:
+        raise ConfigError(f"--bootstrap {n_boot} is negative; give the number of resamples (0: no intervals)")
     names = None if detectors is None else [d.strip() for d in detectors.split(",") if d.strip()]
+    options = Options(out=out, device=device, workers=workers, impl=impl, compile=compile_model, wait=wait)
     store = Store(out, repair=not dry_run)
-    with FactsCache(store.facts_path(), MAX_PIXELS, writable=not dry_run) as facts:  # a dry run changes no file
-        bench = load_benchmark(protocol, names, data_root, parse_seeds(seeds), as_list(overrides), backbone, pretrained,
-                               as_list(recipes), as_list(protocols), train_data_root=train_data_root, facts=facts)
+    with ExitStack() as held:
+        def check(cards) -> None:
+            """Before the data is read: every option and card, then the output folder's lock (a dry run writes
+            nothing and takes none). A config error leaves no file behind."""
+            preflight(cards, options, writes=not dry_run)
+            if not dry_run:
+                held.enter_context(hold_store(out, wait=wait, notify=_say))
+
+        with FactsCache(store.facts_path(), MAX_PIXELS, writable=not dry_run) as facts:  # a dry run changes no file
+            bench = load_benchmark(protocol, names, data_root, parse_seeds(seeds), as_list(overrides), backbone, pretrained,
+                                   as_list(recipes), as_list(protocols), train_data_root=train_data_root, facts=facts, check=check)
+        _work(stages, bench, store, options, dry_run, cells, n_boot)
+
+
+def _say(line: str) -> None:
+    console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _work(stages: tuple[bool, bool], bench, store, options, dry_run: bool, cells: bool, n_boot: int) -> None:
+    """What ``_go`` does once the data is read: the plan (``--dry-run``), or the run and its table."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from mirage_bench.engine import distributed
+    from mirage_bench.engine.runner import describe_plan, evaluation_impl, execute, summarize_plan
+    from mirage_bench.engine.tables import save_metrics
+    from mirage_bench.reports.render import rich_table
+    from mirage_bench.reports.report import build_report
+    from mirage_bench.reports.runs import load_runs
+
+    out = options.out
     main = distributed.is_main()  # under torchrun, one rank prints and writes the report
     for source in bench.sources if main else []:
         for line in source.lines():
-            console.print(line, markup=False, highlight=False, soft_wrap=True)
+            _say(line)
     if dry_run:
-        plan = describe_plan(bench, store, evaluation_impl(bench, Options(impl=impl), device))
+        plan = describe_plan(bench, store, evaluation_impl(bench, options, options.device))
         title = f"Plan for {bench.protocol.name} v{bench.protocol.version} in {out}"
         _print_frame(plan if cells else summarize_plan(bench, plan), title)
         if not cells:
@@ -85,7 +111,7 @@ def _go(stages: tuple[bool, bool], protocol, detectors, data_root, train_data_ro
             task = bar.add_task(description, total=total)
             return lambda n: bar.advance(task, n)
 
-        record = execute(bench, Options(out=out, device=device, workers=workers, impl=impl, compile=compile_model), train=stages[0], evaluate=stages[1], progress=progress)
+        record = execute(bench, options, train=stages[0], evaluate=stages[1], progress=progress, checked=True)
     if not main:
         return
     if not stages[1]:
@@ -115,10 +141,10 @@ def _command(stages: tuple[bool, bool], doc: str):
         overrides: Optional[List[str]] = Overrides, device: str = _Device, dry_run: bool = _DryRun, cells: bool = _Cells,
         workers: Optional[int] = _Workers, backbone: Optional[str] = _Backbone, pretrained: Optional[str] = _Pretrained,
         recipes: Optional[List[Path]] = RecipeDirs, protocols: Optional[List[Path]] = ProtocolDirs, n_boot: int = _Boot,
-        impl: str = _Impl, compile_model: bool = _Compile,
+        impl: str = _Impl, compile_model: bool = _Compile, wait: bool = _Wait,
     ) -> None:
         _go(stages, protocol, detectors, data_root, train_data_root, out, seeds, overrides, device, dry_run, cells, workers, backbone,
-            pretrained, recipes, protocols, n_boot, impl, compile_model)
+            pretrained, recipes, protocols, n_boot, impl, compile_model, wait)
 
     command.__doc__ = doc
     return command

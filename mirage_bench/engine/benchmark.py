@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import pandas as pd
 
@@ -97,15 +97,26 @@ class Benchmark:
     sources: list[DataSource] = field(default_factory=list)
 
 
-def load_benchmark(
+@dataclass
+class Cards:
+    """What a run is asked for, resolved from its cards before any data is read: enough to check every option
+    (:func:`mirage_bench.engine.runner.preflight`) before the scan."""
+
+    protocol: ProtocolCard
+    training: ProtocolCard  # the card whose training data train the models (``protocol`` itself, or its train_from)
+    recipes: list[RecipeCard]
+    degradations: list[Any]
+    seeds: list[int]
+    data_root: Path
+
+
+def load_cards(
     protocol: str = "mini", detectors: Sequence[str] | None = None, data_root: str | Path | None = None,
     seeds: Sequence[int] = (0,), overrides: Sequence[str] = (), backbone: str | None = None, pretrained: str | None = None,
-    recipe_dirs: Sequence[str | Path] = (), protocol_dirs: Sequence[str | Path] = (), *,
-    train_data_root: str | Path | None = None, scan_workers: int | None = None, facts: FactsCache | None = None,
-) -> Benchmark:
-    """Resolve cards and data: the protocol, its subsets on disk, the recipes (with ``--set`` applied to all).
-    ``scan_workers``: processes decoding the data roots (default: every core this process may use, at most 16);
-    ``facts``: what earlier scans found about unchanged files, so that only new or changed files are decoded."""
+    recipe_dirs: Sequence[str | Path] = (), protocol_dirs: Sequence[str | Path] = (),
+) -> Cards:
+    """The protocol, its training card, the recipes (with ``--set`` applied to all) and the degradations; a
+    protocol that ships no data needs ``data_root``. Reads no data file."""
     from mirage_bench.cards import load_recipe
     from mirage_bench.protocol import load_protocol, training_protocol
 
@@ -121,8 +132,6 @@ def load_benchmark(
         from mirage_bench.mini import default_root
 
         data_root = default_root()
-    scan = {"workers": scan_workers or min(16, distributed.cores_per_rank()), "facts": facts}
-    subsets, found = _read_data(card, trainer, Path(data_root), Path(train_data_root or data_root), scan)
     recipes = []
     for name in detectors:
         recipe = load_recipe(name, overrides, recipe_dirs)
@@ -130,9 +139,28 @@ def load_benchmark(
         if swap and recipe.backbone is not None:  # recipes without a backbone (e.g. a CNN from scratch) are unaffected
             recipe = load_recipe(name, [*overrides, *swap], recipe_dirs)
         recipes.append(recipe)
-    found[0].upscaled = sources.check_test_images(subsets.test, recipes)  # found[0] read the test images
-    return Benchmark(card, subsets, recipes, sources.expand_degradations(card.degradations), list(seeds),
-                     None if trainer is card else trainer, found)
+    return Cards(card, trainer, recipes, sources.expand_degradations(card.degradations), list(seeds), Path(data_root))
+
+
+def load_benchmark(
+    protocol: str = "mini", detectors: Sequence[str] | None = None, data_root: str | Path | None = None,
+    seeds: Sequence[int] = (0,), overrides: Sequence[str] = (), backbone: str | None = None, pretrained: str | None = None,
+    recipe_dirs: Sequence[str | Path] = (), protocol_dirs: Sequence[str | Path] = (), *,
+    train_data_root: str | Path | None = None, scan_workers: int | None = None, facts: FactsCache | None = None,
+    check: Callable[[Cards], None] | None = None,
+) -> Benchmark:
+    """Resolve cards and data: the protocol, its subsets on disk, the recipes (with ``--set`` applied to all).
+    ``scan_workers``: processes decoding the data roots (default: every core this process may use, at most 16);
+    ``facts``: what earlier scans found about unchanged files, so that only new or changed files are decoded;
+    ``check``: called with the resolved cards before any data file is read (the CLI's pre-flight and lock)."""
+    cards = load_cards(protocol, detectors, data_root, seeds, overrides, backbone, pretrained, recipe_dirs, protocol_dirs)
+    if check is not None:
+        check(cards)
+    scan = {"workers": scan_workers or min(16, distributed.cores_per_rank()), "facts": facts}
+    subsets, found = _read_data(cards.protocol, cards.training, cards.data_root, Path(train_data_root or cards.data_root), scan)
+    found[0].upscaled = sources.check_test_images(subsets.test, cards.recipes)  # found[0] read the test images
+    return Benchmark(cards.protocol, subsets, cards.recipes, cards.degradations, cards.seeds,
+                     None if cards.training is cards.protocol else cards.training, found)
 
 
 def _read_data(card: ProtocolCard, trainer: ProtocolCard, root: Path, train_root: Path, scan: dict[str, Any]

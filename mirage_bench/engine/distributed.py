@@ -49,6 +49,9 @@ def check_device(device: str) -> None:
         )
     if kind not in {"cpu", "cuda"}:
         raise ConfigError(f"--device {device!r}: only cpu and cuda are supported")
+    index, count = torch.device(device).index, torch.cuda.device_count() if kind == "cuda" else 0
+    if index is not None and index >= count:
+        raise ConfigError(f"--device {device!r}: this machine has {count} CUDA device(s), numbered from 0; use cuda:0 to cuda:{count - 1}")
 
 
 def init_from_env(device: str) -> str:

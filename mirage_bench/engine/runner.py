@@ -18,7 +18,7 @@ import torch
 
 from mirage_bench.config import RecipeCard
 from mirage_bench.engine import cells, distributed
-from mirage_bench.engine.benchmark import Benchmark, Subsets, load_benchmark
+from mirage_bench.engine.benchmark import Benchmark, Cards, Subsets, load_benchmark, load_cards
 from mirage_bench.engine.record import base_record
 from mirage_bench.engine.timing import cell_seconds
 from mirage_bench.errors import ConfigError, ContractError, DataError
@@ -73,10 +73,15 @@ class Options:
     state_every: int = 50
     impl: str = "auto"
     compile: bool = False  # fast path only: torch.compile the detector for scoring
+    wait: bool = False  # another run holds the output folder: wait for it (else refuse at once)
 
     def resolved_impl(self, device: str) -> str:
         if self.impl not in IMPLEMENTATIONS:
-            raise DataError(f"--impl {self.impl!r} is not one of {', '.join(IMPLEMENTATIONS)}")
+            import difflib
+
+            close = difflib.get_close_matches(self.impl, IMPLEMENTATIONS, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"--impl {self.impl!r} is not one of {', '.join(IMPLEMENTATIONS)}{hint}")
         if self.impl == "auto":
             return "fast" if str(device).startswith("cuda") else "reference"
         return self.impl
@@ -91,6 +96,21 @@ class Options:
         if not str(device).startswith("cuda"):
             return 0
         return max(1, min(16, distributed.cores_per_rank() - 1))
+
+
+def preflight(cards: Benchmark | Cards, options: Options, *, writes: bool = True) -> None:
+    """Every check a run can make before it reads data or trains, none of which writes a file: the device, the
+    evaluation path, the worker count, every detector built on the meta device (its weights file loaded and
+    shape-checked) and, for a run that ``writes``, the output folder. The CLI calls it before the data scan;
+    ``execute`` calls it unless told the caller did."""
+    from mirage_bench.engine.preflight import check_recipes, check_writable
+
+    distributed.check_device(options.device)
+    evaluation_impl(cards, options, options.device)
+    options.resolved_workers(options.device)
+    check_recipes(cards.recipes)
+    if writes:
+        check_writable(options.out)
 
 
 def check_plan(bench: Benchmark) -> None:
@@ -213,7 +233,7 @@ def _no_progress(description: str, total: int) -> Callable[[int], None]:
     return lambda n: None
 
 
-def evaluation_impl(bench: Benchmark, options: Options, device: str) -> str:
+def evaluation_impl(bench: Benchmark | Cards, options: Options, device: str) -> str:
     """The run's evaluation path, refused at the start (before any training, and in a dry run) where it cannot
     apply: nvjpeg decoding needs a CUDA device, a grid that runs entirely there and torchvision's decode_jpeg;
     resizing on a GPU as PIL does needs a Pillow release whose pass order is known."""
@@ -230,9 +250,20 @@ def evaluation_impl(bench: Benchmark, options: Options, device: str) -> str:
 
 
 def execute(bench: Benchmark, options: Options, *, train: bool = True, evaluate: bool = True,
-            progress: Progress = _no_progress) -> dict[str, Any]:
-    """Run the plan; returns the run record (also written to ``runs/<run_id>/record.json``)."""
+            progress: Progress = _no_progress, checked: bool = False) -> dict[str, Any]:
+    """Run the plan; returns the run record (also written to ``runs/<run_id>/record.json``). Refused before
+    any work: a bad plan, option or weights file (``preflight``, skipped when ``checked``: the caller ran it),
+    and an output folder that another run holds (``store_lock.hold_store``, waiting with ``options.wait``)."""
+    from mirage_bench.engine.store_lock import hold_store
+
     check_plan(bench)
+    if not checked:
+        preflight(bench, options)
+    with hold_store(options.out, wait=options.wait):
+        return _execute(bench, options, train, evaluate, progress)
+
+
+def _execute(bench: Benchmark, options: Options, train: bool, evaluate: bool, progress: Progress) -> dict[str, Any]:
     store = Store(options.out)
     device = distributed.init_from_env(options.device)
     impl = evaluation_impl(bench, options, device)
@@ -486,4 +517,5 @@ def run_predictions(store: Store, record: dict[str, Any]) -> pd.DataFrame:
     return predictions
 
 
-__all__ = ["Benchmark", "Options", "Subsets", "describe_plan", "execute", "load_benchmark", "run_predictions", "summarize_plan"]
+__all__ = ["Benchmark", "Cards", "Options", "Subsets", "describe_plan", "execute", "load_benchmark", "load_cards", "preflight",
+           "run_predictions", "summarize_plan"]

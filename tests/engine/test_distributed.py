@@ -109,6 +109,7 @@ def test_a_single_process_run_makes_its_cuda_device_current(monkeypatch, device,
     current: list[str] = []
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setattr(torch.cuda, "set_device", lambda d: current.append(str(d)))
     assert distributed.init_from_env(device) == device
     assert current == ([made_current] if made_current else [])
