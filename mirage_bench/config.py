@@ -45,7 +45,9 @@ class InputSpec(StrictModel):
     train_crop: Literal["random", "random-resized", "center", "none"] = "random"
     random_resized_scale: tuple[float, float] = (0.08, 1.0)
     flip: bool = True
-    small_image: Literal["upscale", "error"] = "upscale"
+    small_image: Literal["upscale", "tile", "error"] = Field(
+        "upscale", description="an image smaller than the crop: upscale its shorter side to `size`, tile copies of it "
+        "side by side up to `size` (NPR's GenImage recipe, `translate_duplicate`), or refuse it")
     odd_size: Literal["keep", "crop-even"] = "keep"
     max_pixels: int | None = Field(None, ge=1, description="evaluation at native size (eval_crop: none): the largest "
                                    "image (width x height) scored, since memory grows with it; a larger one is refused "
@@ -54,8 +56,14 @@ class InputSpec(StrictModel):
     std: tuple[float, float, float] = CLIP_STD
 
     def resize_for(self, training: bool) -> int | None:
-        """The shorter-side resize of training, or of evaluation (which ``eval_resize`` may switch off)."""
-        return self.resize if training or self.eval_resize else None
+        """The shorter-side resize of training, or of evaluation (which ``eval_resize`` may switch off).
+
+        A ``random-resized`` training crop is taken from the image as decoded, without the resize: Dassl
+        (CoOp, CLIPping, MaPLe) builds no Resize when its transforms hold ``random_resized_crop``.
+        """
+        if training:
+            return None if self.train_crop == "random-resized" else self.resize
+        return self.resize if self.eval_resize else None
 
     @field_validator("std")
     @classmethod
@@ -66,14 +74,24 @@ class InputSpec(StrictModel):
 
 
 class ScheduleConfig(StrictModel):
-    """Learning-rate schedule. ``cosine`` steps per epoch after ``warmup_epochs`` (Dassl style)."""
+    """Learning-rate schedule. ``cosine`` steps per epoch after ``warmup_epochs`` (Dassl style). ``plateau`` is
+    CNNDetection's loop: it watches validation accuracy (at 0.5, on the validation images prepared as
+    ``train.val_augment`` says), drops the lr after ``plateau_patience`` epochs without an improvement of
+    ``plateau_min_delta``, forgets the best after each drop, and stops once the lr falls below ``min_lr``; the
+    checkpoint kept is the best epoch since the last drop."""
 
-    kind: Literal["constant", "cosine", "plateau"] = "constant"
+    kind: Literal["constant", "cosine", "plateau", "step"] = "constant"
     warmup_epochs: int = Field(0, ge=0)
     warmup_lr: float | None = Field(None, gt=0, description="constant warm-up lr (Dassl); null = linear warm-up")
     plateau_factor: float = Field(0.1, gt=0, lt=1)
-    plateau_patience: int = Field(1, ge=0)
+    plateau_patience: int = Field(1, ge=1, description="plateau: epochs without improvement that drop the lr")
+    plateau_min_delta: tuple[float, float] = Field(
+        (0.0, 0.0), description="plateau: the rise in validation accuracy that counts as an improvement, before the "
+        "first drop and after each (CNNDetection's EarlyStopping: 0.001, then 0.002)")
     min_lr: float = Field(1e-6, ge=0, description="plateau: stop training once the lr would fall below this")
+    step_size: int = Field(1, ge=1, description="step: multiply the lr by step_gamma after every step_size-th epoch "
+                           "(counted from 0, never after epoch 0: NPR's `epoch % delr_freq == 0 and epoch != 0`)")
+    step_gamma: float = Field(0.1, gt=0, lt=1)
 
 
 class TrainConfig(StrictModel):
@@ -88,9 +106,19 @@ class TrainConfig(StrictModel):
     epochs: int = Field(1, ge=1)
     max_steps: int | None = Field(None, ge=1, description="cap on optimiser steps (tiny runs and tests)")
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
-    augment: list[str] = Field(default_factory=list, description="degradation specs applied at random while training")
+    augment: list[str] = Field(default_factory=list, description="degradation specs applied at random while training, "
+                               "after the resize and before the crop")
+    val_augment: list[str] = Field(default_factory=list, description="plateau schedule: degradations applied at random "
+                                   "to the validation images it watches (after the resize, before the centre crop)")
     grad_clip: float | None = Field(None, gt=0)
     bf16: bool = Field(True, description="bf16 autocast on CUDA (never fp16; scores stay fp32)")
+
+    @model_validator(mode="after")
+    def _val_augment_needs_plateau(self) -> "TrainConfig":
+        if self.val_augment and self.schedule.kind != "plateau":
+            raise ValueError(f"val_augment {self.val_augment} is read only by the plateau schedule, not by "
+                             f"{self.schedule.kind!r}; set train.val_augment=[] or train.schedule.kind=plateau")
+        return self
 
 
 class BackboneConfig(StrictModel):
@@ -117,6 +145,10 @@ class RecipeCard(StrictModel):
     paper_url: str | None = None
     note: str | None = Field(None, description="e.g. 'reconstruction from the paper's description'")
     variant_of: str | None = Field(None, description="the full model this card ablates, if any")
+    reconstruction: bool = Field(False, description="rebuilt from a paper's description, not its authors' code; "
+                                 "marked in every table, leaderboard, report and JSON")
+    deviations: list[str] = Field(default_factory=list, description="where this recipe differs on purpose from its "
+                                  "authors' code, one line each; carried into the run record")
     backbone: BackboneConfig | None = None
     params: dict[str, Any] = Field(default_factory=dict, description="validated by the detector's own Params model")
     input: InputSpec = Field(default_factory=InputSpec)

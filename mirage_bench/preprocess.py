@@ -1,16 +1,21 @@
 """From a decoded RGB image to the tensor a detector reads, exactly as its :class:`InputSpec` says.
 
 Steps, in order: resize the shorter side (if ``resize``) -> small-image policy (never zero-padding) ->
-odd-size policy -> crop -> flip (training) -> [0, 1] float -> normalise. Training randomness comes from
-an explicit ``torch.Generator`` so that a resumed run draws the same crops.
+odd-size policy -> [training: the recipe's blur/JPEG augmentation] -> crop -> flip (training) -> [0, 1]
+float -> normalise. That is the order CNNDetection's and UnivFD's loaders compose (resize, augment, crop,
+flip). Training randomness comes from an explicit ``torch.Generator`` so that a resumed run draws the same
+crops.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
+import torchvision.transforms as T
+import torchvision.transforms.functional as TF
 from PIL import Image
 
 from mirage_bench.config import InputSpec
@@ -41,12 +46,23 @@ def _fit(image: Image.Image, spec: InputSpec, name: str, needs_crop: bool, train
                 f"image {name} is {image.size[0]}x{image.size[1]} px, smaller than the {spec.size} px crop, and the "
                 "input spec says small_image: error. Set input.small_image=upscale to resize such images up."
             )
-        image = resize_shorter(image, spec.size, spec.interpolation)
+        image = tile(image, spec.size) if spec.small_image == "tile" else resize_shorter(image, spec.size, spec.interpolation)
     if spec.odd_size == "crop-even":
         w, h = image.size
         if w % 2 or h % 2:
             image = image.crop((0, 0, w - w % 2, h - h % 2))  # drop the last row/column
     return image
+
+
+def tile(image: Image.Image, size: int) -> Image.Image:
+    """Copies of ``image`` side by side, ``ceil(size / side)`` along each axis, so that both sides reach ``size``
+    without resampling (NPR's ``translate_duplicate`` for GenImage's small images)."""
+    w, h = image.size
+    tiled = Image.new("RGB", (w * math.ceil(size / w), h * math.ceil(size / h)))
+    for left in range(0, tiled.width, w):
+        for top in range(0, tiled.height, h):
+            tiled.paste(image, (left, top))
+    return tiled
 
 
 def center_crop(image: Image.Image, size: int) -> Image.Image:
@@ -92,9 +108,14 @@ def eval_transform(image: Image.Image, spec: InputSpec, name: str = "<image>") -
     return to_tensor(image, spec)
 
 
-def train_transform(image: Image.Image, spec: InputSpec, generator: torch.Generator, name: str = "<image>") -> torch.Tensor:
-    """Training preprocessing (random crop policy + flip), reproducible through ``generator``."""
+def train_transform(
+    image: Image.Image, spec: InputSpec, generator: torch.Generator, name: str = "<image>", augment: Any = None
+) -> torch.Tensor:
+    """Training preprocessing: resize, ``augment`` (an object with ``apply(image, generator)``: the recipe's
+    blur/JPEG), random crop policy, flip; reproducible through ``generator``."""
     image = _fit(image, spec, name, needs_crop=spec.train_crop in {"random", "center"}, training=True)
+    if augment is not None:
+        image = augment.apply(image, generator)
     w, h = image.size
     if spec.train_crop == "random":
         left = int(torch.randint(0, w - spec.size + 1, (1,), generator=generator))
@@ -109,22 +130,22 @@ def train_transform(image: Image.Image, spec: InputSpec, generator: torch.Genera
     return to_tensor(image, spec)
 
 
+def validation_transform(image: Image.Image, spec: InputSpec, generator: torch.Generator, augment: Any = None,
+                         name: str = "<image>") -> torch.Tensor:
+    """The validation images a plateau schedule watches, as CNNDetection's ``get_val_opt`` prepares them: the
+    training resize, ``augment`` (its fixed blur/JPEG), a centre crop, no flip."""
+    image = _fit(image, spec, name, needs_crop=True, training=True)
+    if augment is not None:
+        image = augment.apply(image, generator)
+    return to_tensor(center_crop(image, spec.size), spec)
+
+
 def _random_resized_crop(image: Image.Image, spec: InputSpec, generator: torch.Generator) -> Image.Image:
-    """torchvision's RandomResizedCrop (scale, ratio 3/4..4/3, 10 tries, then a centre fallback), seeded."""
-    w, h = image.size
-    area = w * h
-    lo, hi = spec.random_resized_scale
-    log_ratio = (math.log(3 / 4), math.log(4 / 3))
-    for _ in range(10):
-        target = area * float(torch.empty(1).uniform_(lo, hi, generator=generator))
-        ratio = math.exp(float(torch.empty(1).uniform_(*log_ratio, generator=generator)))
-        cw, ch = round(math.sqrt(target * ratio)), round(math.sqrt(target / ratio))
-        if 0 < cw <= w and 0 < ch <= h:
-            left = int(torch.randint(0, w - cw + 1, (1,), generator=generator))
-            top = int(torch.randint(0, h - ch + 1, (1,), generator=generator))
-            box = (left, top, left + cw, top + ch)
-            break
-    else:
-        side = min(w, h)
-        box = ((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side)
-    return image.resize((spec.size, spec.size), _INTERPOLATION[spec.interpolation], box=box)
+    """torchvision's own ``RandomResizedCrop`` (its ``get_params``: scale, ratio 3/4..4/3, ten tries, then the
+    centre crop of the whole image at the nearest allowed ratio), drawn from the global torch RNG seeded from
+    ``generator`` inside ``fork_rng`` so that the caller's RNG state is untouched."""
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        top, left, h, w = T.RandomResizedCrop.get_params(image, list(spec.random_resized_scale), [3 / 4, 4 / 3])
+    return TF.resized_crop(image, top, left, h, w, [spec.size, spec.size], interpolation=T.InterpolationMode(spec.interpolation))

@@ -1,9 +1,9 @@
 """Training augmentations: degradations drawn at random per training image from a ``torch.Generator``.
 
 Recipe cards list them in ``train.augment`` (``cnnspot(p=0.5)`` or a preset name such as
-``cnnspot-blur-jpeg-0.5``). ``augment(spec).apply(img, generator)`` degrades one decoded RGB image before
-the detector's ``train_transform``; ``draw(generator)`` returns the concrete degradation it picked, so
-runs can record it and tests can check it.
+``cnnspot-blur-jpeg-0.5``). ``augment(spec).apply(img, generator)`` degrades one image inside the
+detector's ``train_transform``, after its resize and before its crop (as CNNDetection's loader does);
+``draw(generator)`` returns the concrete degradation it picked, so runs can record it and tests can check it.
 """
 
 from __future__ import annotations
@@ -69,6 +69,30 @@ class CNNSpotAugment(Augmentation):
 AUGMENTATIONS.register("cnnspot", CNNSpotAugment)
 
 
+class CNNSpotValidationAugment(Augmentation):
+    """The validation images of CNNDetection's ``get_val_opt``: the training ranges' midpoints, blur sigma 1.5
+    with probability ``p``, then a PIL JPEG round trip at quality ``int((30 + 100) / 2)`` = 65 with probability
+    ``p`` (the training probabilities are kept). Two numbers drawn per image whatever the outcome."""
+
+    kind: ClassVar[str] = "cnnspot-val"
+    p: float = Field(0.5, ge=0, le=1, description="probability of blur, and separately of JPEG")
+
+    def draw(self, generator: "torch.Generator") -> Degradation:
+        import torch
+
+        u = torch.rand(2, generator=generator, dtype=torch.float64)
+        low, high = CNNSpotAugment.QUALITY
+        steps: list[Degradation] = []
+        if float(u[0]) < self.p:
+            steps.append(Blur(s=CNNSpotAugment.SIGMA_MAX / 2))
+        if float(u[1]) < self.p:
+            steps.append(Jpeg(q=int((low + high) / 2)))
+        return Chain.of(steps)
+
+
+AUGMENTATIONS.register("cnnspot-val", CNNSpotValidationAugment)
+
+
 @dataclass(frozen=True)
 class AugmentPreset:
     name: str
@@ -86,8 +110,7 @@ for _p in ("0.5", "0.1"):
             f"cnnspot(p={_p})",
             "Wang et al., CNN-generated images are surprisingly easy to spot... for now, CVPR 2020",
             f"Blur+JPEG ({_p}): blur sigma U[0,3] with p {_p}, then JPEG q U{{30..100}} with p {_p} (PIL only). "
-            "CNNSpot resized to 256 and cropped 224 around it; here it runs on the decoded image, "
-            "before the detector's train_transform.",
+            "Applied after the detector's resize (256 for CNNSpot) and before its crop, as CNNSpot does.",
         ),
     )
 

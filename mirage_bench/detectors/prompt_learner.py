@@ -15,6 +15,7 @@ tokenizer on the CPU, and the init embeddings are copied only when the weights h
 
 from __future__ import annotations
 
+import copy
 import functools
 from typing import Any, Literal
 
@@ -104,6 +105,13 @@ def prompt_layout(tokenizer: Any, cfg: PromptConfig, context_length: int) -> tup
     return token_ids, ctx_index, texts
 
 
+def _maple_couplings(text_width: int, vision_width: int, depth: int, device: torch.device) -> nn.ModuleList:
+    """MaPLe's text-to-vision couplings as its code builds them (trainers/maple.py): layer 0's own Linear, then
+    layers 1..J-1 as copies of one more Linear (``_get_clones``), so the deep couplings start equal."""
+    first, shared = nn.Linear(text_width, vision_width, device=device), nn.Linear(text_width, vision_width, device=device)
+    return nn.ModuleList([first] + [copy.deepcopy(shared) for _ in range(depth - 1)])
+
+
 class PromptLearner(nn.Module):
     """Learnable text prompts per layer and (optionally) their projections to vision prompts."""
 
@@ -120,9 +128,7 @@ class PromptLearner(nn.Module):
         self.text_prompts = nn.ParameterList(
             [nn.Parameter(torch.empty(cfg.n_ctx, text_width, device=device)) for _ in range(cfg.depth)]
         )
-        self.vision_proj = nn.ModuleList(
-            [nn.Linear(text_width, vision_width, device=device) for _ in range(cfg.depth)] if cfg.vision_prompts else []
-        )
+        self.vision_proj = _maple_couplings(text_width, vision_width, cfg.depth, device) if cfg.vision_prompts else nn.ModuleList()
         self._init_prompts(clip)
 
     def _init_prompts(self, clip: Any) -> None:

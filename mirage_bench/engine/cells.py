@@ -46,7 +46,8 @@ def frame_hash(manifest: pd.DataFrame) -> str:
 
 
 #: Card fields that document a recipe and change no number: editing them must not retrain or split a table's rows.
-DOCUMENTATION_FIELDS = frozenset({"source", "description", "citation", "paper_url", "note", "tags", "variant_of"})
+DOCUMENTATION_FIELDS = frozenset({"source", "description", "citation", "paper_url", "note", "tags", "variant_of", "deviations",
+                                  "reconstruction"})
 
 
 def recipe_hash(recipe: RecipeCard) -> str:

@@ -54,12 +54,22 @@ class _TrainImages(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
         generator = torch.Generator().manual_seed(_seed_of(self.seed, self.epoch, i))
-        image = sources.open_rgb(self.paths[i])
-        if self.augment is not None:
-            image = self.augment.apply(image, generator)
         from mirage_bench.preprocess import train_transform
 
-        return train_transform(image, self.spec, generator, self.paths[i]), self.labels[i], i
+        image = train_transform(sources.open_rgb(self.paths[i]), self.spec, generator, self.paths[i], self.augment)
+        return image, self.labels[i], i
+
+
+class _PlateauImages(_TrainImages):
+    """Item ``i`` of epoch ``e``: validation image ``i`` as the plateau schedule watches it (the training resize,
+    ``train.val_augment`` drawn afresh each epoch as CNNDetection's unseeded loader does, a centre crop)."""
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
+        generator = torch.Generator().manual_seed(_seed_of(self.seed, self.epoch, i, 3))
+        from mirage_bench.preprocess import validation_transform
+
+        image = validation_transform(sources.open_rgb(self.paths[i]), self.spec, generator, self.augment, self.paths[i])
+        return image, self.labels[i], i
 
 
 class _CachedFeatures(Dataset):
@@ -92,13 +102,20 @@ class _CachedFeatures(Dataset):
 
 
 class LRSchedule:
-    """Per-epoch learning rate: warm-up, then constant, cosine (to 0 at the last epoch) or plateau."""
+    """Per-epoch learning rate: warm-up, then constant, cosine (to 0 at the last epoch), step or plateau.
+
+    ``plateau`` is CNNDetection's ``EarlyStopping`` and ``adjust_learning_rate`` loop (UnivFD reuses it): the
+    first epoch (and the first after each drop) sets the best accuracy; an epoch improves on it when its
+    accuracy reaches ``best + plateau_min_delta``; ``plateau_patience`` epochs in a row without improving
+    divide the lr by ``1 / plateau_factor`` and forget the best; training stops once the lr is below ``min_lr``.
+    """
 
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
         self.plateau_lr = cfg.lr
-        self.plateau_best = math.inf
+        self.plateau_best: float | None = None
         self.plateau_bad = 0
+        self.plateau_drops = 0
 
     def lr(self, epoch: int) -> float:
         s, base = self.cfg.schedule, self.cfg.lr
@@ -107,29 +124,33 @@ class LRSchedule:
         if s.kind == "cosine":
             span = max(1, self.cfg.epochs - s.warmup_epochs)
             return 0.5 * base * (1 + math.cos(math.pi * (epoch - s.warmup_epochs) / span))
+        if s.kind == "step":  # dropped at the end of epochs step_size, 2 * step_size, ... (never after epoch 0)
+            return base * s.step_gamma ** max(0, math.ceil(epoch / s.step_size) - 1)
         if s.kind == "plateau":
             return self.plateau_lr
         return base
 
-    def observe(self, val_loss: float) -> bool:
-        """Feed the epoch's validation loss; False when a plateau schedule has decayed below ``min_lr``."""
+    def observe(self, val_accuracy: float) -> tuple[bool, bool]:
+        """Feed a plateau schedule the epoch's validation accuracy: (a new best since the last drop, keep training)."""
         s = self.cfg.schedule
-        if s.kind != "plateau":
-            return True
-        if val_loss < self.plateau_best:
-            self.plateau_best, self.plateau_bad = val_loss, 0
-        else:
-            self.plateau_bad += 1
-            if self.plateau_bad > s.plateau_patience:
-                self.plateau_lr *= s.plateau_factor
-                self.plateau_bad = 0
-        return self.plateau_lr >= s.min_lr
+        delta = s.plateau_min_delta[min(self.plateau_drops, 1)]
+        if self.plateau_best is None or val_accuracy >= self.plateau_best + delta:
+            self.plateau_best, self.plateau_bad = val_accuracy, 0
+            return True, True
+        self.plateau_bad += 1
+        if self.plateau_bad < s.plateau_patience:
+            return False, True
+        self.plateau_lr *= s.plateau_factor
+        self.plateau_best, self.plateau_bad, self.plateau_drops = None, 0, self.plateau_drops + 1
+        return False, self.plateau_lr >= s.min_lr
 
-    def state_dict(self) -> dict[str, float]:
-        return {"plateau_lr": self.plateau_lr, "plateau_best": self.plateau_best, "plateau_bad": self.plateau_bad}
+    def state_dict(self) -> dict[str, Any]:
+        return {"plateau_lr": self.plateau_lr, "plateau_best": self.plateau_best, "plateau_bad": self.plateau_bad,
+                "plateau_drops": self.plateau_drops}
 
-    def load_state_dict(self, state: dict[str, float]) -> None:
-        self.plateau_lr, self.plateau_best, self.plateau_bad = state["plateau_lr"], state["plateau_best"], int(state["plateau_bad"])
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.plateau_lr, self.plateau_best = state["plateau_lr"], state["plateau_best"]
+        self.plateau_bad, self.plateau_drops = int(state["plateau_bad"]), int(state["plateau_drops"])
 
 
 def build_optimizer(detector: Detector, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -194,6 +215,10 @@ def train_cell(
     total_steps = min(cfg.epochs * steps_per_epoch, cfg.max_steps or math.inf)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.bf16 and str(device).startswith("cuda") else nullcontext()
     none = sources.expand_degradations(["none"])
+    plateau = cfg.schedule.kind == "plateau"
+    if plateau:
+        plateau_images = _PlateauImages(validation.reset_index(drop=True), detector.input_spec,
+                                        sources.training_augmentation(cfg.val_augment), seed)
 
     # Position and best-so-far; replaced by the saved state when resuming.
     pos = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "epoch_done": False}
@@ -274,12 +299,19 @@ def train_cell(
                 f"train.lr (now {cfg.lr}) or set train.grad_clip (now {cfg.grad_clip}) and run again (a changed "
                 "recipe is a new training cell, trained from the start)"
             )
-        history.append({"epoch": epoch, "step": pos["global_step"], "val_loss": val_loss, "lr": schedule.lr(epoch)})
-        if val_loss < best["val_loss"]:
+        record = {"epoch": epoch, "step": pos["global_step"], "val_loss": val_loss, "lr": schedule.lr(epoch)}
+        if plateau:  # CNNDetection's loop: accuracy picks the checkpoint and moves the lr
+            plateau_images.epoch = epoch
+            record["val_accuracy"] = _accuracy(detector, plateau_images, eval_batch_size, device, workers)
+            improved, keep_going = schedule.observe(record["val_accuracy"])
+        else:
+            improved, keep_going = val_loss < best["val_loss"], True
+        history.append(record)
+        if improved:
             threshold = calibrate_threshold(labels.numpy(), torch.sigmoid(logits).numpy())
             best = {"val_loss": val_loss, "epoch": epoch, "threshold": threshold,
                     "model": {k: v.detach().cpu().clone() for k, v in detector.state_dict().items()}}
-        keep_going = schedule.observe(val_loss) and pos["global_step"] < total_steps
+        keep_going = keep_going and pos["global_step"] < total_steps
         pos["epoch_done"] = True
         save_state()
         pos = {"epoch": epoch + 1, "step_in_epoch": 0, "global_step": pos["global_step"], "epoch_done": False}
@@ -293,6 +325,17 @@ def train_cell(
         state_path.unlink(missing_ok=True)
     distributed.barrier()
     return TrainResult(checkpoint, float(best["threshold"]), int(best["epoch"]))
+
+
+@torch.no_grad()
+def _accuracy(detector: Detector, images: Dataset, batch_size: int, device: str, workers: int) -> float:
+    """The share of ``images`` whose p_fake is on the right side of 0.5 (CNNDetection's validation accuracy)."""
+    detector.eval()
+    correct = 0
+    for batch, labels, _ in worker_errors(DataLoader(images, batch_size=batch_size, num_workers=workers)):
+        predicted = detector.p_fake(detector(batch.to(device))).cpu() > 0.5
+        correct += int((predicted == labels.bool()).sum())
+    return correct / len(images)
 
 
 def _with_empty_batches(loader: DataLoader, batches: list[list[int]]):

@@ -18,8 +18,9 @@ def test_cached_feature_training_encodes_each_image_once(tmp_path, monkeypatch):
     execute(bench, Options(out=tmp_path / "out"), evaluate=False)
     train_images = len(bench.subsets.train["g1"])
     trained_by_encoder = sum(calls)
-    # validation scoring runs the full model; training itself must have encoded the 16 training images once,
+    # validation runs the full model, twice an epoch under the plateau schedule (clean scoring for the threshold,
+    # then the accuracy the plateau watches); training itself must have encoded the 16 training images once,
     # for both seeds together (the second seed hits the cache)
-    validation_calls = 2 * 2 * len(bench.subsets.validation["g1"])  # 2 seeds x 2 epochs
+    validation_calls = 2 * 2 * 2 * len(bench.subsets.validation["g1"])  # 2 seeds x 2 epochs x 2 passes
     assert trained_by_encoder == train_images + validation_calls
     assert (tmp_path / "out" / "features").is_dir()
