@@ -40,6 +40,9 @@ class InputSpec(StrictModel):
     resize: int | None = Field(None, ge=8, description="resize the shorter side to this first; null keeps native resolution")
     eval_resize: bool = Field(True, description="apply `resize` at evaluation too; false evaluates at native resolution "
                               "(the 224 centre crop CNNSpot's and UnivFD's authors test with)")
+    eval_square: int | None = Field(None, ge=8, description="evaluation: resize every image to exactly N x N first "
+                                    "(bilinear, aspect not kept), as NPR's test.py does for ForenSynths, "
+                                    "DiffusionForensics and UFD (Resize((256, 256))); needs no other eval resize")
     interpolation: Literal["bicubic", "bilinear", "nearest", "lanczos"] = "bicubic"
     eval_crop: Literal["center", "none"] = "center"
     train_crop: Literal["random", "random-resized", "center", "none"] = "random"
@@ -64,6 +67,13 @@ class InputSpec(StrictModel):
         if training:
             return None if self.train_crop == "random-resized" else self.resize
         return self.resize if self.eval_resize else None
+
+    @model_validator(mode="after")
+    def _one_eval_resize(self) -> "InputSpec":
+        if self.eval_square is not None and self.resize_for(training=False) is not None:
+            raise ValueError(f"eval_square {self.eval_square} and resize {self.resize} (eval_resize true) both resize at "
+                             "evaluation; set input.eval_resize=false or input.eval_square=null")
+        return self
 
     @field_validator("std")
     @classmethod

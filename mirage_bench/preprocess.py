@@ -38,7 +38,9 @@ def resize_shorter(image: Image.Image, side: int, interpolation: str) -> Image.I
 
 def _fit(image: Image.Image, spec: InputSpec, name: str, needs_crop: bool, training: bool) -> Image.Image:
     resize = spec.resize_for(training)
-    if resize is not None:
+    if not training and spec.eval_square is not None:
+        image = image.resize((spec.eval_square, spec.eval_square), Image.Resampling.BILINEAR)
+    elif resize is not None:
         image = resize_shorter(image, resize, spec.interpolation)
     if needs_crop and min(image.size) < spec.size:
         if spec.small_image == "error":
@@ -84,7 +86,7 @@ def eval_upscale_side(spec: InputSpec) -> int | None:
     """The shorter side below which :func:`eval_transform` enlarges an image (its resize, or the crop's
     ``small_image: upscale``), or None when evaluation never resamples an image up."""
     crop_upscales = spec.eval_crop == "center" and spec.small_image == "upscale"
-    return max([side for side in (spec.resize_for(training=False), spec.size if crop_upscales else None) if side], default=None)
+    return max([side for side in (spec.resize_for(training=False), spec.eval_square, spec.size if crop_upscales else None) if side], default=None)
 
 
 def check_pixel_cap(width: int, height: int, spec: InputSpec, name: str) -> None:

@@ -48,8 +48,8 @@ def eval_geometry(x: torch.Tensor, spec: InputSpec, name: str = "<batch>") -> to
 
 def supported(spec: InputSpec) -> bool:
     """Whether the GPU preprocessing reproduces this spec: it never resizes, or resizes bicubic/bilinear (it
-    cannot tile small images)."""
-    if spec.small_image == "tile" and spec.eval_crop == "center":
+    cannot tile small images or resize to a square)."""
+    if spec.eval_square is not None or (spec.small_image == "tile" and spec.eval_crop == "center"):
         return False
     never_resizes = spec.resize_for(training=False) is None and (spec.eval_crop == "none" or spec.small_image == "error")
     return never_resizes or spec.interpolation in {"bicubic", "bilinear"}

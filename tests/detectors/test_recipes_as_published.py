@@ -140,3 +140,13 @@ def test_mirage_couplings_are_maples_one_linear_cloned_for_the_deep_layers():
         assert torch.equal(layer.weight, deep[0].weight) and torch.equal(layer.bias, deep[0].bias)
         assert layer.weight.data_ptr() != deep[0].weight.data_ptr()  # copies that train apart, not one shared layer
     assert not torch.equal(first.weight, deep[0].weight)
+
+
+@pytest.mark.parametrize("size", [(500, 333), (200, 640), (256, 256)])
+def test_npr_resize256_tests_as_the_authors_test_forensynths_and_ufd(size):
+    """NPR@73cde1c test.py (ForenSynths, UFD: no_resize False, no_crop True): ``Resize((256, 256))``, no crop."""
+    spec = load_recipe("npr-resize256").input
+    image = _photo(*size, seed=4)
+    expected = _normalised(T.Resize((256, 256))(image), spec)
+    torch.testing.assert_close(eval_transform(image, spec), expected, rtol=0, atol=1e-6)
+    assert load_recipe("npr").input.eval_square is None  # the npr card itself stays at native size
