@@ -63,3 +63,11 @@ def benchmark(root: Path, seeds: Sequence[int] = (0,), overrides: Sequence[str] 
         test={"g1": write_images(root, "g1", "val", 5, 4, 3), "g2": write_images(root, "g2", "val", 3, 4, 4)},
     )
     return Benchmark(protocol_card(), subsets, [recipe(*overrides)], expand_degradations(["none", "jpeg(q=50)"]), list(seeds))
+
+
+def stored_logits(out: Path) -> pd.DataFrame:
+    """Every stored prediction's logit and p_fake by (image, cell), in a fixed order: what two runs must agree on."""
+    from mirage_bench.store import Store
+
+    frame = Store(out).read_predictions()
+    return frame.sort_values(["image_id", "cell_id"], ignore_index=True)[["image_id", "cell_id", "logit", "p_fake"]]

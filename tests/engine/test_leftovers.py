@@ -130,14 +130,9 @@ def _kill_at(point, data, out, tmp_path):
         process.wait()
 
 
-def _logits(out):
-    frame = Store(out).read_predictions()
-    return frame.sort_values(["image_id", "cell_id"], ignore_index=True)[["image_id", "cell_id", "logit", "p_fake"]]
-
-
-def test_runs_killed_by_sigkill_leave_nothing_behind_after_the_next_run(tmp_path):
-    data, out = tmp_path / "data", tmp_path / "out"
-    reference = execute(helpers.benchmark(data), Options(out=tmp_path / "reference", state_every=3))
+def test_runs_killed_by_sigkill_leave_nothing_behind_after_the_next_run(tiny_data, tiny_reference, tmp_path):
+    data, out = tiny_data, tmp_path / "out"
+    reference_out, reference = tiny_reference
     _kill_at("after-model", data, out, tmp_path)
     model = next(out.glob("checkpoints/*/model.pt"))
     assert (model.parent / "state.pt").is_file()  # what a kill at that moment leaves
@@ -155,4 +150,4 @@ def test_runs_killed_by_sigkill_leave_nothing_behind_after_the_next_run(tmp_path
     assert set(predictions["run_id"]) <= {run.name for run in runs if (run / STARTED).is_file()}
     assert len(set(predictions["run_id"])) == 2, "the killed run's cell stays, naming its run"
     assert record["train_cells"][0]["checkpoint_sha256"] == reference["train_cells"][0]["checkpoint_sha256"]
-    pd.testing.assert_frame_equal(_logits(out), _logits(tmp_path / "reference"), check_exact=True)
+    pd.testing.assert_frame_equal(helpers.stored_logits(out), helpers.stored_logits(reference_out), check_exact=True)

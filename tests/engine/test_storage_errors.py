@@ -23,22 +23,6 @@ CAUSES = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is use
           errno.EACCES: "permission is denied", errno.EPERM: "the operation is not permitted"}
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return tmp_path_factory.mktemp("data")
-
-
-@pytest.fixture(scope="module")
-def reference(data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("reference")
-    return out, execute(helpers.benchmark(data), Options(out=out, state_every=3))
-
-
-def _logits(out):
-    frame = Store(out).read_predictions()
-    return frame.sort_values(["image_id", "cell_id"], ignore_index=True)[["image_id", "cell_id", "logit", "p_fake"]]
-
-
 def _fault(code, where):
     return OSError(code, os.strerror(code), str(where))
 
@@ -63,7 +47,7 @@ def test_each_storage_fault_names_the_path_and_its_cause(code, tmp_path, monkeyp
     assert not list(tmp_path.rglob("*.tmp"))
 
 
-def test_a_full_disk_at_a_store_write_keeps_the_cells_stored_before(data, reference, tmp_path, monkeypatch):
+def test_a_full_disk_at_a_store_write_keeps_the_cells_stored_before(tiny_data, tiny_reference, tmp_path, monkeypatch):
     code = errno.ENOSPC
     write_table = pq.write_table
     targets = []
@@ -78,17 +62,17 @@ def test_a_full_disk_at_a_store_write_keeps_the_cells_stored_before(data, refere
     with monkeypatch.context() as patched:
         patched.setattr(pq, "write_table", failing)
         with pytest.raises(StorageError) as error:
-            execute(helpers.benchmark(data), Options(out=tmp_path, state_every=3))
+            execute(helpers.benchmark(tiny_data), Options(out=tmp_path, state_every=3))
     stored = sorted((tmp_path / "predictions").glob("*.parquet"))
     failed_cell = targets[1].name.split(".")[1]
     _assert_one_clear_message(error, tmp_path / "predictions" / f"{failed_cell}.parquet", code)
     assert not list(tmp_path.rglob("*.tmp")), "the partial temporary file is removed"
     assert len(stored) == 1
     stamp = stored[0].stat().st_mtime_ns
-    record = execute(helpers.benchmark(data), Options(out=tmp_path, state_every=3))  # after the fix
+    record = execute(helpers.benchmark(tiny_data), Options(out=tmp_path, state_every=3))  # after the fix
     assert stored[0].stat().st_mtime_ns == stamp, "a cell stored before the fault is kept, not recomputed"
     assert sum(c["computed_in_this_run"] for c in record["eval_cells"]) == len(record["eval_cells"]) - 1
-    pd.testing.assert_frame_equal(_logits(tmp_path), _logits(reference[0]), check_exact=True)
+    pd.testing.assert_frame_equal(helpers.stored_logits(tmp_path), helpers.stored_logits(tiny_reference[0]), check_exact=True)
 
 
 def _failing_write_bytes(monkeypatch, prefix, code):
@@ -104,9 +88,9 @@ def _failing_write_bytes(monkeypatch, prefix, code):
     monkeypatch.setattr(Path, "write_bytes", failing)
 
 
-def test_a_full_disk_at_the_checkpoint_save_resumes_from_the_training_state(data, reference, tmp_path, monkeypatch):
-    ref_out, ref_record = reference
-    bench = helpers.benchmark(data)
+def test_a_full_disk_at_the_checkpoint_save_resumes_from_the_training_state(tiny_data, tiny_reference, tmp_path, monkeypatch):
+    ref_out, ref_record = tiny_reference
+    bench = helpers.benchmark(tiny_data)
     checkpoint = Store(tmp_path).checkpoint_dir(ref_record["train_cells"][0]["cell_id"])
     with monkeypatch.context() as patched:
         _failing_write_bytes(patched, ".model.pt.", errno.ENOSPC)
@@ -116,14 +100,14 @@ def test_a_full_disk_at_the_checkpoint_save_resumes_from_the_training_state(data
     assert sorted(p.name for p in checkpoint.iterdir()) == ["state.pt"], "no temporary file; the training state kept"
     record = execute(bench, Options(out=tmp_path, state_every=3))
     assert record["train_cells"][0]["checkpoint_sha256"] == ref_record["train_cells"][0]["checkpoint_sha256"]
-    pd.testing.assert_frame_equal(_logits(tmp_path), _logits(ref_out), check_exact=True)
+    pd.testing.assert_frame_equal(helpers.stored_logits(tmp_path), helpers.stored_logits(ref_out), check_exact=True)
 
 
-def test_a_read_only_filesystem_at_the_training_state_is_one_message(data, tmp_path, monkeypatch):
+def test_a_read_only_filesystem_at_the_training_state_is_one_message(tiny_data, tmp_path, monkeypatch):
     _failing_write_bytes(monkeypatch, ".state.pt.", errno.EROFS)
     with pytest.raises(StorageError) as error:
-        execute(helpers.benchmark(data), Options(out=tmp_path, state_every=3))
-    cell = runner.train_cells(helpers.benchmark(data))[0].cell_id
+        execute(helpers.benchmark(tiny_data), Options(out=tmp_path, state_every=3))
+    cell = runner.train_cells(helpers.benchmark(tiny_data))[0].cell_id
     _assert_one_clear_message(error, Store(tmp_path).checkpoint_dir(cell) / "state.pt", errno.EROFS)
     assert not list(tmp_path.rglob("*.tmp"))
 

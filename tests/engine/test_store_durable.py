@@ -110,34 +110,18 @@ def test_a_checkpoint_with_a_flipped_bit_is_refused_not_loaded(tmp_path):
         read_checkpoint(path)
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return tmp_path_factory.mktemp("data")
-
-
-@pytest.fixture(scope="module")
-def reference(data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("reference")
-    return out, execute(helpers.benchmark(data), Options(out=out))
-
-
-def _logits(out):
-    frame = Store(out).read_predictions()
-    return frame.sort_values(["image_id", "cell_id"], ignore_index=True)[["image_id", "cell_id", "logit", "p_fake"]]
-
-
-def test_a_run_recomputes_damaged_cells_and_retrains_a_damaged_model(data, reference, tmp_path, capsys):
-    ref_out, ref_record = reference
-    first = execute(helpers.benchmark(data), Options(out=tmp_path))
+def test_a_run_recomputes_damaged_cells_and_retrains_a_damaged_model(tiny_data, tiny_reference, tmp_path, capsys):
+    ref_out, ref_record = tiny_reference
+    first = execute(helpers.benchmark(tiny_data), Options(out=tmp_path))
     store = Store(tmp_path)
     model = store.checkpoint_dir(first["train_cells"][0]["cell_id"]) / "model.pt"
     _silently_flipped_checkpoint(model)
     emptied = store.prediction_path(first["eval_cells"][1]["cell_id"])
     emptied.write_bytes(b"")
     capsys.readouterr()
-    plan = runner.describe_plan(helpers.benchmark(data), Store(tmp_path, repair=False))  # a dry run names, moves nothing
+    plan = runner.describe_plan(helpers.benchmark(tiny_data), Store(tmp_path, repair=False))  # a dry run names, moves nothing
     assert set(plan["status"]) == {"to do"} and model.is_file()
-    again = execute(helpers.benchmark(data), Options(out=tmp_path))
+    again = execute(helpers.benchmark(tiny_data), Options(out=tmp_path))
     err = capsys.readouterr().err
     assert f"damaged: {model}" in err and "trained again" in err
     assert [c["trained_in_this_run"] for c in again["train_cells"]] == [True]
@@ -147,11 +131,11 @@ def test_a_run_recomputes_damaged_cells_and_retrains_a_damaged_model(data, refer
     assert f"damaged: {emptied}" in err and emptied.stat().st_size > 0
     with zipfile.ZipFile(next((tmp_path / DAMAGED).rglob("model.pt.*"))) as archive:
         assert archive.testzip() is not None  # the damaged file itself, kept
-    pd.testing.assert_frame_equal(_logits(tmp_path), _logits(ref_out), check_exact=True)
+    pd.testing.assert_frame_equal(helpers.stored_logits(tmp_path), helpers.stored_logits(ref_out), check_exact=True)
 
 
-def test_report_names_a_damaged_file_instead_of_a_traceback(data, tmp_path):
-    record = execute(helpers.benchmark(data), Options(out=tmp_path))
+def test_report_names_a_damaged_file_instead_of_a_traceback(tiny_data, tmp_path):
+    record = execute(helpers.benchmark(tiny_data), Options(out=tmp_path))
     path = Store(tmp_path).prediction_path(record["eval_cells"][0]["cell_id"])
     path.write_bytes(b"")
     from mirage_bench.cli import app
