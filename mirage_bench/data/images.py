@@ -76,7 +76,10 @@ def decode_file(path: str | Path, max_pixels: int = MAX_PIXELS, digest: bool = T
             sha256 = None
             if digest:
                 fh.seek(0)
-                sha256 = hashlib.file_digest(fh, "sha256").hexdigest()  # reads in chunks, never the whole file at once
+                hasher = hashlib.sha256()  # in chunks, never the whole file at once (hashlib.file_digest needs 3.11)
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    hasher.update(block)
+                sha256 = hasher.hexdigest()
     except OSError as exc:
         raise UnusableImage("unreadable", name, f"cannot read the file ({exc.strerror or exc})") from None
     fmt, mode = str(image.format), image.mode
