@@ -69,6 +69,16 @@ def test_a_reader_names_the_damaged_file_and_the_fix(tmp_path):
     assert path.is_file()  # a reader moves nothing
 
 
+def test_a_damaged_run_record_is_named_with_the_fix(tmp_path):
+    store = Store(tmp_path)
+    run_id = store.new_run_id()
+    record = store.run_dir(run_id) / "record.json"
+    record.write_text('{"run_id": ')  # cut short
+    with pytest.raises(DataError, match="is damaged") as error:
+        store.run_record(run_id)
+    assert str(record) in str(error.value) and "mirage-bench run` again on this --out" in str(error.value)
+
+
 def test_a_dry_run_names_a_damaged_file_and_leaves_it(tmp_path, capsys):
     path = Store(tmp_path).write_predictions("c1", _frame("c1"))
     path.write_bytes(b"")
