@@ -50,4 +50,15 @@ def collect(weights: str) -> dict[str, str]:
     facts.update({f"version {k}": v for k, v in package_versions().items()})
     facts.update(device_facts())
     facts[f"weights {weights}"] = cached_weights(weights)
+    facts["published weights"] = published_weights()
     return facts
+
+
+def published_weights() -> str:
+    """Which published cards' files are in the local caches (`mirage-bench weights fetch CARD` adds one)."""
+    from mirage_bench.zoo.card import list_published
+    from mirage_bench.zoo.fetch import cache_path
+
+    cards = list_published()
+    cached = [f"{c.name} ({cache_path(c)})" for c in cards if cache_path(c).is_file()]
+    return f"{len(cached)} of {len(cards)} cached" + (": " + ", ".join(cached) if cached else "")

@@ -19,6 +19,7 @@ from mirage_bench.cli import mini as mini_cli
 from mirage_bench.cli import predict as predict_cli
 from mirage_bench.cli import report as report_cli
 from mirage_bench.cli import run as run_cli
+from mirage_bench.cli import weights as weights_cli
 from mirage_bench.cli.console import console, err_console
 from mirage_bench.errors import MirageBenchError
 
@@ -62,6 +63,7 @@ app.add_typer(cards_cli.protocols_app, name="protocols")
 data_cli.data_app.command("mini")(mini_cli.mini)
 app.add_typer(data_cli.data_app, name="data")
 app.add_typer(degradations_cli.degradations_app, name="degradations")
+app.add_typer(weights_cli.weights_app, name="weights")
 app.command("train")(run_cli.train)
 app.command("eval")(run_cli.evaluate)
 app.command("run")(run_cli.run)

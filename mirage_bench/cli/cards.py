@@ -37,6 +37,20 @@ def detectors_list(
     for name in sorted(set(DETECTORS.names()) - {r.detector for r in cards}):
         table.add_row("(no card)", name, "-", "-", f"registered by {DETECTORS.origin(name)}; add a card with --recipes DIR")
     console.print(table)
+    _published_table()
+
+
+def _published_table() -> None:
+    """The authors' released checkpoints (eval only), apart from the recipes trained here."""
+    from mirage_bench.zoo.card import list_published
+
+    table = Table(title="Published checkpoints (eval only: the authors' weights, never trained here)")
+    for column in ("card", "loads into", "licence", "source", "sha256"):
+        table.add_column(column, overflow="fold")
+    for card in list_published():
+        sha = card.weights.sha256[:12] if card.weights.sha256 else "unpinned"
+        table.add_row(card.name, f"{card.recipe} ({card.detector})", card.licence, card.source_short, sha)
+    console.print(table)
 
 
 @detectors_app.command("show")

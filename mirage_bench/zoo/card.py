@@ -115,12 +115,19 @@ class PublishedCard(StrictModel):
     backbone: Backbone | None = None
     key_map: KeyMap = Field(default_factory=KeyMap)
     preprocessing: Preprocessing
-    licence: str
+    licence: str = Field(description="short: an SPDX identifier, or 'none stated'")
+    licence_note: str | None = Field(None, description="who holds it, where it is stated, what it allows")
     citation: str
     paper_url: str | None = None
     source: str = Field(description="the authors' repository and the commit read for this card")
     reproduction: list[Reproduction] = Field(default_factory=list)
     path: str | None = Field(None, description="the card file (filled in when read)")
+
+    @property
+    def source_short(self) -> str:
+        """``owner/repo@commit7`` of a GitHub ``/tree/COMMIT`` source, else the source as written."""
+        found = re.match(r"https://github.com/([^/]+/[^/]+)/tree/([0-9a-f]{7})", self.source)
+        return f"{found[1]}@{found[2]}" if found else self.source
 
     @property
     def label(self) -> str:

@@ -56,10 +56,6 @@ def resolve(card: PublishedCard, path: str | Path | None = None, offline: bool =
     return _download(card, target)
 
 
-def is_cached(card: PublishedCard) -> bool:
-    return cache_path(card).is_file()
-
-
 def missing_message(card: PublishedCard, target: Path, why: str) -> str:
     """The one message for a file that is not here: the URL, the expected sha256 and the exact path to put it at."""
     w = card.weights
