@@ -18,6 +18,7 @@ from mirage_bench.cli import doctor as doctor_cli
 from mirage_bench.cli import mini as mini_cli
 from mirage_bench.cli import predict as predict_cli
 from mirage_bench.cli import report as report_cli
+from mirage_bench.cli import reproduce as reproduce_cli
 from mirage_bench.cli import run as run_cli
 from mirage_bench.cli import weights as weights_cli
 from mirage_bench.cli.console import console, err_console
@@ -73,6 +74,7 @@ app.command("ablate")(report_cli.ablate)
 app.command("check")(report_cli.check)
 app.command("predict")(predict_cli.predict)
 app.command("score-file")(predict_cli.score_file)
+app.command("reproduce")(reproduce_cli.reproduce)
 
 
 def main() -> None:
