@@ -20,8 +20,8 @@ from mirage_bench.store import replace_text
 from mirage_bench.errors import DataError
 from mirage_bench.reports.frames import frame_markdown
 from mirage_bench.reports.resample import Subset, interval, resampled_means
-from mirage_bench.reports.runs import RANDOM_BACKBONE_NOTE, Evidence, load_runs
-from mirage_bench.reports.tables import DAGGER, MEAN, metric_long
+from mirage_bench.reports.runs import RANDOM_BACKBONE_NOTE, RECONSTRUCTION_NOTE, Evidence, load_runs
+from mirage_bench.reports.tables import MEAN, ROW_FLAGS, flag_notes, marked, metric_long
 
 
 def select_runs(root: str | Path, protocol: str | None = None) -> list[str]:
@@ -64,8 +64,8 @@ def leaderboard(evidence: Evidence, metrics: Sequence[str], n_boot: int = 1000, 
     for key, group in preds.groupby(ROW_KEYS, sort=True, dropna=False):
         detector, _, _, train = key
         runs = set(group["run_id"])
-        row: dict[str, Any] = {"detector": detector + (DAGGER if group["random_backbone"].any() else ""), "train": train,
-                               "seeds": group["seed"].nunique()}
+        flags = {flag: bool(group[flag].any()) for flag in ROW_FLAGS}
+        row: dict[str, Any] = {"detector": marked(detector, flags), "train": train, "seeds": group["seed"].nunique(), **flags}
         subsets = [Subset(g["label"].to_numpy(int), [g["p_fake"].to_numpy(float)], [float(g["threshold"].iloc[0])])
                    for _, g in group.groupby(["seed", "generator"], sort=True)]
         for name in metrics:
@@ -110,9 +110,7 @@ def notes(board: pd.DataFrame, evidence: Evidence) -> list[str]:
               "of the decoding and degradations it shared with the models scored alongside (an image that several "
               "test subsets list is scored once and counted in each); – where the runs recorded no timing.")]
     out += evidence.notes
-    if board["detector"].str.endswith(DAGGER).any():
-        out.append(f"{DAGGER} {RANDOM_BACKBONE_NOTE}.")
-    return out
+    return out + flag_notes({flag: bool(board[flag].any()) for flag in ROW_FLAGS})
 
 
 def title(evidence: Evidence) -> str:
@@ -130,6 +128,7 @@ def write_leaderboard(root: str | Path, out: str | Path = "results", protocol: s
     _replace(paths[0], frame_markdown(display(board, metrics), title(evidence), notes(board, evidence)))
     payload = {"protocol": evidence.protocol, "protocol_version": evidence.protocol_version, "data_hash": evidence.data_hash,
                "unit": "percent", "metrics": list(metrics), "random_backbone_note": RANDOM_BACKBONE_NOTE,
+               "reconstruction_note": RECONSTRUCTION_NOTE,
                "rows": json.loads(board.to_json(orient="records"))}
     _replace(paths[1], json.dumps(payload, indent=2) + "\n")
     return board, evidence, paths

@@ -1,7 +1,7 @@
 """One :class:`~mirage_bench.reports.tables.Table`, written as Markdown, LaTeX (booktabs), CSV, JSON, HTML or rich.
 
 Every format shows the same numbers: cells ``Acc / AP`` in percent, best of a column in bold and the
-second underlined, random-backbone rows marked with a dagger and a footnote. CSV and JSON carry the
+second underlined, random-backbone rows marked with a dagger (†), reconstructions with a double dagger (‡), each with a footnote. CSV and JSON carry the
 unrounded values (percent) for machines; the others carry one decimal for people.
 """
 
@@ -42,7 +42,7 @@ def markdown(table: Table) -> str:
 
 
 _LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
-                   "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "†": r"$^\dagger$", "±": r"$\pm$",
+                   "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "†": r"$^\dagger$", "‡": r"$^\ddagger$", "±": r"$\pm$",
                    "–": "--"}
 
 
@@ -69,7 +69,7 @@ def records(table: Table) -> list[dict[str, Any]]:
     out = []
     for r, row in enumerate(table.rows):
         rec: dict[str, Any] = dict(zip(table.row_header, row))
-        rec["random_backbone"] = table.random_backbone[r]
+        rec.update(table.flags(r))
         for c, col in enumerate(table.columns):
             for m, met in enumerate(table.metrics):
                 rec[f"{col}/{met}"] = _number(table.values[r, c, m])

@@ -17,12 +17,13 @@ from mirage_bench import metrics as M
 from mirage_bench.reports import figures as F
 from mirage_bench.reports.page import page
 from mirage_bench.reports.render import TEXT_FORMATS
-from mirage_bench.reports.runs import RANDOM_BACKBONE_NOTE, Evidence
+from mirage_bench.reports.runs import RANDOM_BACKBONE_NOTE, RECONSTRUCTION_NOTE, Evidence
 from mirage_bench.reports.tables import (
     Table,
     degradation_table,
     main_table,
     metric_long,
+    with_row_flags,
 )
 
 
@@ -39,6 +40,8 @@ class Report:
                  f"{len(ev.predictions)} stored predictions; metrics from the prediction store, 95% bootstrap intervals in metrics.csv."]
         if ev.predictions["random_backbone"].any():
             lines.append(f"Rows marked † use {RANDOM_BACKBONE_NOTE}.")
+        if ev.predictions["reconstruction"].any():
+            lines.append(f"Rows marked ‡ are a {RECONSTRUCTION_NOTE}.")
         return lines + ev.notes
 
 
@@ -46,7 +49,7 @@ def build_report(evidence: Evidence, metrics: Sequence[str] = M.DEFAULT_METRICS,
                  with_figures: bool = True) -> Report:
     """Tables in the protocol's headline metrics (``evidence.metrics``); ``metrics.csv`` holds ``metrics`` too."""
     preds = evidence.predictions
-    long = metric_long(preds, list(dict.fromkeys([*evidence.metrics, *metrics])), n_boot)
+    long = with_row_flags(metric_long(preds, list(dict.fromkeys([*evidence.metrics, *metrics])), n_boot), preds)
     tables = [main_table(long, preds, evidence.generator_order, evidence.metrics), degradation_table(long, preds, evidence.metrics)]
     figures: list[F.Figure] = []
     if with_figures:

@@ -20,6 +20,7 @@ from mirage_bench.errors import DataError
 from mirage_bench.protocol import HEADLINE_METRICS
 
 RANDOM_BACKBONE_NOTE = "random backbone weights: not a pretrained result"
+RECONSTRUCTION_NOTE = "reconstruction from the paper's description, not its authors' code"
 
 
 @dataclass
@@ -125,6 +126,13 @@ def label_variants(predictions: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return predictions.assign(detector=renamed[variant]), notes
 
 
+def reconstructions(records: Sequence[dict[str, Any]]) -> set[str]:
+    """The detectors whose recipe, as the runs recorded it, says ``reconstruction: true`` (records written before
+    the field existed: the card's ``reconstruction`` tag, which the reconstructed cards carried)."""
+    return {name for record in records for name, recipe in record["recipes"].items()
+            if recipe.get("reconstruction", "reconstruction" in recipe.get("tags", []))}
+
+
 def load_runs(root: str | Path, run_ids: Sequence[str]) -> Evidence:
     """The predictions of the given runs (cells shared by several runs counted once; variants named apart)."""
     from mirage_bench.engine.runner import run_predictions
@@ -137,6 +145,7 @@ def load_runs(root: str | Path, run_ids: Sequence[str]) -> Evidence:
     frames = [run_predictions(store, record) for record in records]
     predictions = pd.concat(frames, ignore_index=True)
     predictions = predictions[~predictions.duplicated(["cell_id", "image_id"])].reset_index(drop=True)
+    predictions["reconstruction"] = predictions["detector"].isin(reconstructions(records))
     predictions, notes = label_variants(predictions)
     name, version, digest = comparability(records[0])
     card = records[0]["protocol"]["card"]

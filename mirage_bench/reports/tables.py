@@ -18,13 +18,26 @@ import pandas as pd
 from mirage_bench import metrics as M
 from mirage_bench.errors import DataError
 from mirage_bench.protocol import HEADLINE_METRICS
-from mirage_bench.reports.runs import RANDOM_BACKBONE_NOTE
+from mirage_bench.reports.runs import RANDOM_BACKBONE_NOTE, RECONSTRUCTION_NOTE
 
 MEAN = "mean"
 FAMILY = "family:"  # prefix of the engine's per-family mean rows
 ROW_KEYS = ["detector", "train_generators"]
 ROW_HEADER = ["detector", "train"]
 DAGGER = "†"
+DOUBLE_DAGGER = "‡"
+#: Each row flag of the predictions, the mark its rows carry and the footnote that says what the mark means.
+ROW_FLAGS = {"random_backbone": (DAGGER, RANDOM_BACKBONE_NOTE), "reconstruction": (DOUBLE_DAGGER, RECONSTRUCTION_NOTE)}
+
+
+def marked(detector: str, flags: dict[str, bool]) -> str:
+    """``detector`` with the mark of each flag it holds (``†`` random backbone, ``‡`` reconstruction)."""
+    return detector + "".join(mark for flag, (mark, _) in ROW_FLAGS.items() if flags.get(flag))
+
+
+def flag_notes(flags: dict[str, bool]) -> list[str]:
+    """The footnote of each flag that some row holds."""
+    return [f"{mark} {note}." for flag, (mark, note) in ROW_FLAGS.items() if flags.get(flag)]
 
 
 @dataclass
@@ -40,7 +53,11 @@ class Table:
     values: np.ndarray
     std: np.ndarray
     random_backbone: list[bool]
+    reconstruction: list[bool]
     footnotes: list[str] = field(default_factory=list)
+
+    def flags(self, r: int) -> dict[str, bool]:
+        return {"random_backbone": self.random_backbone[r], "reconstruction": self.reconstruction[r]}
 
     def marks(self) -> np.ndarray:
         """``'best'`` / ``'second'`` / ``''`` per cell and metric, ranking the rows within each column."""
@@ -58,8 +75,7 @@ class Table:
 
     def row_label(self, r: int) -> list[str]:
         label = list(self.rows[r])
-        if self.random_backbone[r]:
-            label[0] += DAGGER
+        label[0] = marked(label[0], self.flags(r))
         return label
 
     def cell_text(self, r: int, c: int, m: int) -> str:
@@ -84,12 +100,18 @@ def ordered_columns(present: set[str], generators: Sequence[str]) -> list[str]:
     return [g for g in generators if g in plain] + sorted(plain - set(generators)) + [MEAN] * (MEAN in present) + families
 
 
-def _random_rows(predictions: pd.DataFrame) -> pd.Series:
-    return predictions.groupby(ROW_KEYS, sort=True)["random_backbone"].any()
+def _row_flags(predictions: pd.DataFrame) -> pd.DataFrame:
+    return predictions.groupby(ROW_KEYS, sort=True)[list(ROW_FLAGS)].any()
+
+
+def with_row_flags(long: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
+    """``long`` with each row's flags as columns (``random_backbone``, ``reconstruction``), so that a CSV or JSON
+    of it says what the tables mark with † and ‡."""
+    return long.merge(_row_flags(predictions).reset_index(), on=ROW_KEYS, how="left", validate="many_to_one")
 
 
 def _build(name: str, title: str, seeds: pd.DataFrame, column_key: str, columns: list[str], metrics: Sequence[str],
-           random: pd.Series) -> Table:
+           row_flags: pd.DataFrame) -> Table:
     rows = sorted({tuple(str(v) for v in key) for key in seeds[ROW_KEYS].itertuples(index=False)})
     values = np.full((len(rows), len(columns), len(metrics)), np.nan)
     std = np.full_like(values, np.nan)
@@ -107,9 +129,10 @@ def _build(name: str, title: str, seeds: pd.DataFrame, column_key: str, columns:
                 if i is not None:
                     values[r, c, m] = 100 * seeds["mean"].iloc[i]
                     std[r, c, m] = 100 * seeds["std"].iloc[i]
-    flags = [bool(random.get(row, False)) for row in rows]
-    notes = [f"{DAGGER} {RANDOM_BACKBONE_NOTE}."] if any(flags) else []
-    return Table(name, title, list(ROW_HEADER), rows, columns, list(metrics), values, std, flags, notes)
+    flags = {flag: [bool(row_flags[flag].get(row, False)) for row in rows] for flag in ROW_FLAGS}
+    notes = flag_notes({flag: any(values) for flag, values in flags.items()})
+    return Table(name, title, list(ROW_HEADER), rows, columns, list(metrics), values, std, flags["random_backbone"],
+                 flags["reconstruction"], notes)
 
 
 def _titles(metrics: Sequence[str]) -> str:
@@ -125,7 +148,7 @@ def main_table(long: pd.DataFrame, predictions: pd.DataFrame, generators: Sequen
     singletons = {f"{FAMILY}{f}" for f, n in predictions.groupby("family")["generator"].nunique().items() if n == 1}
     columns = [c for c in ordered_columns(present, generators) if c not in singletons]  # a one-generator family repeats its column
     title = f"{_titles(metrics)} (%) per test generator, degradation {degradation}; threshold 0.5"
-    table = _build("main", title, seeds, "generator", columns, metrics, _random_rows(predictions))
+    table = _build("main", title, seeds, "generator", columns, metrics, _row_flags(predictions))
     note = "mean: unweighted mean over the test generators (– where a generator's value is undefined)"
     if any(c.startswith(FAMILY) for c in columns):
         note += "; family:X: mean over the generators of family X"
@@ -140,7 +163,7 @@ def degradation_table(long: pd.DataFrame, predictions: pd.DataFrame, metrics: Se
     specs = sorted(set(seeds["degradation"]))
     columns = ["none"] * ("none" in specs) + [s for s in specs if s != "none"]
     title = f"{_titles(metrics)} (%) under each degradation, mean over test generators"
-    table = _build("degradation", title, seeds, "degradation", columns, metrics, _random_rows(predictions))
+    table = _build("degradation", title, seeds, "degradation", columns, metrics, _row_flags(predictions))
     if "none" in specs:
         drops = table.values - table.values[:, :1, :]
         table.footnotes.append("Largest drop from clean: " + "; ".join(

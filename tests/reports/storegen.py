@@ -31,11 +31,12 @@ def write_run(root: Path, detectors: Sequence[str] = ("alpha", "beta"), seeds: S
               degradations: Sequence[str] = DEGRADATIONS, random: Sequence[str] = (), version: int = 1,
               data_salt: str = "", strength: dict[str, float] | None = None, n: int = 20, rng_seed: int = 0,
               train_sets: Sequence[str] = ("g1",), recipe: str = "", impl: str = "reference", threshold: float = 0.45,
-              checkpoint: str = "c", fakes_only: Sequence[str] = (), metrics: Sequence[str] = ("acc", "ap")) -> str:
+              checkpoint: str = "c", fakes_only: Sequence[str] = (), metrics: Sequence[str] = ("acc", "ap"),
+              reconstruction: Sequence[str] = ()) -> str:
     """One finished run; returns its id. Detector d separates classes by ``strength[d]`` logits.
 
     ``recipe`` is appended to each detector's recipe hash (a ``--set`` variant); ``fakes_only`` generators have no reals;
-    ``metrics``: the protocol card's headline metrics.
+    ``metrics``: the protocol card's headline metrics; ``reconstruction``: detectors whose recorded recipe says so.
     """
     store = Store(root)
     run_id = store.new_run_id()
@@ -62,6 +63,7 @@ def write_run(root: Path, detectors: Sequence[str] = ("alpha", "beta"), seeds: S
     record = {"run_id": run_id, "device": "cpu: 2 CPU threads", "world_size": 1,
               "protocol": {"name": "tiny", "version": version, "card": {"name": "tiny", "test": list(GENERATORS), "metrics": list(metrics)}},
               "data": {"train": {"g1": "h1" + data_salt}, "validation": {"g1": "h2"}, "test": {g: "t" + g for g in GENERATORS}},
-              "train_cells": [], "eval_cells": eval_cells, "seeds": list(seeds)}
+              "train_cells": [], "eval_cells": eval_cells, "seeds": list(seeds),
+              "recipes": {d: {"name": d, "reconstruction": d in reconstruction, "tags": []} for d in detectors}}
     write_json(store.run_dir(run_id) / "record.json", record)
     return run_id
