@@ -117,8 +117,8 @@ def load_cards(
 ) -> Cards:
     """The protocol, its training card, the recipes (with ``--set`` applied to all) and the degradations; a
     protocol that ships no data needs ``data_root``. Reads no data file."""
-    from mirage_bench.cards import load_recipe
     from mirage_bench.protocol import load_protocol, training_protocol
+    from mirage_bench.zoo.load import recipe_by_name  # a published card runs as the recipe its file loads into
 
     card = load_protocol(protocol, (), protocol_dirs)
     trainer = training_protocol(card, protocol_dirs)
@@ -134,10 +134,10 @@ def load_cards(
         data_root = default_root()
     recipes = []
     for name in detectors:
-        recipe = load_recipe(name, overrides, recipe_dirs)
+        recipe = recipe_by_name(name, overrides, recipe_dirs)
         swap = [f"backbone.name={backbone}"] * bool(backbone) + [f"backbone.pretrained={pretrained}"] * bool(pretrained)
         if swap and recipe.backbone is not None:  # recipes without a backbone (e.g. a CNN from scratch) are unaffected
-            recipe = load_recipe(name, [*overrides, *swap], recipe_dirs)
+            recipe = recipe_by_name(name, [*overrides, *swap], recipe_dirs)
         recipes.append(recipe)
     return Cards(card, trainer, recipes, sources.expand_degradations(card.degradations), list(seeds), Path(data_root))
 

@@ -320,7 +320,11 @@ def _training_record(bench: Benchmark) -> dict[str, Any]:
 def _train(cell: TrainCell, store: Store, options: Options, device: str, progress: Progress) -> None:
     from mirage_bench.detectors.build import build_detector
     from mirage_bench.engine.trainer import train_cell
+    from mirage_bench.zoo.load import is_published_recipe, save_published_checkpoint
 
+    if is_published_recipe(cell.recipe):  # the authors' released weights stand for this cell: nothing is trained
+        save_published_checkpoint(cell.recipe, store.checkpoint_dir(cell.cell_id), {"train_cell_id": cell.cell_id})
+        return
     torch.manual_seed(cell.seed)  # the initial weights are a function of the seed
     detector = build_detector(cell.recipe)
     advance = progress(f"train {cell.recipe.name} on {cell.train_generators} (seed {cell.seed})", cell.steps())

@@ -8,14 +8,14 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from mirage_bench.cards import load_recipe
+from mirage_bench.cards import card_paths, load_recipe
 from mirage_bench.config import RecipeCard
 from mirage_bench.detectors import DETECTORS
 from mirage_bench.detectors.base import Detector
 from mirage_bench.detectors.build import build_detector
 from mirage_bench.detectors.weights_file import refused_objects, unreadable
-from mirage_bench.errors import WeightsError
-from mirage_bench.zoo.card import PublishedCard
+from mirage_bench.errors import ConfigError, WeightsError
+from mirage_bench.zoo.card import PublishedCard, load_published, published_paths
 from mirage_bench.zoo.fetch import resolve
 from mirage_bench.zoo.keymap import map_state
 
@@ -25,12 +25,15 @@ def published_recipe(card: PublishedCard, overrides: Sequence[str] = ()) -> Reci
 
     A detector whose state holds every backbone weight (CNNSpot) is built bare: the file supplies them all.
     """
-    sets = [f"name={card.name}"]
+    sets = []
     if card.backbone is not None:
         sets += [f"backbone.name={card.backbone.name}", f"backbone.pretrained={card.backbone.pretrained}"]
     if DETECTORS.get(card.detector).backbone_in_state:
         sets.append("backbone.pretrained=none")
-    return load_recipe(card.recipe, [*sets, *card.preprocessing.set, *overrides])
+    recipe = load_recipe(card.recipe, [*sets, *card.preprocessing.set, *overrides])
+    recipe.name = card.name  # its rows are its own: never pooled with the recipe trained here
+    recipe.note = f"published checkpoint: the authors' weights ({card.source_short}), scored here, never trained here"
+    return recipe
 
 
 def read_published_state(card: PublishedCard, path: Path) -> dict[str, Tensor]:
@@ -58,12 +61,40 @@ def read_published_state(card: PublishedCard, path: Path) -> dict[str, Tensor]:
 def load_published_detector(card: PublishedCard, weights: str | Path | None = None, offline: bool = False,
                             overrides: Sequence[str] = ()) -> Detector:
     """Our detector (eval mode, CPU) holding the card's published weights, loaded strictly."""
+    return load_into(card, build_detector(published_recipe(card, overrides)), weights, offline)
+
+
+def load_into(card: PublishedCard, detector: Detector, weights: str | Path | None = None, offline: bool = False) -> Detector:
+    """``detector`` (built from the card's recipe) holding the card's verified file, mapped and loaded strictly."""
     local = resolve(card, weights, offline)
     state = read_published_state(card, local.path)
-    detector = build_detector(published_recipe(card, overrides))
     mapped = map_state(card, state, detector.state_dict())
     if detector.backbone_in_state:
         identity = detector.backbone_identity()
         detector.restore_identity({**identity, "pretrained": f"published:{card.name}", "sha256": local.sha256, "random": False})
     detector.load_state_dict(mapped, strict=True)
     return detector.eval()
+
+
+def recipe_by_name(name: str, overrides: Sequence[str] = (), recipe_dirs: Sequence[str | Path] = ()) -> RecipeCard:
+    """A recipe card, or a published card as the recipe its file loads into (named after the published card)."""
+    if name not in published_paths():
+        return load_recipe(name, overrides, recipe_dirs)
+    if name in card_paths("detectors", recipe_dirs):
+        raise ConfigError(f"{name!r} names both a recipe card and a published card; rename the recipe")
+    return published_recipe(load_published(name), overrides)
+
+
+def is_published_recipe(recipe: RecipeCard) -> bool:
+    return recipe.name in published_paths()
+
+
+def save_published_checkpoint(recipe: RecipeCard, folder: Path, metadata: dict[str, object]) -> None:
+    """A training cell's checkpoint made from the published file instead of training: the run then scores it like
+    any other. The threshold is the authors' 0.5 (nothing here calibrates it)."""
+    from mirage_bench.detectors.checkpoint import save_checkpoint
+    from mirage_bench.store import MODEL_FILE
+
+    card = load_published(recipe.name)
+    detector = load_into(card, build_detector(recipe))
+    save_checkpoint(detector, folder / MODEL_FILE, {**metadata, "threshold": 0.5, "published": card.name})

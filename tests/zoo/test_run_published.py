@@ -1,0 +1,42 @@
+"""A published card in a run: its file stands for the training cell, and its rows are its own (never pooled)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+from mirage_bench.detectors.checkpoint import read_checkpoint
+from mirage_bench.engine.benchmark import Benchmark, load_cards
+from mirage_bench.engine.runner import Options, execute, run_predictions
+from mirage_bench.engine.sources import expand_degradations
+from mirage_bench.store import Store
+from mirage_bench.zoo.card import load_published
+from mirage_bench.zoo.fetch import cache_path
+
+from zoo_helpers import FIXTURE, TINY_CLIP
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "engine"))  # the engine tests' tiny image trees
+import helpers  # noqa: E402
+
+
+def test_run_scores_the_published_file_as_a_finished_training_cell(tmp_path: Path) -> None:
+    card = load_published("univfd-ojha2023")
+    cache_path(card).parent.mkdir(parents=True)
+    shutil.copyfile(FIXTURE, cache_path(card))
+    recipes = load_cards("mini", ["univfd-ojha2023"], overrides=TINY_CLIP).recipes  # `run --detectors univfd-ojha2023`
+    assert [r.name for r in recipes] == ["univfd-ojha2023"] and "never trained here" in recipes[0].note
+    tiny = helpers.benchmark(tmp_path / "data")
+    bench = Benchmark(tiny.protocol, tiny.subsets, recipes, expand_degradations(["none"]), [0])
+    record = execute(bench, Options(out=tmp_path / "out"))
+    payload = read_checkpoint(record["train_cells"][0]["checkpoint"])
+    published = torch.load(FIXTURE, map_location="cpu", weights_only=True)
+    assert torch.equal(payload["state"]["fc.weight"], published["weight"])
+    assert payload["metadata"]["published"] == "univfd-ojha2023" and payload["metadata"]["threshold"] == 0.5
+    predictions = run_predictions(Store(tmp_path / "out"), record)
+    assert set(predictions["detector"]) == {"univfd-ojha2023"} and (predictions["threshold"] == 0.5).all()
+    again = execute(bench, Options(out=tmp_path / "out"))
+    assert not again["train_cells"][0]["trained_in_this_run"]
+    assert not any(c["computed_in_this_run"] for c in again["eval_cells"])
