@@ -64,7 +64,7 @@ def missing_message(card: PublishedCard, target: Path, why: str) -> str:
     where = (f"copy the Hugging Face cache folder {target} from a machine that fetched it" if w.url.startswith(HF_PREFIX)
              else f"put it at {target}")
     return (f"published weights of {card.name!r} are not on this machine and {why}: {how}, check that its sha256 is "
-            f"{sha}, and {where} (or pass the file with --weights PATH). "
+            f"{sha}, and {where} (`mirage-bench reproduce` also takes the file as --weights PATH). "
             f"`mirage-bench weights fetch {card.name}` does this on a machine with the internet.")
 
 

@@ -16,7 +16,7 @@ from mirage_bench.detectors.build import build_detector
 from mirage_bench.detectors.weights_file import refused_objects, unreadable
 from mirage_bench.errors import ConfigError, WeightsError
 from mirage_bench.zoo.card import PublishedCard, load_published, published_paths
-from mirage_bench.zoo.fetch import resolve
+from mirage_bench.zoo.fetch import cache_path, missing_message, resolve
 from mirage_bench.zoo.keymap import map_state
 
 
@@ -82,7 +82,10 @@ def recipe_by_name(name: str, overrides: Sequence[str] = (), recipe_dirs: Sequen
         return load_recipe(name, overrides, recipe_dirs)
     if name in card_paths("detectors", recipe_dirs):
         raise ConfigError(f"{name!r} names both a recipe card and a published card; rename the recipe")
-    return published_recipe(load_published(name), overrides)
+    card = load_published(name)
+    if card.weights.manual and not cache_path(card).is_file():  # nothing can fetch it later: say so before any work
+        raise WeightsError(missing_message(card, cache_path(card), "it is downloaded by hand"))
+    return published_recipe(card, overrides)
 
 
 def is_published_recipe(recipe: RecipeCard) -> bool:

@@ -6,12 +6,14 @@ import shutil
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from mirage_bench.detectors.checkpoint import read_checkpoint
 from mirage_bench.engine.benchmark import Benchmark, load_cards
 from mirage_bench.engine.runner import Options, execute, run_predictions
 from mirage_bench.engine.sources import expand_degradations
+from mirage_bench.errors import WeightsError
 from mirage_bench.store import Store
 from mirage_bench.zoo.card import load_published
 from mirage_bench.zoo.fetch import cache_path
@@ -40,3 +42,8 @@ def test_run_scores_the_published_file_as_a_finished_training_cell(tmp_path: Pat
     again = execute(bench, Options(out=tmp_path / "out"))
     assert not again["train_cells"][0]["trained_in_this_run"]
     assert not any(c["computed_in_this_run"] for c in again["eval_cells"])
+
+
+def test_a_hand_downloaded_file_that_is_missing_stops_the_run_before_any_data_is_read() -> None:
+    with pytest.raises(WeightsError, match="'npr-tan2024-genimage' are not on this machine and it is downloaded by hand"):
+        load_cards("mini", ["npr-mini", "npr-tan2024-genimage"])
