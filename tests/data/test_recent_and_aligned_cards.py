@@ -1,5 +1,6 @@
-"""MiraGe's recent-generator test (Sora, DALL-E 3, Infinity) reads a manifest list, trains on GenImage SD v1.4
-and pins nothing it cannot check (issue 28)."""
+"""Issue 28's protocol cards: MiraGe's recent-generator test (Sora, DALL-E 3, Infinity) reads a manifest list,
+trains on GenImage SD v1.4 and pins nothing it cannot check; genimage-aligned re-encodes every GenImage test
+image as JPEG q96 on the fly."""
 
 from __future__ import annotations
 
@@ -30,3 +31,10 @@ def test_a_manifest_list_becomes_one_test_subset_per_generator(tmp_path):
     data = protocol_subsets(card, manifest, roles=("test",))
     assert sorted(data.test) == ["dalle3", "infinity", "sora"]
     assert all(sorted(subset["label"]) == [0, 1] for subset in data.test.values())
+
+
+def test_genimage_aligned_is_genimage_with_every_test_image_re_encoded_as_jpeg_96():
+    aligned, genimage = load_protocol("genimage-aligned"), load_protocol("genimage")
+    assert aligned.degradations == ["none", "jpeg(q=96)"]  # clean beside aligned: the drop is the format's share
+    same = ("layout", "train", "train_split", "test", "test_split", "validation", "subsample", "generators")
+    assert all(getattr(aligned, key) == getattr(genimage, key) for key in same)  # same training cells and test images
