@@ -59,9 +59,18 @@ def detectors_show(
     recipes: Optional[List[Path]] = RecipeDirs,
     overrides: Optional[List[str]] = Overrides,
 ) -> None:
-    """Print a recipe card resolved: defaults < card (and its base) < --set."""
+    """Print a recipe card resolved: defaults < card (and its base) < --set; or a published card as written."""
     from mirage_bench.cards import load_recipe
+    from mirage_bench.zoo.card import load_published, published_paths
 
+    if name in published_paths():
+        if overrides:
+            from mirage_bench.errors import ConfigError
+
+            raise ConfigError(f"{name!r} is a published card, shown as written; --set applies to recipe cards "
+                              f"(show its recipe instead: `mirage-bench detectors show {load_published(name).recipe} --set ...`)")
+        typer.echo(yaml.safe_dump(load_published(name).model_dump(mode="json", exclude={"path"}), sort_keys=False), nl=False)
+        return
     recipe = load_recipe(name, as_list(overrides), as_list(recipes))
     typer.echo(yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False), nl=False)
 

@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 from mirage_bench.detectors.checkpoint import sha256_file
 from mirage_bench.errors import WeightsError
+from mirage_bench.store import say
 from mirage_bench.zoo.card import PublishedCard
 
 HF_PREFIX = "hf-hub:"
@@ -73,8 +74,8 @@ def verified(card: PublishedCard, path: Path) -> LocalFile:
     digest = sha256_file(path)
     expected = card.weights.sha256
     if expected is None:
-        print(f"note: {card.name} is unpinned; {path} has sha256 {digest}: check it against a trusted copy "
-              "before trusting its numbers", file=sys.stderr, flush=True)
+        say(f"note: {card.name} is unpinned; {path} has sha256 {digest}: check it against a trusted copy before "
+            "trusting its numbers")
     elif digest != expected:
         raise WeightsError(
             f"weights file {path} has sha256 {digest}, but published card {card.name!r} expects {expected}: it is "

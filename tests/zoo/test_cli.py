@@ -38,3 +38,10 @@ def test_weights_fetch_offline_names_what_to_do_then_finds_the_file_put_in_place
     assert found.exit_code == 0 and f"univfd-ojha2023: {cache_path(card)} (sha256 {FIXTURE_SHA256})" in found.output
     doctor = runner.invoke(app, ["doctor"], env={"COLUMNS": "2000"})
     assert "1 of 6 cached: univfd-ojha2023" in doctor.output  # its path follows, wrapped as the table likes
+
+
+def test_detectors_show_prints_a_published_card_and_refuses_overrides_on_it() -> None:
+    shown = runner.invoke(app, ["detectors", "show", "cnnspot-wang2020-p05"])
+    assert shown.exit_code == 0 and "kind: published" in shown.output and "state_dict_key: model" in shown.output
+    refused = runner.invoke(app, ["detectors", "show", "cnnspot-wang2020-p05", "--set", "input.size=32"])
+    assert refused.exit_code == 2 and "show its recipe instead: `mirage-bench detectors show cnnspot --set ...`" in refused.output
