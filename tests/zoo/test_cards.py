@@ -45,3 +45,12 @@ def test_a_card_whose_detector_is_not_its_recipes_is_refused(tmp_path) -> None:
         load_published(str(bad))
     with pytest.raises(ConfigError, match="unknown published card 'npr-tan2042'. Did you mean 'npr-tan2024'"):
         load_published("npr-tan2042")
+
+
+def test_published_numbers_name_test_subsets_of_their_protocol() -> None:
+    from mirage_bench.protocol import load_protocol
+
+    for card in list_published():
+        for numbers in card.reproduction:
+            test = load_protocol(numbers.protocol).test
+            assert {s.subset for s in numbers.scores} <= set(test), (card.name, numbers.protocol)
