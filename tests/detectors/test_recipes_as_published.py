@@ -149,3 +149,18 @@ def test_npr_resize256_tests_as_the_authors_test_forensynths_and_ufd(size):
     expected = _normalised(T.Resize((256, 256))(image), spec)
     torch.testing.assert_close(eval_transform(image, spec), expected, rtol=0, atol=1e-6)
     assert load_recipe("npr").input.eval_square is None  # the npr card itself stays at native size
+
+
+@pytest.mark.parametrize("card", ["cnnspot", "univfd"])
+def test_cnnspot_and_univfd_cards_hold_cnndetections_loop(card):
+    """train.py: EarlyStopping(patience=opt.earlystop_epoch=5, delta=-0.001), then -0.002; lr / 10, stop below 1e-6."""
+    train = load_recipe(card).train
+    s = train.schedule
+    assert (s.kind, s.plateau_patience, s.plateau_min_delta, s.plateau_factor, s.min_lr) == ("plateau", 5, (0.001, 0.002), 0.1, 1e-6)
+    assert train.augment == ["cnnspot(p=0.5)"] and train.val_augment == ["cnnspot-val(p=0.5)"]
+
+
+def test_npr_card_holds_the_authors_lr_decay():
+    """README: --delr_freq 10 --lr 0.0002 --niter 50; networks/trainer.py adjust_learning_rate: lr *= 0.9."""
+    train = load_recipe("npr").train
+    assert (train.lr, train.epochs, train.schedule.kind, train.schedule.step_size, train.schedule.step_gamma) == (2e-4, 50, "step", 10, 0.9)
