@@ -10,11 +10,11 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from mirage_bench.cards import builtin_card_dir
+from mirage_bench.cards import builtin_card_dir, load_recipe
 from mirage_bench.config import StrictModel, read_yaml, validate
 from mirage_bench.errors import ConfigError
 
@@ -131,7 +131,7 @@ class PublishedCard(StrictModel):
 
     @property
     def label(self) -> str:
-        """How tables name its rows, never pooled with a recipe trained here."""
+        """``univfd (published)``: the recipe, marked as the authors' weights (a run's rows carry the card's own name)."""
         return f"{self.recipe} (published)"
 
 
@@ -147,8 +147,6 @@ def published_paths() -> dict[str, Path]:
 
 def load_published(name_or_path: str) -> PublishedCard:
     """A published card by name or path, validated; its recipe and detector are checked to agree."""
-    from mirage_bench.cards import load_recipe
-
     candidate = Path(name_or_path)
     if candidate.suffix in {".yaml", ".yml"}:
         path = candidate
