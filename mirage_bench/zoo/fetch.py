@@ -60,13 +60,14 @@ def resolve(card: PublishedCard, path: str | Path | None = None, offline: bool =
 def missing_message(card: PublishedCard, target: Path, why: str) -> str:
     """The one message for a file that is not here: the URL, the expected sha256 and the exact path to put it at."""
     w = card.weights
-    sha = w.sha256 or "unpinned (the card has no sha256 yet: compare with a trusted copy)"
+    check = (f"check that its sha256 is {w.sha256}" if w.sha256
+             else "note its sha256 (the card pins none yet: compare it with a trusted copy)")
     how = f"download {w.url}" + (f" ({w.note})" if w.manual and w.note else "")
     where = (f"copy the Hugging Face cache folder {target} from a machine that fetched it" if w.url.startswith(HF_PREFIX)
              else f"put it at {target}")
-    return (f"published weights of {card.name!r} are not on this machine and {why}: {how}, check that its sha256 is "
-            f"{sha}, and {where} (`mirage-bench reproduce` also takes the file as --weights PATH). "
-            f"`mirage-bench weights fetch {card.name}` does this on a machine with the internet.")
+    return (f"published weights of {card.name!r} are not on this machine and {why}: {how}, {check}, and {where} "
+            f"(`mirage-bench reproduce` also takes the file as --weights PATH). `mirage-bench weights fetch {card.name}` "
+            "does this on a machine with the internet.")
 
 
 def verified(card: PublishedCard, path: Path) -> LocalFile:

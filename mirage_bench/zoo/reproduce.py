@@ -69,7 +69,8 @@ def reproduce(card: PublishedCard, data_root: str | Path, protocol: str | None =
             theirs = getattr(paper, metric)
             row |= {f"{metric} ours": ours[metric], f"{metric} paper": theirs,
                     f"{metric} diff": np.nan if theirs is None else ours[metric] - theirs}
-        row["beyond tolerance"] = any(abs(row[f"{m} diff"]) > published.tolerance for m in ("acc", "ap") if not np.isnan(row[f"{m} diff"]))
+        diffs = [row[f"{m} diff"] for m in ("acc", "ap")]
+        row["beyond tolerance"] = any(abs(d) > published.tolerance for d in diffs if not np.isnan(d))
         rows.append(row)
     frame = pd.DataFrame(rows)
     frame.attrs.update(source=published.source, tolerance=published.tolerance, protocol=published.protocol, label=card.label,
