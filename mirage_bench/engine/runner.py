@@ -23,6 +23,7 @@ from mirage_bench.engine.record import base_record
 from mirage_bench.engine.timing import cell_seconds
 from mirage_bench.errors import ConfigError, ContractError, DataError
 from mirage_bench.store import Store, write_json
+from mirage_bench.zoo.load import is_published_recipe, save_published_checkpoint
 
 #: Degradation seeds are ``image_seed(DEGRADATION_BASE_SEED, image_id)``: fixed, so cells are comparable.
 DEGRADATION_BASE_SEED = 0
@@ -285,7 +286,7 @@ def _execute(bench: Benchmark, options: Options, train: bool, evaluate: bool, pr
         ckpt = checkpoint_hash(store, cell)
         trained_now = ckpt is None
         if ckpt is None:
-            if not train:
+            if not train and not is_published_recipe(cell.recipe):  # a published card's file needs no training
                 raise DataError(f"{cell.recipe.name} (train {cell.train_generators}, seed {cell.seed}) has no checkpoint in "
                                 f"{store.checkpoint_dir(cell.cell_id)}; run `mirage-bench train` or `mirage-bench run` first")
             _train(cell, store, options, device, progress)
@@ -320,7 +321,6 @@ def _training_record(bench: Benchmark) -> dict[str, Any]:
 def _train(cell: TrainCell, store: Store, options: Options, device: str, progress: Progress) -> None:
     from mirage_bench.detectors.build import build_detector
     from mirage_bench.engine.trainer import train_cell
-    from mirage_bench.zoo.load import is_published_recipe, save_published_checkpoint
 
     if is_published_recipe(cell.recipe):  # the authors' released weights stand for this cell: nothing is trained
         save_published_checkpoint(cell.recipe, store.checkpoint_dir(cell.cell_id), {"train_cell_id": cell.cell_id})

@@ -32,7 +32,7 @@ def test_run_scores_the_published_file_as_a_finished_training_cell(tmp_path: Pat
     assert [r.name for r in recipes] == ["univfd-ojha2023"] and "never trained here" in recipes[0].note
     tiny = helpers.benchmark(tmp_path / "data")
     bench = Benchmark(tiny.protocol, tiny.subsets, recipes, expand_degradations(["none"]), [0])
-    record = execute(bench, Options(out=tmp_path / "out"))
+    record = execute(bench, Options(out=tmp_path / "out"), train=False)  # `mirage-bench eval`: nothing to train
     payload = read_checkpoint(record["train_cells"][0]["checkpoint"])
     published = torch.load(FIXTURE, map_location="cpu", weights_only=True)
     assert torch.equal(payload["state"]["fc.weight"], published["weight"])
