@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Sequence
 
@@ -37,7 +38,15 @@ def published_recipe(card: PublishedCard, overrides: Sequence[str] = ()) -> Reci
 
 
 def read_published_state(card: PublishedCard, path: Path) -> dict[str, Tensor]:
-    """The file's state dict: tensors only (``weights_only``), on the CPU whatever device it was saved from."""
+    """The file's state dict: tensors only (``weights_only``), on the CPU whatever device it was saved from. An
+    unpinned file (no sha256 to check) in torch's zip format has its records' CRC-32 checked first, which
+    ``torch.load`` never does."""
+    from mirage_bench.store import zip_damage
+
+    damage = zip_damage(path) if card.weights.sha256 is None and zipfile.is_zipfile(path) else None
+    if damage is not None:
+        raise WeightsError(f"published weights {path} of {card.name!r} are damaged ({damage}); download them again "
+                           f"from {card.weights.url}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError/RuntimeError/EOFError for refused or damaged files

@@ -113,3 +113,13 @@ def test_hf_hub_sources_go_through_huggingface_hub(monkeypatch: pytest.MonkeyPat
     asked = []
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda repo, name: asked.append((repo, name)) or str(FIXTURE))
     assert resolve(card).path == FIXTURE and asked == [("org/repo", "fc_weights.pth")]
+
+
+def test_a_damaged_unpinned_file_is_refused_before_torch_reads_it(tmp_path: Path) -> None:
+    file = save(fixture_state(), tmp_path / "fc.pth")
+    data = bytearray(file.read_bytes())
+    offset = data.index(fixture_state()["weight"].numpy().tobytes()[:16])
+    data[offset] ^= 0x01  # one flipped bit in the weights: torch.load alone would load it silently
+    file.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="are damaged \\(record .* fails its CRC-32 check\\)"):
+        load_published_detector(unpinned_univfd(), weights=file, overrides=TINY_CLIP)
