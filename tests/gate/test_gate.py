@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,23 +20,13 @@ from mirage_bench.gate.baseline import read_baseline
 from mirage_bench.gate.trained import FACTOR, FLOOR, summary
 from mirage_bench.reports.runs import load_runs
 
-_HELPERS = Path(__file__).parents[1] / "engine" / "helpers.py"
-
-
-def _helpers():
-    spec = importlib.util.spec_from_file_location("engine_test_helpers", _HELPERS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, engine_helpers):
     """Two stores of the same tiny benchmark: seed 0 (the anchor) and seed 1 (a spread sample)."""
     data = tmp_path_factory.mktemp("data")
     anchor, other = tmp_path_factory.mktemp("anchor"), tmp_path_factory.mktemp("other")
-    execute(_helpers().benchmark(data, seeds=(0,)), Options(out=anchor))
-    execute(_helpers().benchmark(data, seeds=(1,)), Options(out=other))
+    execute(engine_helpers.benchmark(data, seeds=(0,)), Options(out=anchor))
+    execute(engine_helpers.benchmark(data, seeds=(1,)), Options(out=other))
     return data, anchor, other
 
 

@@ -1,8 +1,6 @@
 """The CLI end to end: a real (tiny) engine run, reported and ranked (the regression gate: tests/gate)."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -11,21 +9,11 @@ from typer.testing import CliRunner
 from mirage_bench.cli import app
 from mirage_bench.engine.runner import Options, execute
 
-_HELPERS = Path(__file__).parents[1] / "engine" / "helpers.py"
-
-
-def _engine_helpers():
-    spec = importlib.util.spec_from_file_location("engine_test_helpers", _HELPERS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, engine_helpers):
     """A tiny real run: tinycnn trained and scored by the engine, predictions in the store."""
     data, out = tmp_path_factory.mktemp("data"), tmp_path_factory.mktemp("runs")
-    record = execute(_engine_helpers().benchmark(data), Options(out=out))
+    record = execute(engine_helpers.benchmark(data), Options(out=out))
     return out, record["run_id"]
 
 
@@ -59,7 +47,7 @@ def test_predict_command_prints_json(run, tmp_path):
     assert [r["threshold"] for r in rows] == pytest.approx([frame.threshold.iloc[0]] * 3)
 
 
-def test_ablate_runs_full_model_and_variants_on_the_same_cells(tmp_path, monkeypatch):
+def test_ablate_runs_full_model_and_variants_on_the_same_cells(tmp_path, monkeypatch, engine_helpers):
     import yaml
 
     from mirage_bench.cards import load_recipe
@@ -67,7 +55,7 @@ def test_ablate_runs_full_model_and_variants_on_the_same_cells(tmp_path, monkeyp
     from mirage_bench.reports.ablation import ablation_table, run_ablation
     from mirage_bench.reports.runs import load_runs
 
-    helpers = _engine_helpers()
+    helpers = engine_helpers
     cards = tmp_path / "cards"
     cards.mkdir()
     tiny = {"params": {"width": 4, "stages": 2}, "input": {"size": 16}, "train": {"batch_size": 4, "epochs": 1}}
