@@ -17,7 +17,7 @@ import pandas as pd
 from mirage_bench.errors import ConfigError, DataError
 from mirage_bench.protocol import HEADLINE_METRICS
 from mirage_bench.reports.resample import Subset, interval, point_means, resampled_means
-from mirage_bench.reports.tables import MEAN
+from mirage_bench.reports.tables import MEAN, ROW_FLAGS
 
 PAIR_KEYS = ["train_generators", "seed", "degradation", "generator"]
 
@@ -77,6 +77,7 @@ def ablation_table(predictions: pd.DataFrame, full: str, metrics: Sequence[str] 
             raise DataError(f"variant {variant!r} and {full!r} were not run on the same cells (e.g. {missing[0]}); "
                             "run both with the same protocol and seeds")
         pairs = {key: _subset(base[key], mine[key], f"{variant} vs {full} on {key}") for key in base}
+        flags = {flag: bool(predictions.loc[predictions["detector"] == variant, flag].any()) for flag in ROW_FLAGS}
         groups: dict[tuple, list[Subset]] = {}
         for (train, _, degradation, generator), subset in pairs.items():
             groups.setdefault((train, degradation, generator), []).append(subset)
@@ -91,7 +92,7 @@ def ablation_table(predictions: pd.DataFrame, full: str, metrics: Sequence[str] 
                 rows.append({"variant": variant, "train_generators": train, "degradation": degradation, "generator": generator,
                              "metric": name, "full": 100 * full_value, "value": 100 * variant_value,
                              "delta": 100 * (variant_value - full_value), "lo": 100 * lo, "hi": 100 * hi,
-                             "images": sum(len(s.labels) for s in subsets)})
+                             "images": sum(len(s.labels) for s in subsets), **flags})
     return pd.DataFrame(rows)
 
 

@@ -70,3 +70,12 @@ def test_the_mirage_cards_are_reconstructions_and_the_baselines_are_not():
         assert load_recipe(card).reconstruction, card
     for card in ("cnnspot", "univfd", "coop", "npr", "tinycnn"):
         assert not load_recipe(card).reconstruction, card
+
+
+def test_ablation_csv_rows_carry_the_variants_flags(tmp_path):
+    from mirage_bench.reports.ablation import ablation_table
+
+    run_id = storegen.write_run(tmp_path, detectors=("full", "variant"), degradations=("none",), random=["full", "variant"],
+                                reconstruction=["full", "variant"])
+    table = ablation_table(load_runs(tmp_path, [run_id]).predictions, "full", metrics=("acc",), n_boot=0)
+    assert table["random_backbone"].all() and table["reconstruction"].all()
