@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from mirage_bench import metrics as M
-from mirage_bench.reports.tables import DAGGER, FAMILY, MEAN, ordered_columns
+from mirage_bench.reports.tables import FAMILY, MEAN, ordered_columns
 
 #: Degradation kind -> (parameter, axis label) for robustness curves.
 CURVE_AXES = {"jpeg": ("q", "JPEG quality"), "webp": ("q", "WebP quality"), "blur": ("s", "blur sigma"),
@@ -48,11 +48,7 @@ def _seed_means(long: pd.DataFrame, metric: str) -> pd.DataFrame:
     return M.over_seeds(long[long["metric"] == metric])
 
 
-def _label(detector: str, random: set[str]) -> str:
-    return detector + (DAGGER if detector in random else "")
-
-
-def heatmaps(long: pd.DataFrame, random: set[str], generators: Sequence[str] = (), metric: str = "acc") -> list[Figure]:
+def heatmaps(long: pd.DataFrame, labels: dict[str, str], generators: Sequence[str] = (), metric: str = "acc") -> list[Figure]:
     """Per detector: training set (rows) x test generator (columns) accuracy on clean images."""
     plt = _pyplot()
     table = _seed_means(long[long["degradation"] == "none"], metric)
@@ -68,7 +64,7 @@ def heatmaps(long: pd.DataFrame, random: set[str], generators: Sequence[str] = (
             ax.text(j, i, "–" if np.isnan(v) else f"{v:.0f}", ha="center", va="center", color="w" if v < 60 else "k", fontsize=7)
         ax.set_xlabel("test generator")
         ax.set_ylabel("trained on")
-        title = f"{_label(detector, random)}: {M.METRICS.get(metric).title} (%)"
+        title = f"{labels[detector]}: {M.METRICS.get(metric).title} (%)"
         ax.set_title(title, fontsize=9)
         fig.colorbar(image, ax=ax)
         out.append(Figure(f"heatmap-{detector}", title, _png(fig)))
@@ -85,7 +81,7 @@ def _axis_value(spec: str) -> tuple[str, float] | None:
     return (call.name, float(value)) if isinstance(value, (int, float)) else None
 
 
-def robustness_curves(long: pd.DataFrame, random: set[str], metric: str = "acc") -> list[Figure]:
+def robustness_curves(long: pd.DataFrame, labels: dict[str, str], metric: str = "acc") -> list[Figure]:
     """Per degradation kind: the metric (mean over test generators) against its strength, one line per detector."""
     plt = _pyplot()
     table = _seed_means(long[long["generator"] == MEAN], metric)
@@ -97,7 +93,7 @@ def robustness_curves(long: pd.DataFrame, random: set[str], metric: str = "acc")
             points = sorted((axes[s][1], 100 * v) for s, v in zip(part["degradation"], part["mean"]) if axes.get(s) and axes[s][0] == kind)
             if not points:
                 continue
-            line = ax.plot(*zip(*points), marker="o", label=f"{_label(detector, random)} ({train})")[0]
+            line = ax.plot(*zip(*points), marker="o", label=f"{labels[detector]} ({train})")[0]
             clean = part.loc[part["degradation"] == "none", "mean"]
             if len(clean):
                 ax.axhline(100 * clean.item(), color=line.get_color(), linestyle="--", linewidth=0.8)
@@ -110,7 +106,7 @@ def robustness_curves(long: pd.DataFrame, random: set[str], metric: str = "acc")
     return out
 
 
-def score_histograms(predictions: pd.DataFrame, random: set[str], generators: Sequence[str] = ()) -> list[Figure]:
+def score_histograms(predictions: pd.DataFrame, labels: dict[str, str], generators: Sequence[str] = ()) -> list[Figure]:
     """Per detector: p_fake of reals and fakes on clean images, one panel per test generator."""
     plt = _pyplot()
     clean = predictions[predictions["degradation"] == "none"]
@@ -126,7 +122,7 @@ def score_histograms(predictions: pd.DataFrame, random: set[str], generators: Se
             ax.set_title(generator, fontsize=8)
             ax.set_xlabel("p_fake", fontsize=7)
         axes[0][0].legend(fontsize=7)
-        title = f"{_label(detector, random)}: p_fake of reals and fakes per generator (clean)"
+        title = f"{labels[detector]}: p_fake of reals and fakes per generator (clean)"
         fig.suptitle(title, fontsize=9)
         out.append(Figure(f"hist-{detector}", title, _png(fig)))
     return out

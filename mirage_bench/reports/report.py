@@ -19,9 +19,11 @@ from mirage_bench.reports.page import page
 from mirage_bench.reports.render import TEXT_FORMATS
 from mirage_bench.reports.runs import RANDOM_BACKBONE_NOTE, RECONSTRUCTION_NOTE, Evidence
 from mirage_bench.reports.tables import (
+    ROW_FLAGS,
     Table,
     degradation_table,
     main_table,
+    marked,
     metric_long,
     with_row_flags,
 )
@@ -53,9 +55,10 @@ def build_report(evidence: Evidence, metrics: Sequence[str] = M.DEFAULT_METRICS,
     tables = [main_table(long, preds, evidence.generator_order, evidence.metrics), degradation_table(long, preds, evidence.metrics)]
     figures: list[F.Figure] = []
     if with_figures:
-        random = set(preds.loc[preds["random_backbone"].astype(bool), "detector"])
-        figures = [*F.heatmaps(long, random, evidence.generator_order), *F.robustness_curves(long, random),
-                   *F.score_histograms(preds, random, evidence.generator_order)]
+        flags = preds.groupby("detector")[list(ROW_FLAGS)].any()
+        labels = {detector: marked(detector, row) for detector, row in flags.to_dict("index").items()}  # † and ‡ as the tables
+        figures = [*F.heatmaps(long, labels, evidence.generator_order), *F.robustness_curves(long, labels),
+                   *F.score_histograms(preds, labels, evidence.generator_order)]
     return Report(evidence, long, tables, figures)
 
 

@@ -79,3 +79,11 @@ def test_ablation_csv_rows_carry_the_variants_flags(tmp_path):
                                 reconstruction=["full", "variant"])
     table = ablation_table(load_runs(tmp_path, [run_id]).predictions, "full", metrics=("acc",), n_boot=0)
     assert table["random_backbone"].all() and table["reconstruction"].all()
+
+
+def test_figures_carry_the_marks(tmp_path):
+    run_id = storegen.write_run(tmp_path, detectors=("alpha", "gamma"), degradations=("none", "jpeg(q=50)"),
+                                random=["gamma"], reconstruction=["gamma"])
+    figures = build_report(load_runs(tmp_path, [run_id]), metrics=("acc",), n_boot=0).figures
+    titles = {f.name: f.title for f in figures}
+    assert titles["heatmap-gamma"].startswith("gamma†‡:") and titles["hist-alpha"].startswith("alpha:")
