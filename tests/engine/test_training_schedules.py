@@ -156,3 +156,42 @@ def test_a_plateau_run_keeps_the_best_epoch_since_the_last_drop(tmp_path, epochs
             lr, stopping = lr / 10.0, _EarlyStopping(patience=1, delta=-0.002)
     assert [row["lr"] for row in history] == pytest.approx(lrs, rel=1e-12)
     assert result.best_epoch == saved[-1]
+
+
+class _Killed(BaseException):
+    """Stands in for SIGKILL (no except clause catches it)."""
+
+
+def test_a_killed_plateau_run_resumes_to_the_same_weights_and_schedule(tmp_path, monkeypatch):
+    """The plateau's state (lr, best since the last drop, bad epochs, drops) is part of state.pt."""
+    from mirage_bench.detectors.build import build_detector
+    from mirage_bench.detectors.checkpoint import read_checkpoint
+    from mirage_bench.engine import trainer
+
+    bench = helpers.benchmark(tmp_path / "data")
+    recipe = helpers.recipe("train.epochs=5", "train.lr=0.01", "train.val_augment=[cnnspot-val(p=0.5)]",
+                            "train.schedule={kind: plateau, plateau_patience: 1, plateau_min_delta: [0.001, 0.002], min_lr: 1.0e-9}")
+    train, validation = bench.subsets.train["g1"], bench.subsets.validation["g1"]
+
+    def run(workdir):
+        torch.manual_seed(0)
+        workdir.mkdir(exist_ok=True)
+        return read_checkpoint(trainer.train_cell(build_detector(recipe), train, validation, 0, workdir).checkpoint)
+
+    reference = run(tmp_path / "reference")
+    original, calls = trainer._accuracy, {"n": 0}
+
+    def dies_on_the_second_epoch(*args):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise _Killed()
+        return original(*args)
+
+    monkeypatch.setattr(trainer, "_accuracy", dies_on_the_second_epoch)
+    with pytest.raises(_Killed):
+        run(tmp_path / "killed")
+    monkeypatch.setattr(trainer, "_accuracy", original)
+    resumed = run(tmp_path / "killed")
+    assert resumed["metadata"]["history"] == reference["metadata"]["history"]
+    assert resumed["metadata"]["best_epoch"] == reference["metadata"]["best_epoch"]
+    assert all(torch.equal(resumed["state"][k], reference["state"][k]) for k in reference["state"])
