@@ -31,6 +31,15 @@ _Impl = typer.Option("auto", "--impl", help="Evaluation path: reference (PIL/sci
 _Compile = typer.Option(False, "--compile", help="Fast path: score with torch.compile (worth it for large backbones on GPUs).")
 _Boot = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the 95% intervals (0: none).")
 _Wait = typer.Option(False, "--wait", help="If another run is writing --out, wait until it ends (default: refuse at once).")
+_Launcher = typer.Option("local", "--launcher", help="local: this process (or torchrun group); submitit: each training cell and each "
+                         "checkpoint's evaluation a Slurm job; submitit-local: the same jobs as local processes (no Slurm).")
+_Partition = typer.Option(None, "--slurm-partition", help="Slurm partition of the jobs (--launcher submitit).")
+_Account = typer.Option(None, "--slurm-account", help="Slurm account charged for the jobs (--launcher submitit).")
+_Gpus = typer.Option(0, "--gpus-per-job", help="GPUs each job asks for (pass --device cuda with 1).")
+_Cpus = typer.Option(None, "--cpus-per-job", help="CPU cores each job asks for (data loading workers use them).")
+_Mem = typer.Option(None, "--slurm-mem", help="Memory per job, in GB.")
+_Time = typer.Option(240, "--slurm-time", help="Time limit per job, in minutes; a job stopped at its limit is requeued and resumes.")
+_MaxJobs = typer.Option(None, "--max-jobs", help="Most training jobs running at once (the job array's parallelism).")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -49,7 +58,7 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def _go(stages: tuple[bool, bool], protocol, detectors, data_root, train_data_root, out, seeds, overrides, device, dry_run,
-        cells, workers, backbone, pretrained, recipes, protocols, n_boot, impl, compile_model, wait) -> None:
+        cells, workers, backbone, pretrained, recipes, protocols, n_boot, impl, compile_model, wait, launcher) -> None:
     from mirage_bench.data.facts_cache import FactsCache
     from mirage_bench.data.images import MAX_PIXELS
     from mirage_bench.engine.runner import Options, load_benchmark, preflight
@@ -60,6 +69,7 @@ def _go(stages: tuple[bool, bool], protocol, detectors, data_root, train_data_ro
         raise ConfigError("--cells lists the plan's cells and runs nothing; pass it with --dry-run")
     if n_boot < 0:
         raise ConfigError(f"--bootstrap {n_boot} is negative; give the number of resamples (0: no intervals)")
+    launcher.check()
     names = None if detectors is None else [d.strip() for d in detectors.split(",") if d.strip()]
     options = Options(out=out, device=device, workers=workers, impl=impl, compile=compile_model, wait=wait)
     store = Store(out, repair=not dry_run)
@@ -67,21 +77,21 @@ def _go(stages: tuple[bool, bool], protocol, detectors, data_root, train_data_ro
         def check(cards) -> None:
             """Before the data is read: every option and card, then the output folder's lock (a dry run writes
             nothing and takes none). A config error leaves no file behind."""
-            preflight(cards, options, writes=not dry_run)
+            preflight(cards, options, writes=not dry_run, device_here=launcher.kind != "submitit")  # Slurm jobs check their GPU
             if not dry_run:
                 held.enter_context(hold_store(out, wait=wait, notify=_say))
 
         with FactsCache(store.facts_path(), MAX_PIXELS, writable=not dry_run) as facts:  # a dry run changes no file
             bench = load_benchmark(protocol, names, data_root, parse_seeds(seeds), as_list(overrides), backbone, pretrained,
                                    as_list(recipes), as_list(protocols), train_data_root=train_data_root, facts=facts, check=check)
-        _work(stages, bench, store, options, dry_run, cells, n_boot)
+        _work(stages, bench, store, options, dry_run, cells, n_boot, launcher)
 
 
 def _say(line: str) -> None:
     console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
-def _work(stages: tuple[bool, bool], bench, store, options, dry_run: bool, cells: bool, n_boot: int) -> None:
+def _work(stages: tuple[bool, bool], bench, store, options, dry_run: bool, cells: bool, n_boot: int, launcher) -> None:
     """What ``_go`` does once the data is read: the plan (``--dry-run``), or the run and its table."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -97,6 +107,12 @@ def _work(stages: tuple[bool, bool], bench, store, options, dry_run: bool, cells
     for source in bench.sources if main else []:
         for line in source.lines():
             _say(line)
+    if dry_run and launcher.kind != "local":
+        from mirage_bench.cluster.launch import describe_jobs, plan_jobs
+
+        for line in describe_jobs(plan_jobs(bench, store, evaluation_impl(bench, options, options.device), *stages), launcher):
+            _say(line)
+        return
     if dry_run:
         plan = describe_plan(bench, store, evaluation_impl(bench, options, options.device))
         title = f"Plan for {bench.protocol.name} v{bench.protocol.version} in {out}"
@@ -106,12 +122,17 @@ def _work(stages: tuple[bool, bool], bench, store, options, dry_run: bool, cells
             console.print(f"{models} training cell(s), {models * len(bench.protocol.test) * len(bench.degradations)} "
                           "evaluation cell(s); --dry-run --cells lists each with its id", highlight=False)
         return
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
-        def progress(description: str, total: int):
-            task = bar.add_task(description, total=total)
-            return lambda n: bar.advance(task, n)
+    if launcher.kind != "local":
+        from mirage_bench.cluster.launch import execute_jobs
 
-        record = execute(bench, options, train=stages[0], evaluate=stages[1], progress=progress, checked=True)
+        record = execute_jobs(bench, options, launcher, train=stages[0], evaluate=stages[1], notify=_say)
+    else:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
+            def progress(description: str, total: int):
+                task = bar.add_task(description, total=total)
+                return lambda n: bar.advance(task, n)
+
+            record = execute(bench, options, train=stages[0], evaluate=stages[1], progress=progress, checked=True)
     if not main:
         return
     if not stages[1]:
@@ -141,10 +162,15 @@ def _command(stages: tuple[bool, bool], doc: str):
         overrides: Optional[List[str]] = Overrides, device: str = _Device, dry_run: bool = _DryRun, cells: bool = _Cells,
         workers: Optional[int] = _Workers, backbone: Optional[str] = _Backbone, pretrained: Optional[str] = _Pretrained,
         recipes: Optional[List[Path]] = RecipeDirs, protocols: Optional[List[Path]] = ProtocolDirs, n_boot: int = _Boot,
-        impl: str = _Impl, compile_model: bool = _Compile, wait: bool = _Wait,
+        impl: str = _Impl, compile_model: bool = _Compile, wait: bool = _Wait, launcher: str = _Launcher,
+        slurm_partition: Optional[str] = _Partition, slurm_account: Optional[str] = _Account, gpus_per_job: int = _Gpus,
+        cpus_per_job: Optional[int] = _Cpus, slurm_mem: Optional[float] = _Mem, slurm_time: int = _Time, max_jobs: Optional[int] = _MaxJobs,
     ) -> None:
+        from mirage_bench.cluster.launch import Launcher
+
+        jobs = Launcher(launcher, slurm_partition, slurm_account, gpus_per_job, cpus_per_job, slurm_mem, slurm_time, max_jobs)
         _go(stages, protocol, detectors, data_root, train_data_root, out, seeds, overrides, device, dry_run, cells, workers, backbone,
-            pretrained, recipes, protocols, n_boot, impl, compile_model, wait)
+            pretrained, recipes, protocols, n_boot, impl, compile_model, wait, jobs)
 
     command.__doc__ = doc
     return command

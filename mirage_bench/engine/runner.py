@@ -99,14 +99,16 @@ class Options:
         return max(1, min(16, distributed.cores_per_rank() - 1))
 
 
-def preflight(cards: Benchmark | Cards, options: Options, *, writes: bool = True) -> None:
+def preflight(cards: Benchmark | Cards, options: Options, *, writes: bool = True, device_here: bool = True) -> None:
     """Every check a run can make before it reads data or trains, none of which writes a file: the device, the
     evaluation path, the worker count, every detector built on the meta device (its weights file loaded and
     shape-checked) and, for a run that ``writes``, the output folder. The CLI calls it before the data scan;
-    ``execute`` calls it unless told the caller did."""
+    ``execute`` calls it unless told the caller did. ``device_here=False``: the device is another machine's (a
+    Slurm job's GPU, checked by the job), not this one's."""
     from mirage_bench.engine.preflight import check_recipes, check_writable
 
-    distributed.check_device(options.device)
+    if device_here:
+        distributed.check_device(options.device)
     evaluation_impl(cards, options, options.device)
     options.resolved_workers(options.device)
     check_recipes(cards.recipes)
@@ -273,14 +275,8 @@ def _execute(bench: Benchmark, options: Options, train: bool, evaluate: bool, pr
     if rank == 0:  # this process holds the store: what killed runs left is tidied before this run claims its id
         store.clean_leftovers()
     run_id = distributed.broadcast_object(store.new_run_id() if rank == 0 else None)
-    record = base_record(run_id, device, world)
     hashes = data_hashes(bench)
-    record.update(protocol={"name": bench.protocol.name, "version": bench.protocol.version, "card": bench.protocol.model_dump(mode="json")},
-                  recipes={r.name: r.model_dump(mode="json") for r in bench.recipes}, seeds=bench.seeds,
-                  degradations=[d.spec for d in bench.degradations], degradation_impl=impl, workers=options.workers,
-                  data=hashes,
-                  training_protocol=_training_record(bench), data_sources=[s.record() for s in bench.sources],
-                  train_cells=[], eval_cells=[])
+    record = run_record(bench, options, run_id, device, world, impl, hashes)
     jobs = []
     for cell in train_cells(bench, hashes):
         ckpt = checkpoint_hash(store, cell)
@@ -291,23 +287,42 @@ def _execute(bench: Benchmark, options: Options, train: bool, evaluate: bool, pr
                                 f"{store.checkpoint_dir(cell.cell_id)}; run `mirage-bench train` or `mirage-bench run` first")
             _train(cell, store, options, device, progress)
             ckpt = checkpoint_hash(store, cell)
-        ckpt_path = store.checkpoint_dir(cell.cell_id) / "model.pt"
-        record["train_cells"].append({"cell_id": cell.cell_id, "detector": cell.recipe.name, "train_generators": cell.train_generators,
-                                      "seed": cell.seed, "checkpoint": str(ckpt_path), "checkpoint_sha256": ckpt,
-                                      "trained_in_this_run": trained_now, "train_manifest": cell.train_hash,
-                                      "validation_manifest": cell.validation_hash})
+        record["train_cells"].append(train_entry(store, cell, ckpt, trained_now))
         jobs += eval_jobs(bench, cell, ckpt, hashes["test"], impl)
     if evaluate:
         seconds = _evaluate_all(jobs, bench, store, options, device, run_id, progress, impl)
-        for job in jobs:
-            for spec, cell_id in job.cell_ids.items():
-                record["eval_cells"].append({"cell_id": cell_id, "train_cell_id": job.train_cell.cell_id, "generator": job.generator,
-                                             "degradation": spec, "images": len(job.subset), "computed_in_this_run": cell_id in seconds,
-                                             "seconds": seconds.get(cell_id)})
+        record["eval_cells"] += eval_entries(jobs, seconds)
     if rank == 0:
         write_json(store.run_dir(run_id) / "record.json", record)
     distributed.barrier()
     return record
+
+
+def run_record(bench: Benchmark, options: Options, run_id: str, device: str, world: int, impl: str,
+               hashes: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """The run record before its cells: the machine, the cards, the data (``hashes``: ``data_hashes(bench)``)."""
+    record = base_record(run_id, device, world)
+    record.update(protocol={"name": bench.protocol.name, "version": bench.protocol.version, "card": bench.protocol.model_dump(mode="json")},
+                  recipes={r.name: r.model_dump(mode="json") for r in bench.recipes}, seeds=bench.seeds,
+                  degradations=[d.spec for d in bench.degradations], degradation_impl=impl, workers=options.workers,
+                  data=hashes,
+                  training_protocol=_training_record(bench), data_sources=[s.record() for s in bench.sources],
+                  train_cells=[], eval_cells=[])
+    return record
+
+
+def train_entry(store: Store, cell: TrainCell, ckpt: str, trained_now: bool) -> dict[str, Any]:
+    """A training cell as the run record lists it (``ckpt``: its checkpoint's content hash)."""
+    return {"cell_id": cell.cell_id, "detector": cell.recipe.name, "train_generators": cell.train_generators,
+            "seed": cell.seed, "checkpoint": str(store.checkpoint_dir(cell.cell_id) / "model.pt"), "checkpoint_sha256": ckpt,
+            "trained_in_this_run": trained_now, "train_manifest": cell.train_hash, "validation_manifest": cell.validation_hash}
+
+
+def eval_entries(jobs: Sequence[EvalJob], seconds: dict[str, float]) -> list[dict[str, Any]]:
+    """The jobs' evaluation cells as the run record lists them (``seconds``: of the cells computed in this run)."""
+    return [{"cell_id": cell_id, "train_cell_id": job.train_cell.cell_id, "generator": job.generator, "degradation": spec,
+             "images": len(job.subset), "computed_in_this_run": cell_id in seconds, "seconds": seconds.get(cell_id)}
+            for job in jobs for spec, cell_id in job.cell_ids.items()]
 
 
 def _training_record(bench: Benchmark) -> dict[str, Any]:

@@ -1,0 +1,117 @@
+"""The benchmark matrix as submitit jobs (issue 32), through submitit's local executor: no Slurm needed."""
+
+import json
+import os
+import signal
+import socket
+import threading
+import time
+
+import pytest
+import submitit
+from typer.testing import CliRunner
+
+from mirage_bench.cli import app
+from mirage_bench.cluster import launch
+from mirage_bench.cluster.cell_lock import claim_cell, lock_path
+from mirage_bench.cluster.jobs import JobSpec, TrainJob, save_plan
+from mirage_bench.engine import runner
+from mirage_bench.engine.store_lock import StoreInUse
+from mirage_bench.store import Store
+
+LOCAL = launch.Launcher("submitit-local", poll_s=0.1)
+
+
+def _options(out):
+    return runner.Options(out=out, state_every=1)  # a state.pt after every training step: a job can be killed mid-training
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, engine_helpers):
+    """The tiny benchmark, what a one-process run stores for it and its checkpoint's content hash."""
+    root = tmp_path_factory.mktemp("tiny")
+    bench = engine_helpers.benchmark(root / "data")
+    runner.execute(bench, _options(root / "one"))
+    return bench, engine_helpers.stored_logits(root / "one"), runner.checkpoint_hash(Store(root / "one"), runner.train_cells(bench)[0])
+
+
+def test_jobs_store_the_one_process_predictions(tiny, tmp_path, engine_helpers):
+    bench, reference, _ = tiny
+    record = launch.execute_jobs(bench, _options(tmp_path), LOCAL)
+    assert engine_helpers.stored_logits(tmp_path).equals(reference)  # same cell ids, same bits
+    assert [(j["kind"], j["state"]) for j in record["jobs"]] == [("train", "done"), ("eval", "done")]
+    assert record["train_cells"][0]["trained_in_this_run"] and all(c["computed_in_this_run"] for c in record["eval_cells"])
+    assert record["environments"][0]["host"] == socket.gethostname() and record["launcher"] == "submitit-local"
+    cell = record["train_cells"][0]["cell_id"]
+    assert json.loads((tmp_path / "environments" / f"{cell}.json").read_text())["job"] == record["jobs"][0]["job_id"]
+    assert (tmp_path / "runs" / record["run_id"] / "record.json").is_file()
+
+
+def test_a_job_killed_mid_training_fails_the_run_and_a_rerun_resumes_it(tiny, tmp_path):
+    bench, _, checkpoint = tiny
+    cell = runner.train_cells(bench)[0].cell_id
+    state = tmp_path / "checkpoints" / cell / "state.pt"
+    killed = []
+
+    def kill_when_training() -> None:
+        while not state.is_file():
+            time.sleep(0.005)
+        pid = json.loads(lock_path(tmp_path, f"train-{cell}").read_text())["pid"]  # the job holding the cell
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+
+    watcher = threading.Thread(target=kill_when_training, daemon=True)
+    watcher.start()
+    with pytest.raises(launch.JobsFailed) as failed:
+        launch.execute_jobs(bench, _options(tmp_path), LOCAL)
+    watcher.join(5)
+    assert killed and not (tmp_path / "checkpoints" / cell / "model.pt").exists()  # killed before training ended
+    message = str(failed.value)
+    assert f"train tinycnn on g1 (seed 0, cell {cell})" in message and "log: " in message and "_log.err" in message
+    assert "eval tinycnn on g1" in message and "not run: its training job failed" in message
+    [run] = [p for p in (tmp_path / "runs").iterdir()]
+    assert [j["state"] for j in json.loads((run / "failed.json").read_text())["failed"]] == ["failed", "failed"]
+    assert state.is_file()  # what the rerun resumes from
+
+    record = launch.execute_jobs(bench, _options(tmp_path), LOCAL, evaluate=False)  # training only: one job, not two
+    assert [(j["kind"], j["state"], j["cell_id"]) for j in record["jobs"]] == [("train", "done", cell)]
+    assert record["train_cells"][0]["checkpoint_sha256"] == checkpoint and not state.exists()
+
+
+def test_two_jobs_on_one_cell_compute_it_once(tiny, tmp_path):
+    bench, _, _ = tiny
+    cell = runner.train_cells(bench)[0].cell_id
+    spec = JobSpec(tmp_path / "plan.pkl", _options(tmp_path), "r")
+    save_plan(bench, spec.plan)
+    executor = submitit.AutoExecutor(tmp_path / "jobs", cluster="local")
+    jobs = executor.map_array(TrainJob(spec), [cell, cell])  # as an earlier driver's job and a rerun's, at once
+    assert sorted(job.result()["computed"] for job in jobs) == [False, True]
+
+
+def test_a_driver_refuses_a_store_whose_cells_are_still_computed(tiny, tmp_path):
+    bench, _, _ = tiny
+    with claim_cell(tmp_path, "train-abc"), pytest.raises(StoreInUse, match="train-abc .*pid"):
+        launch.execute_jobs(bench, _options(tmp_path), LOCAL)
+    assert not (tmp_path / "runs").exists()  # refused before the run claimed an id
+
+
+def test_dry_run_lists_the_jobs_and_submits_nothing(tiny, tmp_path, monkeypatch):
+    bench, _, _ = tiny
+    monkeypatch.setattr(runner, "load_benchmark", lambda *args, **kwargs: bench)
+    monkeypatch.setattr(submitit, "AutoExecutor", lambda *a, **k: pytest.fail("a dry run made an executor"))
+    result = CliRunner().invoke(app, ["run", "--out", str(tmp_path / "out"), "--dry-run", "--launcher", "submitit",
+                                      "--slurm-partition", "gpu", "--gpus-per-job", "1", "--max-jobs", "4", "--slurm-mem", "32"],
+                                terminal_width=250)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "2 job(s) to submit (submitit); 0 of 1 training cells are done" in lines
+    assert "  training: one array of 1 job(s), at most 4 at once" in lines
+    assert any(line.startswith("  evaluation: 1 job(s), one per checkpoint; 1 after their training job (Slurm dependency afterok")
+               for line in lines)
+    assert "  each job: timeout_min=240, gpus_per_node=1, mem_gb=32.0, slurm_partition=gpu, slurm_array_parallelism=4" in lines
+    assert not (tmp_path / "out").exists()
+
+
+def test_slurm_options_need_a_scheduler_launcher(tmp_path):
+    result = CliRunner().invoke(app, ["run", "--out", str(tmp_path), "--slurm-partition", "gpu"])
+    assert result.exit_code == 2 and "pass --launcher submitit" in result.output
