@@ -70,6 +70,8 @@ def _go(stages: tuple[bool, bool], protocol, detectors, data_root, train_data_ro
     if n_boot < 0:
         raise ConfigError(f"--bootstrap {n_boot} is negative; give the number of resamples (0: no intervals)")
     launcher.check()
+    if not dry_run:
+        launcher.check_scheduler()
     names = None if detectors is None else [d.strip() for d in detectors.split(",") if d.strip()]
     options = Options(out=out, device=device, workers=workers, impl=impl, compile=compile_model, wait=wait)
     store = Store(out, repair=not dry_run)

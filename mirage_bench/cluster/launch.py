@@ -75,6 +75,14 @@ class Launcher:
         if self.kind == "submitit-local" and (self.partition or self.account):
             raise ConfigError("--slurm-partition and --slurm-account need Slurm; pass --launcher submitit with them")
 
+    def check_scheduler(self) -> None:
+        """Refuse ``submitit`` where Slurm's commands are missing (a dry run plans without them)."""
+        import shutil
+
+        if self.kind == "submitit" and not (shutil.which("sbatch") and shutil.which("srun")):
+            raise ConfigError("--launcher submitit submits Slurm jobs, and this machine has no sbatch/srun on its PATH: run it on "
+                              "the cluster's login node, or pass --launcher submitit-local to run the same jobs here")
+
     def parameters(self) -> dict[str, Any]:
         """The executor's parameters (the Slurm ones are ignored by submitit's local executor)."""
         given = {"timeout_min": self.time_min, "gpus_per_node": self.gpus_per_job, "cpus_per_task": self.cpus_per_job,
@@ -180,6 +188,7 @@ def execute_jobs(bench: Benchmark, options: Options, launcher: Launcher, *, trai
     """Run the plan as scheduler jobs and return the run record (written once every job is done). Failed jobs:
     :class:`JobsFailed` naming their cells, errors and logs (also in ``runs/<run_id>/failed.json``)."""
     launcher.check()
+    launcher.check_scheduler()
     check_plan(bench)
     with hold_store(options.out, wait=options.wait, notify=notify):
         store = Store(options.out)

@@ -115,3 +115,46 @@ def test_dry_run_lists_the_jobs_and_submits_nothing(tiny, tmp_path, monkeypatch)
 def test_slurm_options_need_a_scheduler_launcher(tmp_path):
     result = CliRunner().invoke(app, ["run", "--out", str(tmp_path), "--slurm-partition", "gpu"])
     assert result.exit_code == 2 and "pass --launcher submitit" in result.output
+
+
+def test_submitit_without_slurm_is_refused_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch, no srun
+    result = CliRunner().invoke(app, ["run", "--out", str(tmp_path / "out"), "--launcher", "submitit"])
+    assert result.exit_code == 2 and "no sbatch/srun on its PATH" in result.output and "submitit-local" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+class _FakeJob:
+    def __init__(self, job_id):
+        self.job_id = job_id
+
+
+class _FakeSlurm:
+    """Records what would be submitted to Slurm: the array, then each evaluation with its extra sbatch lines."""
+
+    folder = "jobs"
+
+    def __init__(self):
+        self.parameters, self.submitted = {}, []
+
+    def update_parameters(self, **kwargs):
+        self.parameters.update(kwargs)
+
+    def map_array(self, fn, cells):
+        self.submitted.append(("array", type(fn).__name__, list(cells)))
+        return [_FakeJob(f"7_{i}") for i in range(len(cells))]
+
+    def submit(self, fn, cell):
+        self.submitted.append(("job", type(fn).__name__, cell, dict(self.parameters["slurm_additional_parameters"])))
+        return _FakeJob("8")
+
+
+def test_on_slurm_each_evaluation_waits_for_its_training_job(tiny, tmp_path):
+    bench, _, _ = tiny
+    cell = runner.train_cells(bench)[0]
+    plan = launch.Plan([cell], [cell], [cell])
+    fake = _FakeSlurm()
+    submitted = launch._Submitted(fake, JobSpec(tmp_path / "plan.pkl", _options(tmp_path), "r"), slurm=True)
+    submitted.submit(plan, lambda line: None)
+    assert fake.submitted == [("array", "TrainJob", [cell.cell_id]),
+                              ("job", "EvalJob", cell.cell_id, {"dependency": "afterok:7_0", "kill-on-invalid-dep": "yes"})]
