@@ -69,7 +69,8 @@ def test_builtin_cards_keep_their_training_sets():
     for name in ("genimage", "genimage-degrade", "forensynths", "wildrf"):
         assert len(load_protocol(name).train) == 1, name
     borrowed = {card.name: training_protocol(card).name for card in list_protocols() if card.train_from}
-    assert borrowed == {"aigcdetect": "forensynths", "chameleon": "genimage", "synthbuster": "genimage", "ufd": "forensynths"}
+    assert borrowed == {"aigcdetect": "forensynths", "chameleon": "genimage", "synthbuster": "genimage", "ufd": "forensynths",
+                        "mirage-recent": "genimage"}
 
 
 def _forensynths_tree(root, test_generators, classes=("car", "cat"), n_train=6):
