@@ -21,7 +21,7 @@ the failed ones are submitted, and a training cell resumes from its ``state.pt``
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -190,6 +190,7 @@ def execute_jobs(bench: Benchmark, options: Options, launcher: Launcher, *, trai
     launcher.check()
     launcher.check_scheduler()
     check_plan(bench)
+    options = replace(options, out=Path(options.out).absolute())  # the jobs' working folder may differ
     with hold_store(options.out, wait=options.wait, notify=notify):
         store = Store(options.out)
         held = held_cells(options.out)
