@@ -1,6 +1,7 @@
 """The benchmark matrix as submitit jobs (issue 32), through submitit's local executor: no Slurm needed."""
 
 import json
+import multiprocessing
 import os
 import signal
 import socket
@@ -76,6 +77,27 @@ def test_a_job_killed_mid_training_fails_the_run_and_a_rerun_resumes_it(tiny, tm
     record = launch.execute_jobs(bench, _options(tmp_path), LOCAL, evaluate=False)  # training only: one job, not two
     assert [(j["kind"], j["state"], j["cell_id"]) for j in record["jobs"]] == [("train", "done", cell)]
     assert record["train_cells"][0]["checkpoint_sha256"] == checkpoint and not state.exists()
+
+
+def _drive(bench, out) -> None:
+    """A driver in its own process, waiting if another holds the store."""
+    launch.execute_jobs(bench, runner.Options(out=out, state_every=1, wait=True), LOCAL)
+
+
+def test_two_drivers_started_at_once_compute_each_cell_once(tiny, tmp_path):
+    bench, _, _ = tiny
+    spawn = multiprocessing.get_context("spawn")
+    drivers = [spawn.Process(target=_drive, args=(bench, tmp_path)) for _ in range(2)]
+    for driver in drivers:
+        driver.start()
+    for driver in drivers:
+        driver.join(120)
+    assert [driver.exitcode for driver in drivers] == [0, 0]
+    records = [json.loads(path.read_text()) for path in sorted((tmp_path / "runs").glob("*/record.json"))]
+    assert len(records) == 2
+    trained = [c["cell_id"] for r in records for c in r["train_cells"] if c["trained_in_this_run"]]
+    scored = [c["cell_id"] for r in records for c in r["eval_cells"] if c["computed_in_this_run"]]
+    assert len(trained) == 1 and sorted(scored) == sorted(c["cell_id"] for c in records[0]["eval_cells"])
 
 
 def test_two_jobs_on_one_cell_compute_it_once(tiny, tmp_path):
