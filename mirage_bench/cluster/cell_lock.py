@@ -62,7 +62,8 @@ def held_cells(out: str | Path) -> dict[str, str]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            held[path.stem] = _describe(_read_holder(fd))
+            holder = _read_holder(fd)
+            held[path.stem] = _describe(holder) + (f", job {holder['job']}" if holder.get("job") else "")
         finally:
             os.close(fd)
     return held

@@ -20,6 +20,7 @@ the failed ones are submitted, and a training cell resumes from its ``state.pt``
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -72,6 +73,9 @@ class Launcher:
         if self.kind == "local" and self != Launcher(poll_s=self.poll_s):
             raise ConfigError("--slurm-*, --gpus-per-job, --cpus-per-job and --max-jobs describe scheduler jobs; "
                               "pass --launcher submitit (or submitit-local) with them")
+        if self.kind != "local" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ConfigError(f"--launcher {self.kind} runs its driver as one process, not under torchrun; start it with "
+                              "mirage-bench run directly")
         if self.kind == "submitit-local" and (self.partition or self.account):
             raise ConfigError("--slurm-partition and --slurm-account need Slurm; pass --launcher submitit with them")
 

@@ -110,9 +110,10 @@ def test_two_jobs_on_one_cell_compute_it_once(tiny, tmp_path):
     assert sorted(job.result()["computed"] for job in jobs) == [False, True]
 
 
-def test_a_driver_refuses_a_store_whose_cells_are_still_computed(tiny, tmp_path):
+def test_a_driver_refuses_a_store_whose_cells_are_still_computed(tiny, tmp_path, monkeypatch):
     bench, _, _ = tiny
-    with claim_cell(tmp_path, "train-abc"), pytest.raises(StoreInUse, match="train-abc .*pid"):
+    monkeypatch.setenv("SUBMITIT_LOCAL_JOB_ID", "4242")
+    with claim_cell(tmp_path, "train-abc"), pytest.raises(StoreInUse, match="train-abc .*pid .*job 4242"):
         launch.execute_jobs(bench, _options(tmp_path), LOCAL)
     assert not (tmp_path / "runs").exists()  # refused before the run claimed an id
 
