@@ -30,11 +30,11 @@ from mirage_bench.cluster.cell_lock import held_cells
 from mirage_bench.cluster.jobs import PLAN, EvalJob, JobSpec, TrainJob, save_plan
 from mirage_bench.engine.benchmark import Benchmark
 from mirage_bench.engine.runner import (
-    Options, TrainCell, check_plan, checkpoint_hash, data_hashes, eval_entries, eval_jobs, evaluation_impl, run_record,
-    train_cells, train_entry,
+    Options, TrainCell, check_plan, checkpoint_hash, data_hashes, eval_entries, eval_jobs, evaluation_impl, no_checkpoint,
+    run_record, train_cells, train_entry,
 )
 from mirage_bench.engine.store_lock import StoreInUse, hold_store
-from mirage_bench.errors import ConfigError, DataError, MirageBenchError
+from mirage_bench.errors import ConfigError, MirageBenchError
 from mirage_bench.store import Store, say, write_json
 from mirage_bench.zoo.load import is_published_recipe
 
@@ -115,8 +115,7 @@ def plan_jobs(bench: Benchmark, store: Store, impl: str, train: bool = True, eva
         ckpt = checkpoint_hash(store, cell)
         if ckpt is None:
             if not train and not is_published_recipe(cell.recipe):
-                raise DataError(f"{cell.recipe.name} (train {cell.train_generators}, seed {cell.seed}) has no checkpoint in "
-                                f"{store.checkpoint_dir(cell.cell_id)}; run `mirage-bench train` or `mirage-bench run` first")
+                raise no_checkpoint(store, cell)
             to_train.append(cell)
         if evaluate and (ckpt is None or not all(store.has_predictions(c) for job in eval_jobs(bench, cell, ckpt, hashes["test"], impl)
                                                  for c in job.cell_ids.values())):

@@ -283,8 +283,7 @@ def _execute(bench: Benchmark, options: Options, train: bool, evaluate: bool, pr
         trained_now = ckpt is None
         if ckpt is None:
             if not train and not is_published_recipe(cell.recipe):  # a published card's file needs no training
-                raise DataError(f"{cell.recipe.name} (train {cell.train_generators}, seed {cell.seed}) has no checkpoint in "
-                                f"{store.checkpoint_dir(cell.cell_id)}; run `mirage-bench train` or `mirage-bench run` first")
+                raise no_checkpoint(store, cell)
             _train(cell, store, options, device, progress)
             ckpt = checkpoint_hash(store, cell)
         record["train_cells"].append(train_entry(store, cell, ckpt, trained_now))
@@ -296,6 +295,12 @@ def _execute(bench: Benchmark, options: Options, train: bool, evaluate: bool, pr
         write_json(store.run_dir(run_id) / "record.json", record)
     distributed.barrier()
     return record
+
+
+def no_checkpoint(store: Store, cell: TrainCell) -> DataError:
+    """The error of an evaluate-only run whose cell has no checkpoint."""
+    return DataError(f"{cell.recipe.name} (train {cell.train_generators}, seed {cell.seed}) has no checkpoint in "
+                     f"{store.checkpoint_dir(cell.cell_id)}; run `mirage-bench train` or `mirage-bench run` first")
 
 
 def run_record(bench: Benchmark, options: Options, run_id: str, device: str, world: int, impl: str,

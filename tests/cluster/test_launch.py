@@ -18,6 +18,7 @@ from mirage_bench.cluster.cell_lock import claim_cell, lock_path
 from mirage_bench.cluster.jobs import JobSpec, TrainJob, save_plan
 from mirage_bench.engine import runner
 from mirage_bench.engine.store_lock import StoreInUse
+from mirage_bench.errors import DataError
 from mirage_bench.store import Store
 
 LOCAL = launch.Launcher("submitit-local", poll_s=0.1)
@@ -181,3 +182,10 @@ def test_on_slurm_each_evaluation_waits_for_its_training_job(tiny, tmp_path):
     submitted.submit(plan, lambda line: None)
     assert fake.submitted == [("array", "TrainJob", [cell.cell_id]),
                               ("job", "EvalJob", cell.cell_id, {"dependency": "afterok:7_0", "kill-on-invalid-dep": "yes"})]
+
+
+def test_an_evaluation_without_its_checkpoint_is_refused_before_submitting(tiny, tmp_path):
+    bench, _, _ = tiny
+    with pytest.raises(DataError, match="has no checkpoint in .*run `mirage-bench train`"):
+        launch.execute_jobs(bench, _options(tmp_path), LOCAL, train=False)
+    assert not (tmp_path / "runs").exists()
