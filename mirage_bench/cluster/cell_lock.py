@@ -35,8 +35,9 @@ def lock_path(out: str | Path, name: str) -> Path:
 
 
 @contextmanager
-def claim_cell(out: str | Path, name: str, notify: Callable[[str], None] = say) -> Iterator[None]:
-    """Hold cell ``name``'s lock for the block, waiting (one line through ``notify``) while another job holds it."""
+def claim_cell(out: str | Path, name: str, job: str | None = None, notify: Callable[[str], None] = say) -> Iterator[None]:
+    """Hold cell ``name``'s lock for the block, waiting (one line through ``notify``) while another job holds it;
+    ``job``: the holder's scheduler job id, written for the message of a driver that finds the lock held."""
     path = lock_path(out, name)
     with storage_errors(path):
         make_folder(path.parent)
@@ -48,7 +49,7 @@ def claim_cell(out: str | Path, name: str, notify: Callable[[str], None] = say) 
             notify(f"cell {name} is being computed by another job ({_describe(_read_holder(fd))}); waiting for it")
             fcntl.flock(fd, fcntl.LOCK_EX)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({**_holder(), "job": os.environ.get("SLURM_JOB_ID") or os.environ.get("SUBMITIT_LOCAL_JOB_ID")}).encode(), 0)
+        os.pwrite(fd, json.dumps({**_holder(), "job": job}).encode(), 0)
         yield
     finally:
         os.close(fd)  # releases the lock

@@ -53,16 +53,21 @@ def save_plan(bench: Benchmark, path: Path) -> None:
     atomic_write(path, lambda tmp: tmp.write_bytes(pickle.dumps(bench, protocol=pickle.HIGHEST_PROTOCOL)))
 
 
+def job_id() -> str | None:
+    """This job's id (Slurm's, or the local executor's)."""
+    return os.environ.get("SLURM_JOB_ID") or os.environ.get("SUBMITIT_LOCAL_JOB_ID")
+
+
 def environment(device: str) -> dict[str, Any]:
-    """Where a job ran: host, Slurm job, device (GPU name), CUDA driver, package versions and CPU kernels."""
+    """Where a job ran: host, device (GPU name), CUDA driver, package versions and CPU kernels (jobs on the same
+    machine and software share it in the run record)."""
     import torch
 
     base = base_record("-", device, 1)
     driver = None
     if str(device).startswith("cuda") and torch.cuda.is_available():
         driver = torch._C._cuda_getDriverVersion()  # e.g. 12040: the driver's CUDA API version
-    return {"host": socket.gethostname(), "job": os.environ.get("SLURM_JOB_ID") or os.environ.get("SUBMITIT_LOCAL_JOB_ID"),
-            "device": base["device"], "cuda_driver": driver, "cuda_runtime": torch.version.cuda, "versions": base["versions"],
+    return {"host": socket.gethostname(), "device": base["device"], "cuda_driver": driver, "cuda_runtime": torch.version.cuda, "versions": base["versions"],
             "cpu_kernels": base["cpu_kernels"], "git": base["git"]}
 
 
@@ -92,7 +97,7 @@ class TrainJob(_Job):
         bench, store, options, device = self._setup()
         cell = self._cell(bench, cell_id)
         started = time.perf_counter()
-        with claim_cell(options.out, f"train-{cell_id}"):
+        with claim_cell(options.out, f"train-{cell_id}", job_id()):
             trained = not store.has_checkpoint(cell_id)
             if trained:
                 _train(cell, store, options, device, _no_progress)
@@ -115,7 +120,7 @@ class EvalJob(_Job):
             raise DataError(f"training cell {cell_id} has no checkpoint in {store.checkpoint_dir(cell_id)}; its training job "
                             "did not finish (see its log)")
         jobs = eval_jobs(bench, cell, ckpt, data_hashes(bench)["test"], impl)
-        with claim_cell(options.out, f"eval-{cell_id}-{impl}"):
+        with claim_cell(options.out, f"eval-{cell_id}-{impl}", job_id()):
             seconds = _evaluate_all(jobs, bench, store, options, device, self.spec.run_id, _no_progress, impl)
         env = environment(device)
         _record_environment(store, list(seconds), env)
@@ -123,6 +128,8 @@ class EvalJob(_Job):
 
 
 def _record_environment(store: Store, cell_ids: list[str], env: dict[str, Any]) -> None:
-    """``environments/<cell>.json``: where the cell was last computed (replaced when a damaged cell is recomputed)."""
+    """``environments/<cell>.json``: where and by which job the cell was last computed (replaced when a damaged cell
+    is recomputed)."""
+    text = json.dumps({**env, "job": job_id()}, indent=2, sort_keys=True) + "\n"
     for cell_id in cell_ids:
-        replace_text(store.root / ENVIRONMENTS / f"{cell_id}.json", json.dumps(env, indent=2, sort_keys=True) + "\n")
+        replace_text(store.root / ENVIRONMENTS / f"{cell_id}.json", text)

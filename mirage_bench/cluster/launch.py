@@ -290,23 +290,26 @@ def _record(bench: Benchmark, options: Options, store: Store, run_id: str, impl:
     hashes = data_hashes(bench)
     record = run_record(bench, options, run_id, options.device, 1, impl, hashes)
     results = {(j.kind, j.cell.cell_id): j.result for j in jobs}
-    environments: list[dict[str, Any]] = []
-    for result in results.values():
-        if result is not None and result["environment"] not in environments:
+    environments: list[dict[str, Any]] = []  # where this run's cells were computed, each once
+
+    def where(result: dict[str, Any]) -> int:
+        if result["environment"] not in environments:
             environments.append(result["environment"])
+        return environments.index(result["environment"])
+
     for cell in plan.cells:
         trained = results.get(("train", cell.cell_id))
         ckpt = checkpoint_hash(store, cell)
         record["train_cells"].append(train_entry(store, cell, ckpt, bool(trained and trained["computed"])))
-        if trained:
-            record["train_cells"][-1]["environment"] = environments.index(trained["environment"])
+        if trained and trained["computed"]:  # a job that found its cell done (by another job) computed nothing
+            record["train_cells"][-1]["environment"] = where(trained)
         if evaluate:
             scored = results.get(("eval", cell.cell_id))
             seconds = scored["seconds"] if scored else {}
             entries = eval_entries(eval_jobs(bench, cell, ckpt, hashes["test"], impl), seconds)
             for entry in entries:
                 if entry["computed_in_this_run"]:
-                    entry["environment"] = environments.index(scored["environment"])
+                    entry["environment"] = where(scored)
             record["eval_cells"] += entries
     if environments:  # the leaderboard's hardware column: every device the run's cells were computed on
         record["device"] = "; ".join(sorted({env["device"] for env in environments}))

@@ -44,6 +44,8 @@ def test_jobs_store_the_one_process_predictions(tiny, tmp_path, engine_helpers):
     assert [(j["kind"], j["state"]) for j in record["jobs"]] == [("train", "done"), ("eval", "done")]
     assert record["train_cells"][0]["trained_in_this_run"] and all(c["computed_in_this_run"] for c in record["eval_cells"])
     assert record["environments"][0]["host"] == socket.gethostname() and record["launcher"] == "submitit-local"
+    assert record["train_cells"][0]["environment"] == 0 and {c["environment"] for c in record["eval_cells"]} == {0}
+    assert record["device"] == record["environments"][0]["device"]
     cell = record["train_cells"][0]["cell_id"]
     assert json.loads((tmp_path / "environments" / f"{cell}.json").read_text())["job"] == record["jobs"][0]["job_id"]
     assert (tmp_path / "runs" / record["run_id"] / "record.json").is_file()
@@ -111,10 +113,9 @@ def test_two_jobs_on_one_cell_compute_it_once(tiny, tmp_path):
     assert sorted(job.result()["computed"] for job in jobs) == [False, True]
 
 
-def test_a_driver_refuses_a_store_whose_cells_are_still_computed(tiny, tmp_path, monkeypatch):
+def test_a_driver_refuses_a_store_whose_cells_are_still_computed(tiny, tmp_path):
     bench, _, _ = tiny
-    monkeypatch.setenv("SUBMITIT_LOCAL_JOB_ID", "4242")
-    with claim_cell(tmp_path, "train-abc"), pytest.raises(StoreInUse, match="train-abc .*pid .*job 4242"):
+    with claim_cell(tmp_path, "train-abc", "4242"), pytest.raises(StoreInUse, match="train-abc .*pid .*job 4242"):
         launch.execute_jobs(bench, _options(tmp_path), LOCAL)
     assert not (tmp_path / "runs").exists()  # refused before the run claimed an id
 
