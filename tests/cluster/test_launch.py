@@ -113,6 +113,24 @@ def test_two_jobs_on_one_cell_compute_it_once(tiny, tmp_path):
     assert sorted(job.result()["computed"] for job in jobs) == [False, True]
 
 
+def test_a_job_stopped_at_its_time_limit_is_requeued_and_resumes(tiny, tmp_path):
+    bench, _, checkpoint = tiny
+    cell = runner.train_cells(bench)[0].cell_id
+    spec = JobSpec(tmp_path / "plan.pkl", _options(tmp_path), "r")
+    save_plan(bench, spec.plan)
+    executor = submitit.AutoExecutor(tmp_path / "jobs", cluster="local")
+    executor.update_parameters(timeout_min=1)  # under 10 minutes: submitit counts any stop signal as the time limit
+    job = executor.submit(TrainJob(spec), cell)
+    state, lock = tmp_path / "checkpoints" / cell / "state.pt", lock_path(tmp_path, f"train-{cell}")
+    while not state.is_file():
+        time.sleep(0.005)
+    first = json.loads(lock.read_text())["pid"]
+    os.kill(first, signal.SIGUSR2)  # what Slurm sends before the time limit (submitit's --signal=USR2@90)
+    assert job.result()["computed"]
+    assert json.loads(lock.read_text())["pid"] != first  # a second process (the requeued job) finished the cell
+    assert runner.checkpoint_hash(Store(tmp_path), runner.train_cells(bench)[0]) == checkpoint
+
+
 def test_a_driver_refuses_a_store_whose_cells_are_still_computed(tiny, tmp_path):
     bench, _, _ = tiny
     with claim_cell(tmp_path, "train-abc", "4242"), pytest.raises(StoreInUse, match="train-abc .*pid .*job 4242"):
