@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from mirage_bench.engine.store_lock import _describe, _holder, _read_holder
+from mirage_bench.engine.store_lock import describe_holder, holder_info, read_holder
 from mirage_bench.errors import storage_errors
 from mirage_bench.store import make_folder, say
 
@@ -46,10 +46,10 @@ def claim_cell(out: str | Path, name: str, job: str | None = None, notify: Calla
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            notify(f"cell {name} is being computed by another job ({_describe(_read_holder(fd))}); waiting for it")
+            notify(f"cell {name} is being computed by another job ({describe_holder(read_holder(fd))}); waiting for it")
             fcntl.flock(fd, fcntl.LOCK_EX)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({**_holder(), "job": job}).encode(), 0)
+        os.pwrite(fd, json.dumps({**holder_info(), "job": job}).encode(), 0)
         yield
     finally:
         os.close(fd)  # releases the lock
@@ -63,8 +63,8 @@ def held_cells(out: str | Path) -> dict[str, str]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _read_holder(fd)
-            held[path.stem] = _describe(holder) + (f", job {holder['job']}" if holder.get("job") else "")
+            holder = read_holder(fd)
+            held[path.stem] = describe_holder(holder) + (f", job {holder['job']}" if holder.get("job") else "")
         finally:
             os.close(fd)
     return held

@@ -64,7 +64,7 @@ def hold_store(out: str | Path, *, wait: bool = False, notify: Callable[[str], N
     try:
         _acquire(fd, key, wait, notify)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(_holder()).encode(), 0)
+        os.pwrite(fd, json.dumps(holder_info()).encode(), 0)
         _held[key] = 1
         try:
             yield True
@@ -79,7 +79,7 @@ def _acquire(fd: int, out: Path, wait: bool, notify: Callable[[str], None]) -> N
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return
     except BlockingIOError:
-        holder = _describe(_read_holder(fd))
+        holder = describe_holder(read_holder(fd))
     if not wait:
         raise StoreInUse(f"--out {out} is in use by another mirage-bench run ({holder}); one run at a time may write an "
                          "output folder. Wait for it to finish, pass --wait to start when it does, or give this run another --out")
@@ -87,11 +87,12 @@ def _acquire(fd: int, out: Path, wait: bool, notify: Callable[[str], None]) -> N
     fcntl.flock(fd, fcntl.LOCK_EX)
 
 
-def _holder() -> dict[str, object]:
+def holder_info() -> dict[str, object]:
+    """What a holder writes into its lock file (also the cell locks': ``cluster.cell_lock``)."""
     return {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
 
 
-def _read_holder(fd: int) -> dict[str, object]:
+def read_holder(fd: int) -> dict[str, object]:
     """What the holder wrote; empty in the moment between its lock and its write."""
     try:
         return json.loads(os.pread(fd, 4096, 0) or b"{}")
@@ -99,7 +100,8 @@ def _read_holder(fd: int) -> dict[str, object]:
         return {}
 
 
-def _describe(holder: dict[str, object]) -> str:
+def describe_holder(holder: dict[str, object]) -> str:
+    """The holder as a message names it."""
     if not holder.get("pid"):
         return "it has just started and has not written its pid yet"
     return f"pid {holder['pid']} on host {holder.get('host', '?')}, started {holder.get('started', '?')}"
