@@ -103,24 +103,24 @@ def test_two_drivers_started_at_once_compute_each_cell_once(tiny, tmp_path):
     assert len(trained) == 1 and sorted(scored) == sorted(c["cell_id"] for c in records[0]["eval_cells"])
 
 
-def test_two_jobs_on_one_cell_compute_it_once(tiny, tmp_path):
-    bench, _, _ = tiny
-    cell = runner.train_cells(bench)[0].cell_id
-    spec = JobSpec(tmp_path / "plan.pkl", _options(tmp_path), "r")
+def _training_job(bench, out):
+    """Its training cell's id, a TrainJob of a saved plan, and a local executor: jobs without a driver."""
+    spec = JobSpec(out / "plan.pkl", _options(out), "r")
     save_plan(bench, spec.plan)
-    executor = submitit.AutoExecutor(tmp_path / "jobs", cluster="local")
-    jobs = executor.map_array(TrainJob(spec), [cell, cell])  # as an earlier driver's job and a rerun's, at once
+    return runner.train_cells(bench)[0].cell_id, TrainJob(spec), submitit.AutoExecutor(out / "jobs", cluster="local")
+
+
+def test_two_jobs_on_one_cell_compute_it_once(tiny, tmp_path):
+    cell, train, executor = _training_job(tiny[0], tmp_path)
+    jobs = executor.map_array(train, [cell, cell])  # as an earlier driver's job and a rerun's, at once
     assert sorted(job.result()["computed"] for job in jobs) == [False, True]
 
 
 def test_a_job_stopped_at_its_time_limit_is_requeued_and_resumes(tiny, tmp_path):
     bench, _, checkpoint = tiny
-    cell = runner.train_cells(bench)[0].cell_id
-    spec = JobSpec(tmp_path / "plan.pkl", _options(tmp_path), "r")
-    save_plan(bench, spec.plan)
-    executor = submitit.AutoExecutor(tmp_path / "jobs", cluster="local")
+    cell, train, executor = _training_job(bench, tmp_path)
     executor.update_parameters(timeout_min=1)  # under 10 minutes: submitit counts any stop signal as the time limit
-    job = executor.submit(TrainJob(spec), cell)
+    job = executor.submit(train, cell)
     state, lock = tmp_path / "checkpoints" / cell / "state.pt", lock_path(tmp_path, f"train-{cell}")
     while not state.is_file():
         time.sleep(0.005)
