@@ -3,7 +3,7 @@
 Frozen CLIP image tower; from each residual block the class token is read where the authors' forward hooks read
 it (the output of the block's second LayerNorm ``ln_2``: after attention, before the MLP), giving ``[B, n, d]``
 for n blocks of width d. Trainable parts, named as in the authors' state dict (mever-team/rine@325a1c9,
-src/models.py) so that their released files load strictly:
+src/models.py) but for ``head``, so that their released files load strictly through the published card's key map:
 
 - ``proj1``: Dropout, then ``nproj`` x (Linear, ReLU, Dropout), d -> q, applied to each block's token;
 - ``alpha`` ``[1, n, q]``: the Trainable Importance Estimator; softmax over the n blocks, per feature;
