@@ -177,8 +177,22 @@ def _poll(tracked: _Tracked) -> None:
     if exc is None:
         tracked.state, tracked.result = "done", tracked.job.result()
     else:
-        lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-        tracked.state, tracked.error = "failed", lines[-1] if lines else type(exc).__name__
+        tracked.state, tracked.error = "failed", _error_line(exc)
+
+
+def _error_line(exc: BaseException) -> str:
+    """A failed job's error in one line: a job that raised, its exception's line (the last of the traceback that
+    submitit puts between two dashed lines; the whole is in its log); a job that stopped without a result (killed,
+    out of memory, cancelled), submitit's first two lines (its state)."""
+    from submitit.core.utils import FailedJobError
+
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    if not isinstance(exc, FailedJobError):  # the other UncompletedJobErrors: no result
+        return " ".join(lines[:2])
+    rules = [i for i, line in enumerate(lines) if set(line) == {"-"}]
+    return lines[rules[1] - 1] if len(rules) > 1 else lines[-1]
 
 
 def _counts(jobs: Sequence[_Tracked]) -> str:

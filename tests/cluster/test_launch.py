@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from mirage_bench.cli import app
 from mirage_bench.cluster import launch
 from mirage_bench.cluster.cell_lock import claim_cell, lock_path
-from mirage_bench.cluster.jobs import JobSpec, TrainJob, save_plan
+from mirage_bench.cluster.jobs import EvalJob, JobSpec, TrainJob, save_plan
 from mirage_bench.engine import runner
 from mirage_bench.engine.store_lock import StoreInUse
 from mirage_bench.errors import DataError
@@ -71,7 +71,8 @@ def test_a_job_killed_mid_training_fails_the_run_and_a_rerun_resumes_it(tiny, tm
     watcher.join(5)
     assert killed and not (tmp_path / "checkpoints" / cell / "model.pt").exists()  # killed before training ended
     message = str(failed.value)
-    assert f"train tinycnn on g1 (seed 0, cell {cell})" in message and "log: " in message and "_log.err" in message
+    assert f"train tinycnn on g1 (seed 0, cell {cell}): Job " in message and "has not produced any output" in message
+    assert "log: " in message and "_log.err" in message
     assert "eval tinycnn on g1" in message and "not run: its training job failed" in message
     [run] = [p for p in (tmp_path / "runs").iterdir()]
     assert [j["state"] for j in json.loads((run / "failed.json").read_text())["failed"]] == ["failed", "failed"]
@@ -114,6 +115,13 @@ def test_two_jobs_on_one_cell_compute_it_once(tiny, tmp_path):
     cell, train, executor = _training_job(tiny[0], tmp_path)
     jobs = executor.map_array(train, [cell, cell])  # as an earlier driver's job and a rerun's, at once
     assert sorted(job.result()["computed"] for job in jobs) == [False, True]
+
+
+def test_a_job_that_raises_is_named_by_its_error(tiny, tmp_path):
+    cell, train, executor = _training_job(tiny[0], tmp_path)
+    job = executor.submit(EvalJob(train.spec), cell)  # its checkpoint was never trained
+    assert launch._error_line(job.exception()) == (f"mirage_bench.errors.DataError: training cell {cell} has no checkpoint in "
+                                                   f"{tmp_path / 'checkpoints' / cell}; its training job did not finish (see its log)")
 
 
 def test_a_job_stopped_at_its_time_limit_is_requeued_and_resumes(tiny, tmp_path):
