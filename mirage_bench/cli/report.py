@@ -101,9 +101,10 @@ def check(
         raise typer.BadParameter("--spread is used with --update only", param_hint="--spread")
     result = check_gate(store, as_list(runs), baseline, data_root)
     logits = result.scored.logits
+    ungated = "".join(f"; {u.detector} ({u.train_generators}) trained values not gated: {u.reason}" for u in result.trained.ungated)
     compared = (f"{len(result.trained.rows)} trained values within the measured spread, {int(logits['compared'].sum())} logits of "
                 f"{len(logits)} committed checkpoints (largest difference {logits['max_abs_diff'].max():.2g}), "
-                f"{len(result.scored.metrics)} metrics of the stored scores; baseline {baseline}")
+                f"{len(result.scored.metrics)} metrics of the stored scores; baseline {baseline}{ungated}")
     if result.passed:
         console.print(f"check passed: {compared}")
         return

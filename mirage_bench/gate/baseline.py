@@ -49,17 +49,27 @@ class Sample(_Model):
 
 
 class TrainedValue(_Model):
-    """One summary value: the centre of the measured samples and the allowed distance from it (percent)."""
+    """One summary value of one seed: the centre of that seed's runs and the allowed distance from it (percent)."""
 
     detector: str
     train_generators: str
     generator: str  # a test generator, or "mean" over them
     degradation: str
     metric: str
-    center: Optional[float]  # None: undefined (NaN) in every sample
+    seed: int
+    center: Optional[float]  # None: undefined (NaN) in every run
     tolerance: Optional[float]
     low: Optional[float]
     high: Optional[float]
+
+
+class Ungated(_Model):
+    """A model whose training lands too far apart under different kernels to be pinned: scored part only."""
+
+    detector: str
+    train_generators: str
+    largest_spread: float  # points: the widest range of one value of one seed over the kernel settings
+    reason: str
 
 
 class TrainedPart(_Model):
@@ -67,8 +77,10 @@ class TrainedPart(_Model):
     rule: str
     factor: float
     floor: float
+    chaos_limit: float
     samples: list[Sample]
     values: list[TrainedValue]
+    ungated: list[Ungated]
 
 
 class ScoredCheckpoint(_Model):
