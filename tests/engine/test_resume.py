@@ -14,18 +14,6 @@ class Killed(BaseException):
     """Stands in for SIGKILL: nothing after the raise point runs (no except clause catches it)."""
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return tmp_path_factory.mktemp("data")
-
-
-@pytest.fixture(scope="module")
-def reference(data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("reference")
-    record = execute(helpers.benchmark(data), Options(out=out, state_every=3))
-    return out, record
-
-
 def _logits(out):
     frame = Store(out).read_predictions()
     return frame.sort_values(["image_id", "cell_id"], ignore_index=True)[["image_id", "cell_id", "degradation", "logit", "p_fake"]]
@@ -67,9 +55,9 @@ FAULTS = {
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
-def test_resumed_store_equals_uninterrupted(fault, data, reference, tmp_path):
-    ref_out, ref_record = reference
-    bench = helpers.benchmark(data)
+def test_resumed_store_equals_uninterrupted(fault, tiny_data, tiny_reference, tmp_path):
+    ref_out, ref_record = tiny_reference
+    bench = helpers.benchmark(tiny_data)
     with pytest.MonkeyPatch.context() as mp:
         FAULTS[fault](mp)
         with pytest.raises(Killed):
@@ -83,36 +71,36 @@ def test_resumed_store_equals_uninterrupted(fault, data, reference, tmp_path):
     run_predictions(Store(tmp_path), record)  # the exactly-once counts hold
 
 
-def test_second_run_recomputes_nothing(data, reference):
-    out, first = reference
+def test_second_run_recomputes_nothing(tiny_data, tiny_reference):
+    out, first = tiny_reference
     files = sorted((out / "predictions").glob("*.parquet"))
     stamps = [p.stat().st_mtime_ns for p in files]
-    second = execute(helpers.benchmark(data), Options(out=out))
+    second = execute(helpers.benchmark(tiny_data), Options(out=out))
     assert not any(c["trained_in_this_run"] for c in second["train_cells"])
     assert not any(c["computed_in_this_run"] for c in second["eval_cells"])
     assert [c["cell_id"] for c in second["eval_cells"]] == [c["cell_id"] for c in first["eval_cells"]]
     assert [p.stat().st_mtime_ns for p in files] == stamps
     assert second["run_id"] != first["run_id"]
-    plan = runner.describe_plan(helpers.benchmark(data), Store(out))
+    plan = runner.describe_plan(helpers.benchmark(tiny_data), Store(out))
     assert set(plan["status"]) == {"done"}
 
 
-def test_editing_what_documents_a_recipe_recomputes_nothing(data, reference):
+def test_editing_what_documents_a_recipe_recomputes_nothing(tiny_data, tiny_reference):
     """A card's description, citation, note, tags and variant_of change no number: no retraining, no row split."""
-    out, first = reference
-    documented = helpers.benchmark(data, overrides=["description=reworded", "citation=Someone et al. 2026",
+    out, first = tiny_reference
+    documented = helpers.benchmark(tiny_data, overrides=["description=reworded", "citation=Someone et al. 2026",
                                                     "note=re-run", "tags=[edited]", "variant_of=tinycnn"])
     second = execute(documented, Options(out=out))
     assert not any(c["trained_in_this_run"] for c in second["train_cells"])
     assert not any(c["computed_in_this_run"] for c in second["eval_cells"])
     assert [c["cell_id"] for c in second["train_cells"]] == [c["cell_id"] for c in first["train_cells"]]
-    changed = helpers.benchmark(data, overrides=["train.lr=0.01"])
+    changed = helpers.benchmark(tiny_data, overrides=["train.lr=0.01"])
     assert {c.cell_id for c in runner.train_cells(changed)}.isdisjoint(c["cell_id"] for c in first["train_cells"])
 
 
-def test_plan_summary_names_what_each_model_still_needs(data, reference):
-    out, _ = reference
-    bench = helpers.benchmark(data)
+def test_plan_summary_names_what_each_model_still_needs(tiny_data, tiny_reference):
+    out, _ = tiny_reference
+    bench = helpers.benchmark(tiny_data)
     plan = runner.describe_plan(bench, Store(out))
     assert runner.summarize_plan(bench, plan).to_dict("records") == [
         {"detector": "tinycnn", "train": "g1", "seed": 0, "training": "done", "evaluation": "done: 4 cells"}]
@@ -124,15 +112,15 @@ def test_plan_summary_names_what_each_model_still_needs(data, reference):
     assert fresh["evaluation"].tolist() == ["after training: 4 cells (2 subsets x 2 degradations)"]
 
 
-def test_every_image_scored_once_per_cell(reference):
-    out, record = reference
+def test_every_image_scored_once_per_cell(tiny_reference):
+    out, record = tiny_reference
     predictions = run_predictions(Store(out), record)
     for cell in record["eval_cells"]:
         rows = predictions[predictions.cell_id == cell["cell_id"]]
         assert len(rows) == cell["images"] == rows["image_id"].nunique()
 
 
-def test_mirage_resumes_with_its_memory_bank(data, tmp_path):
+def test_mirage_resumes_with_its_memory_bank(tiny_data, tmp_path):
     """MiraGe's bank is training state: a run killed mid-epoch resumes to the uninterrupted run's weights."""
     from mirage_bench.cards import load_recipe
     from mirage_bench.detectors import DETECTORS
@@ -140,7 +128,7 @@ def test_mirage_resumes_with_its_memory_bank(data, tmp_path):
     mirage = load_recipe("mirage", [*DETECTORS.get("mirage").tiny_overrides, "train.epochs=2", "train.batch_size=4"])
 
     def bench():
-        b = helpers.benchmark(data)
+        b = helpers.benchmark(tiny_data)
         b.recipes, b.degradations = [mirage], b.degradations[:1]
         return b
 
