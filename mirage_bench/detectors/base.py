@@ -21,14 +21,21 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
-from mirage_bench.config import RecipeCard
-from mirage_bench.errors import ContractError
+from mirage_bench.config import BackboneConfig, RecipeCard
+from mirage_bench.errors import ConfigError, ContractError
 
 
 class NoParams(BaseModel):
     """Params model of a detector without detector-specific parameters."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+def required_backbone(recipe: RecipeCard, example: str) -> BackboneConfig:
+    """The recipe's backbone, or one error naming the card, its detector and an example section (``example``)."""
+    if recipe.backbone is None:
+        raise ConfigError(f"{recipe.source or recipe.name}: detector {recipe.detector!r} needs a 'backbone' section (e.g. {example})")
+    return recipe.backbone
 
 
 class Detector(nn.Module):

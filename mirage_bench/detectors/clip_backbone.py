@@ -31,6 +31,8 @@ from mirage_bench.errors import WeightsError
 MODEL_CONFIG_DIR = Path(__file__).resolve().parent.parent / "model_configs"
 _registered = False
 RANDOM_INIT_SEED = 0  # seed of 'pretrained: none' weights
+#: How a CLIP detector's card names its backbone, for messages that ask for one.
+CLIP_BACKBONE_EXAMPLE = "{name: ViT-L-14-quickgelu, pretrained: openai}"
 
 
 def register_model_configs() -> None:

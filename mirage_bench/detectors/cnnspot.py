@@ -12,11 +12,10 @@ from typing import Any
 
 from torch import Tensor
 
-from mirage_bench.config import BackboneConfig, RecipeCard
+from mirage_bench.config import RecipeCard
 from mirage_bench.detectors import register_detector
-from mirage_bench.detectors.base import Detector
+from mirage_bench.detectors.base import Detector, required_backbone
 from mirage_bench.detectors.timm_backbone import load_timm_classifier
-from mirage_bench.errors import ConfigError
 
 
 @register_detector("cnnspot")
@@ -33,13 +32,7 @@ class CNNSpot(Detector):
 
     def __init__(self, recipe: RecipeCard) -> None:
         super().__init__(recipe)
-        backbone: BackboneConfig | None = recipe.backbone
-        if backbone is None:
-            raise ConfigError(
-                f"{recipe.source or recipe.name}: detector 'cnnspot' needs a 'backbone' section "
-                "(e.g. {name: resnet50.tv_in1k, pretrained: imagenet})"
-            )
-        self.net, self._identity = load_timm_classifier(backbone)
+        self.net, self._identity = load_timm_classifier(required_backbone(recipe, "{name: resnet50.tv_in1k, pretrained: imagenet}"))
 
     def forward(self, images: Tensor) -> Tensor:
         return self.check_output(images, self.net(images).squeeze(1).float())

@@ -16,12 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
 from mirage_bench.config import RecipeCard
-from mirage_bench.detectors.base import Detector
+from mirage_bench.detectors.base import Detector, required_backbone
 from mirage_bench.detectors.class_token_block import use_class_token_block
-from mirage_bench.detectors.clip_backbone import load_clip
+from mirage_bench.detectors.clip_backbone import CLIP_BACKBONE_EXAMPLE, load_clip
 from mirage_bench.detectors.prompt_learner import PromptConfig, PromptLearner, tokenizer_for
 from mirage_bench.detectors.prompted_clip import check_clip, encode_image_prompted, encode_text_prompted
-from mirage_bench.errors import ConfigError
 
 TINY_CLIP_OVERRIDES = (
     "backbone.name=mb-tiny-clip",
@@ -52,17 +51,13 @@ class PromptedCLIPDetector(Detector):
 
     def __init__(self, recipe: RecipeCard) -> None:
         super().__init__(recipe)
-        if recipe.backbone is None:
-            raise ConfigError(
-                f"recipe {recipe.name!r}: detector {recipe.detector!r} needs a 'backbone' section "
-                "(an open_clip model name and pretrained tag, file or 'none')"
-            )
+        backbone = required_backbone(recipe, CLIP_BACKBONE_EXAMPLE)
         cfg = self.prompt_config()
-        clip, self._identity = load_clip(recipe.backbone)
+        clip, self._identity = load_clip(backbone)
         check_clip(clip, cfg.depth, cfg.vision_prompts)
         use_class_token_block(clip.visual)  # the image embedding is the class token's; prompt tokens drop at pooling
         self.hold_frozen("clip", clip)
-        self.prompts = PromptLearner(clip, tokenizer_for(recipe.backbone.name), cfg)
+        self.prompts = PromptLearner(clip, tokenizer_for(backbone.name), cfg)
 
     def prompt_config(self) -> PromptConfig:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -26,11 +26,10 @@ from torch import Tensor, nn
 
 from mirage_bench.config import RecipeCard
 from mirage_bench.detectors import register_detector
-from mirage_bench.detectors.base import Detector
-from mirage_bench.detectors.clip_backbone import load_clip
+from mirage_bench.detectors.base import Detector, required_backbone
+from mirage_bench.detectors.clip_backbone import CLIP_BACKBONE_EXAMPLE, load_clip
 from mirage_bench.detectors.prompted_detector import TINY_CLIP_OVERRIDES
 from mirage_bench.detectors.supcon import supcon_loss
-from mirage_bench.errors import ConfigError
 
 
 class RINEParams(BaseModel):
@@ -62,12 +61,7 @@ class RINE(Detector):
 
     def __init__(self, recipe: RecipeCard) -> None:
         super().__init__(recipe)
-        if recipe.backbone is None:
-            raise ConfigError(
-                f"{recipe.source or recipe.name}: detector 'rine' needs a 'backbone' section "
-                "(e.g. {name: ViT-L-14-quickgelu, pretrained: openai})"
-            )
-        clip, self._identity = load_clip(recipe.backbone)
+        clip, self._identity = load_clip(required_backbone(recipe, CLIP_BACKBONE_EXAMPLE))
         self.hold_frozen("encoder", clip.visual)
         blocks = self.encoder.transformer.resblocks
         width, n_blocks, p = int(self.encoder.transformer.width), len(blocks), self.params

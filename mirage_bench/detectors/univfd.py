@@ -16,10 +16,9 @@ from torch import Tensor, nn
 
 from mirage_bench.config import RecipeCard
 from mirage_bench.detectors import register_detector
-from mirage_bench.detectors.base import Detector
+from mirage_bench.detectors.base import Detector, required_backbone
 from mirage_bench.detectors.class_token_block import use_class_token_block
-from mirage_bench.detectors.clip_backbone import load_clip
-from mirage_bench.errors import ConfigError
+from mirage_bench.detectors.clip_backbone import CLIP_BACKBONE_EXAMPLE, load_clip
 
 
 class UnivFDParams(BaseModel):
@@ -48,12 +47,7 @@ class UnivFD(Detector):
 
     def __init__(self, recipe: RecipeCard) -> None:
         super().__init__(recipe)
-        if recipe.backbone is None:
-            raise ConfigError(
-                f"{recipe.source or recipe.name}: detector 'univfd' needs a 'backbone' section "
-                "(e.g. {name: ViT-L-14-quickgelu, pretrained: openai})"
-            )
-        clip, self._identity = load_clip(recipe.backbone)
+        clip, self._identity = load_clip(required_backbone(recipe, CLIP_BACKBONE_EXAMPLE))
         # Only the image tower is kept; the text tower is never used by UnivFD. The embedding is the class token's,
         # so the last block computes that token alone (``class_token_block``).
         use_class_token_block(clip.visual)
