@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Callable, Iterable, Literal, Sequence
 
 from mirage_bench.config import RecipeCard, apply_overrides, deep_merge, read_yaml, validate
 from mirage_bench.errors import ConfigError
@@ -50,20 +50,25 @@ def card_paths(kind: CardKind, extra_dirs: Iterable[Path | str] = ()) -> dict[st
 
 def find_card(kind: CardKind, name_or_path: str, extra_dirs: Iterable[Path | str] = ()) -> Path:
     """A card by name, or a path to a YAML file."""
+    flag = "--recipes" if kind == "detectors" else "--protocols"
+    return pick_card(name_or_path, lambda: card_paths(kind, extra_dirs), f"{kind[:-1]} card",
+                     f" Add a directory of cards with {flag} DIR.")
+
+
+def pick_card(name_or_path: str, paths: Callable[[], dict[str, Path]], what: str, more: str = "") -> Path:
+    """A YAML path as given (it must exist), else the card ``paths()`` (name -> file) holds under that name; an
+    unknown name raises naming ``what``, the closest names, every available one and ``more``."""
     candidate = Path(name_or_path)
     if candidate.suffix in {".yaml", ".yml"}:
         if not candidate.is_file():
             raise ConfigError(f"card file {candidate} does not exist")
         return candidate
-    paths = card_paths(kind, extra_dirs)
-    if name_or_path in paths:
-        return paths[name_or_path]
-    close = difflib.get_close_matches(name_or_path, list(paths), n=3, cutoff=0.5)
+    known = paths()
+    if name_or_path in known:
+        return known[name_or_path]
+    close = difflib.get_close_matches(name_or_path, list(known), n=3, cutoff=0.5)
     hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
-    raise ConfigError(
-        f"unknown {kind[:-1]} card {name_or_path!r}.{hint} Available: {', '.join(sorted(paths)) or '(none)'}. "
-        f"Add a directory of cards with --{'recipes' if kind == 'detectors' else 'protocols'} DIR."
-    )
+    raise ConfigError(f"unknown {what} {name_or_path!r}.{hint} Available: {', '.join(sorted(known)) or '(none)'}.{more}")
 
 
 def read_card_data(kind: CardKind, name_or_path: str, extra_dirs: Sequence[Path | str] = (), _seen: tuple[str, ...] = ()) -> tuple[dict[str, Any], Path]:

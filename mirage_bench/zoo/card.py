@@ -7,14 +7,13 @@ from the recipes trained here (``univfd (published)`` vs ``univfd (trained here)
 
 from __future__ import annotations
 
-import difflib
 import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from mirage_bench.cards import builtin_card_dir, load_recipe
+from mirage_bench.cards import builtin_card_dir, load_recipe, pick_card
 from mirage_bench.config import StrictModel, read_yaml, validate
 from mirage_bench.errors import ConfigError
 
@@ -147,16 +146,7 @@ def published_paths() -> dict[str, Path]:
 
 def load_published(name_or_path: str) -> PublishedCard:
     """A published card by name or path, validated; its recipe and detector are checked to agree."""
-    candidate = Path(name_or_path)
-    if candidate.suffix in {".yaml", ".yml"}:
-        path = candidate
-    else:
-        paths = published_paths()
-        if name_or_path not in paths:
-            close = difflib.get_close_matches(name_or_path, list(paths), n=3, cutoff=0.5)
-            hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
-            raise ConfigError(f"unknown published card {name_or_path!r}.{hint} Available: {', '.join(paths) or '(none)'}")
-        path = paths[name_or_path]
+    path = pick_card(name_or_path, published_paths, "published card")
     data = read_yaml(path)
     data.setdefault("name", path.stem)
     data["path"] = str(path)
