@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Optional
 
@@ -173,7 +174,7 @@ def write_baseline(folder: str | Path, baseline: Baseline, files: dict[str, Path
         target = folder / name
         tmp = temporary_beside(target)
         try:
-            tmp.write_bytes(Path(source).read_bytes())
+            shutil.copyfile(source, tmp)
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)

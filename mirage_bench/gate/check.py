@@ -26,13 +26,15 @@ class GateResult:
         return self.trained.failures.empty and self.scored.passed
 
 
-def _comparable(baseline: Baseline, evidence: Evidence) -> None:
-    mine = (evidence.protocol, evidence.protocol_version, evidence.data_hash)
-    theirs = (baseline.protocol, baseline.protocol_version, baseline.data_hash)
-    if mine != theirs:
-        raise DataError(f"the run (protocol {mine[0]} v{mine[1]}, data {mine[2]}) is not comparable with the baseline "
-                        f"(protocol {theirs[0]} v{theirs[1]}, data {theirs[2]}); check a run of the baseline's protocol "
-                        "and data, or write a new baseline with --update")
+def _identity(runs: Baseline | Evidence) -> tuple[str, int | None, str | None]:
+    """What makes two sets of numbers comparable: the protocol, its version and the data manifest hash."""
+    return runs.protocol, runs.protocol_version, runs.data_hash
+
+
+def _require_comparable(expected: Baseline | Evidence, runs: Evidence, what: str, fix: str) -> None:
+    if _identity(runs) != _identity(expected):
+        (p, v, d), (ep, ev, ed) = _identity(runs), _identity(expected)
+        raise DataError(f"{what} (protocol {p} v{v}, data {d}) is not comparable with (protocol {ep} v{ev}, data {ed}); {fix}")
 
 
 def _data_root(protocol: str, data_root: str | Path | None) -> Path:
@@ -49,12 +51,12 @@ def check_gate(store: str | Path, run_ids: Sequence[str], baseline_folder: str |
     baseline = read_baseline(baseline_folder)
     root = _data_root(baseline.protocol, data_root)  # refused before the runs are read
     evidence = load_runs(store, run_ids)
-    _comparable(baseline, evidence)
+    _require_comparable(baseline, evidence, "the run", "check a run of the baseline's protocol and data, or write a new baseline with --update")
     return GateResult(trained.compare(baseline.trained, evidence), scored.rescore(baseline.scored, Path(baseline_folder), root))
 
 
 def update_baseline(store: str | Path, run_ids: Sequence[str], baseline_folder: str | Path,
-                    spread_stores: Sequence[str | Path] = (), base_seed: int | None = None) -> Baseline:
+                    spread_stores: Sequence[str | Path] = ()) -> Baseline:
     """Write the baseline: the scored part from the anchor runs' checkpoints (one per detector and training set),
     the trained part's tolerances from every seed of the anchor runs and of the latest run of each spread store
     (runs of the same protocol and data made under other CPU kernel settings)."""
@@ -63,14 +65,11 @@ def update_baseline(store: str | Path, run_ids: Sequence[str], baseline_folder: 
     anchor = load_runs(store, run_ids)
     spread = [load_runs(s, []) for s in spread_stores]
     for other, where in zip(spread, spread_stores):
-        if (other.protocol, other.protocol_version, other.data_hash) != (anchor.protocol, anchor.protocol_version, anchor.data_hash):
-            raise DataError(f"the latest run in spread store {where} (protocol {other.protocol} v{other.protocol_version}, data "
-                            f"{other.data_hash}) is not comparable with the anchor runs (protocol {anchor.protocol} "
-                            f"v{anchor.protocol_version}, data {anchor.data_hash}); spread runs repeat the anchor's command")
+        _require_comparable(anchor, other, f"the latest run in spread store {where}", "spread runs repeat the anchor runs' command")
         missing = sorted(set(anchor.predictions["detector"]) - set(other.predictions["detector"]))
         if missing:
             raise DataError(f"the latest run in spread store {where} lacks detector(s) {missing}; spread runs repeat the anchor's command")
-    part, files, scores = scored.collect(Store(store), anchor, DEGRADATION_BASE_SEED if base_seed is None else base_seed)
+    part, files, scores = scored.collect(Store(store), anchor, DEGRADATION_BASE_SEED)
     folder = Path(baseline_folder)
     scores_file = folder / ".scores.parquet.new"
     folder.mkdir(parents=True, exist_ok=True)
