@@ -115,10 +115,10 @@ def main() -> None:
 
     import open_clip
 
-    from mirage_bench.detectors.class_token_block import use_class_token_block
-    from mirage_bench.detectors.clip_attention import use_self_attention
-    from mirage_bench.detectors.clip_backbone import register_model_configs
-    from mirage_bench.detectors.quick_gelu import use_fused_quick_gelu
+    from mirage_bench.detectors.clip.class_token_block import use_class_token_block
+    from mirage_bench.detectors.clip.attention import use_self_attention
+    from mirage_bench.detectors.clip.backbone import register_model_configs
+    from mirage_bench.detectors.clip.quick_gelu import use_fused_quick_gelu
     from mirage_bench.fastpath.evaluator import compiled
 
     device = torch.device(args.device)

@@ -63,7 +63,7 @@ def make_folder(root: Path, n: int, seed: int = 0, varied: bool = False) -> pd.D
 
 def build(card: str, backbone: str | None, size: int | None, device: torch.device, extra: list[str] = ()):
     from mirage_bench.cards import load_recipe
-    from mirage_bench.detectors.build import build_detector
+    from mirage_bench.detectors.infra.build import build_detector
 
     overrides = ["backbone.pretrained=none"] if load_recipe(card).backbone is not None else []
     if backbone:

@@ -31,7 +31,7 @@ from eval_throughput import make_folder, print_table, sync
 def build_models(cards: list[str], device: torch.device, extra: list[str]) -> list:
     """One model per card, random weights (seeded by position, so repeated cards give distinct models)."""
     from mirage_bench.cards import load_recipe
-    from mirage_bench.detectors.build import build_detector
+    from mirage_bench.detectors.infra.build import build_detector
 
     models = []
     for k, card in enumerate(cards):

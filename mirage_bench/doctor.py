@@ -6,7 +6,7 @@ import os
 import platform
 from pathlib import Path
 
-from mirage_bench.detectors.checkpoint import package_versions
+from mirage_bench.detectors.infra.checkpoint import package_versions
 
 
 def device_facts() -> dict[str, str]:

@@ -24,7 +24,7 @@ def detectors_list(
     """List every recipe card with its implementation, backbone, trainable parameters and citation."""
     from mirage_bench.cards import list_recipes
     from mirage_bench.detectors import DETECTORS
-    from mirage_bench.detectors.inspect import count_trainable
+    from mirage_bench.detectors.infra.inspect import count_trainable
 
     table = Table(title="Detectors", show_lines=False)
     for column in ("card", "implementation", "backbone", "trainable params", "citation"):

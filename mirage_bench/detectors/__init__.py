@@ -27,7 +27,7 @@ def register_detector(name: str) -> Callable[[D], D]:
     return DETECTORS.register(name)  # type: ignore[return-value]
 
 
-# Built-in implementations, imported only when first asked for.
+# Built-in implementations: each is registered here and only here, and imported when first asked for.
 DETECTORS.register_lazy("tinycnn", "mirage_bench.detectors.tinycnn:TinyCNN")
 DETECTORS.register_lazy("mirage", "mirage_bench.detectors.mirage:MiraGe")
 DETECTORS.register_lazy("coop", "mirage_bench.detectors.coop:CoOp")

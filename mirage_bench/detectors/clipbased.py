@@ -17,7 +17,6 @@ from pydantic import Field
 from torch import Tensor
 
 from mirage_bench.config import RecipeCard
-from mirage_bench.detectors import register_detector
 from mirage_bench.detectors.univfd import UnivFD, UnivFDParams
 
 
@@ -27,7 +26,6 @@ class ClipBasedParams(UnivFDParams):
     normalize: bool = Field(True, description="L2-normalise the feature before the linear layer, as the authors do")
 
 
-@register_detector("clipbased")
 class ClipBased(UnivFD):
     """Frozen CLIP image tower (final projection removed) -> L2-normalised pooled token ``[B, D]`` -> ``Linear(D, 1)``."""
 

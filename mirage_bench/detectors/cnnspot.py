@@ -2,7 +2,7 @@
 
 All weights train; the recipe's strength is its augmentation (blur and JPEG, applied by the engine from
 ``train.augment``), not the architecture. The backbone comes from
-:func:`mirage_bench.detectors.timm_backbone.load_timm_classifier`, so its identity (tag, file sha256 or
+:func:`mirage_bench.detectors.infra.timm_backbone.load_timm_classifier`, so its identity (tag, file sha256 or
 random initialisation) is recorded in every checkpoint.
 """
 
@@ -13,12 +13,10 @@ from typing import Any
 from torch import Tensor
 
 from mirage_bench.config import RecipeCard
-from mirage_bench.detectors import register_detector
 from mirage_bench.detectors.base import Detector, required_backbone
-from mirage_bench.detectors.timm_backbone import load_timm_classifier
+from mirage_bench.detectors.infra.timm_backbone import load_timm_classifier
 
 
-@register_detector("cnnspot")
 class CNNSpot(Detector):
     """A timm classifier (``backbone.name``) whose 1000-way head is replaced by one fake logit."""
 

@@ -11,9 +11,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from mirage_bench.detectors import register_detector
-from mirage_bench.detectors.prompt_learner import PromptConfig
-from mirage_bench.detectors.prompted_detector import TINY_CLIP_OVERRIDES, PromptedCLIPDetector, PromptParams
+from mirage_bench.detectors.clip.prompt_learner import PromptConfig
+from mirage_bench.detectors.clip.prompted_detector import TINY_CLIP_OVERRIDES, PromptedCLIPDetector, PromptParams
 
 
 class CoOpParams(PromptParams):
@@ -22,7 +21,6 @@ class CoOpParams(PromptParams):
     class_position: Literal["front", "end"] = Field("front", description="'front' = 'real X X ... X.' as CLIPping uses")
 
 
-@register_detector("coop")
 class CoOp(PromptedCLIPDetector):
     """Frozen CLIP with a learnable text context (depth 1, no vision prompts); CE on the cosine logits."""
 

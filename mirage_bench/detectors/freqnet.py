@@ -21,7 +21,6 @@ from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from mirage_bench.config import RecipeCard
-from mirage_bench.detectors import register_detector
 from mirage_bench.detectors.base import Detector
 from mirage_bench.detectors.npr import _make_layer
 
@@ -62,7 +61,6 @@ class FreqNetParams(BaseModel):
     scale: int = Field(4, gt=2, description="high-pass: the centre 2/scale of each axis of the spectrum is removed")
 
 
-@register_detector("freqnet")
 class FreqNet(Detector):
     """High-pass (space, channels) + frequency convolutions around ResNet-50's layer1 and layer2; one fake logit."""
 

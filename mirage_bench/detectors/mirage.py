@@ -7,7 +7,7 @@ multimodal prompts on a frozen CLIP, trained with
     L = L_cls + lambda * L_disc
 
 L_cls: cross-entropy over ``s * [f.t_real, f.t_fake]``; L_disc: supervised contrastive loss over the
-batch, a FIFO memory bank and the two text anchors (:mod:`mirage_bench.detectors.supcon`). The knobs to
+batch, a FIFO memory bank and the two text anchors (:mod:`mirage_bench.detectors.clip.supcon`). The knobs to
 sweep, since the paper's values are not known to us: ``lambda_disc``, ``temperature``, ``bank_size`` (K),
 ``n_ctx``, ``depth`` (J), and ``anchor_weight``. Ablations: ``vision_prompts`` (text-only prompts),
 ``disc_loss`` (L_cls only), ``memory_bank`` (contrast within the batch only).
@@ -27,10 +27,9 @@ from pydantic import Field
 from torch import Tensor
 
 from mirage_bench.config import RecipeCard
-from mirage_bench.detectors import register_detector
-from mirage_bench.detectors.prompt_learner import PromptConfig
-from mirage_bench.detectors.prompted_detector import TINY_CLIP_OVERRIDES, PromptedCLIPDetector, PromptParams
-from mirage_bench.detectors.supcon import MemoryBank, supcon_loss
+from mirage_bench.detectors.clip.prompt_learner import PromptConfig
+from mirage_bench.detectors.clip.prompted_detector import TINY_CLIP_OVERRIDES, PromptedCLIPDetector, PromptParams
+from mirage_bench.detectors.clip.supcon import MemoryBank, supcon_loss
 from mirage_bench.errors import ContractError
 
 
@@ -45,7 +44,6 @@ class MiraGeParams(PromptParams):
     anchor_weight: float = Field(1.0, ge=0, description="weight of the two text anchors' terms in L_disc (1 = plain SupCon)")
 
 
-@register_detector("mirage")
 class MiraGe(PromptedCLIPDetector):
     """MiraGe (reconstruction): deep multimodal prompts, cross-entropy + supervised contrastive loss."""
 

@@ -21,7 +21,6 @@ from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from mirage_bench.config import RecipeCard
-from mirage_bench.detectors import register_detector
 from mirage_bench.detectors.base import Detector
 
 
@@ -48,7 +47,6 @@ class NPRParams(BaseModel):
     residual_scale: float = Field(2.0 / 3.0, gt=0, description="the residual is multiplied by this before conv1")
 
 
-@register_detector("npr")
 class NPR(Detector):
     """Neighbouring Pixel Relationships: residual -> conv1 (3x3, stride 2) -> layer1, layer2 -> pool -> fc."""
 

@@ -25,11 +25,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from mirage_bench.config import RecipeCard
-from mirage_bench.detectors import register_detector
 from mirage_bench.detectors.base import Detector, required_backbone
-from mirage_bench.detectors.clip_backbone import CLIP_BACKBONE_EXAMPLE, load_clip
-from mirage_bench.detectors.prompted_detector import TINY_CLIP_OVERRIDES
-from mirage_bench.detectors.supcon import supcon_loss
+from mirage_bench.detectors.clip.backbone import CLIP_BACKBONE_EXAMPLE, load_clip
+from mirage_bench.detectors.clip.prompted_detector import TINY_CLIP_OVERRIDES
+from mirage_bench.detectors.clip.supcon import supcon_loss
 
 
 class RINEParams(BaseModel):
@@ -51,7 +50,6 @@ def _projection(n_layers: int, d_in: int, d_out: int, p: float) -> nn.Sequential
     return nn.Sequential(*layers)
 
 
-@register_detector("rine")
 class RINE(Detector):
     """Frozen CLIP image tower -> class token after every block's ``ln_2`` ``[B, n, d]`` -> proj1, alpha, proj2, head."""
 

@@ -6,7 +6,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from mirage_bench.config import RecipeCard
-from mirage_bench.detectors import register_detector
 from mirage_bench.detectors.base import Detector
 
 
@@ -17,7 +16,6 @@ class TinyCNNParams(BaseModel):
     stages: int = Field(3, ge=1, le=6)
 
 
-@register_detector("tinycnn")
 class TinyCNN(Detector):
     """A few conv-BN-ReLU stages, global average pooling and a linear fake logit. Trains all weights."""
 

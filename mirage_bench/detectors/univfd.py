@@ -15,10 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from mirage_bench.config import RecipeCard
-from mirage_bench.detectors import register_detector
 from mirage_bench.detectors.base import Detector, required_backbone
-from mirage_bench.detectors.class_token_block import use_class_token_block
-from mirage_bench.detectors.clip_backbone import CLIP_BACKBONE_EXAMPLE, load_clip
+from mirage_bench.detectors.clip.class_token_block import use_class_token_block
+from mirage_bench.detectors.clip.backbone import CLIP_BACKBONE_EXAMPLE, load_clip
 
 
 class UnivFDParams(BaseModel):
@@ -31,7 +30,6 @@ class UnivFDParams(BaseModel):
     )
 
 
-@register_detector("univfd")
 class UnivFD(Detector):
     """Frozen CLIP image tower -> image embedding [B, D] -> ``Linear(D, 1)``."""
 

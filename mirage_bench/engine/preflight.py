@@ -25,7 +25,7 @@ def check_recipes(recipes: Sequence[RecipeCard]) -> None:
     backbone architecture exists, and a local weights file loads and fits that architecture (shapes and keys,
     as the real build checks them). A pretrained tag is not fetched here (``pretrained: none`` stands in: the
     architecture is checked, the download is the build's)."""
-    from mirage_bench.detectors.build import build_detector
+    from mirage_bench.detectors.infra.build import build_detector
 
     for recipe in recipes:
         checked = recipe
@@ -40,7 +40,7 @@ def check_recipes(recipes: Sequence[RecipeCard]) -> None:
 
 
 def _is_file(pretrained: str) -> bool:
-    from mirage_bench.detectors.timm_backbone import is_weights_path
+    from mirage_bench.detectors.infra.timm_backbone import is_weights_path
 
     return is_weights_path(pretrained)
 

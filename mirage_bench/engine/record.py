@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mirage_bench.detectors.checkpoint import package_versions
+from mirage_bench.detectors.infra.checkpoint import package_versions
 from mirage_bench.machine import cpu_kernels
 
 

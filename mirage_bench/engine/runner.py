@@ -164,7 +164,7 @@ def train_cells(bench: Benchmark, hashes: dict[str, dict[str, str]] | None = Non
 
 def checkpoint_hash(store: Store, cell: TrainCell) -> str | None:
     """Content hash of a finished training cell's checkpoint, or None when it is not trained yet."""
-    from mirage_bench.detectors.checkpoint import read_checkpoint
+    from mirage_bench.detectors.infra.checkpoint import read_checkpoint
 
     path = store.checkpoint_dir(cell.cell_id) / "model.pt"
     return cells.checkpoint_content_hash(read_checkpoint(path)) if store.has_checkpoint(cell.cell_id) else None
@@ -339,7 +339,7 @@ def _training_record(bench: Benchmark) -> dict[str, Any]:
 
 
 def _train(cell: TrainCell, store: Store, options: Options, device: str, progress: Progress) -> None:
-    from mirage_bench.detectors.build import build_detector
+    from mirage_bench.detectors.infra.build import build_detector
     from mirage_bench.engine.trainer import train_cell
 
     if is_published_recipe(cell.recipe):  # the authors' released weights stand for this cell: nothing is trained
@@ -412,7 +412,7 @@ def _loaded_models(trained: list[TrainCell], store: Store, device: str) -> Itera
     ``pass_model_bytes(device)`` (at least one model). A checkpoint whose frozen weights equal a loaded one's holds that copy instead of its own
     (``trunks.adopt_frozen``), so its frozen backbone counts once."""
     from mirage_bench.detectors.base import held_bytes
-    from mirage_bench.detectors.checkpoint import load_checkpoint
+    from mirage_bench.detectors.infra.checkpoint import load_checkpoint
     from mirage_bench.engine.trunks import adopt_frozen
 
     budget = pass_model_bytes(device)

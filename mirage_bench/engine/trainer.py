@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from mirage_bench.config import InputSpec, TrainConfig
 from mirage_bench.detectors.base import Detector
-from mirage_bench.detectors.checkpoint import atomic_torch_save, save_checkpoint
+from mirage_bench.detectors.infra.checkpoint import atomic_torch_save, save_checkpoint
 from mirage_bench.engine import distributed, sources
 from mirage_bench.engine.evaluator import score_subset
 from mirage_bench.errors import DataError, TrainingError, worker_errors

@@ -20,7 +20,7 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from mirage_bench.detectors.checkpoint import sha256_file
+from mirage_bench.detectors.infra.checkpoint import sha256_file
 from mirage_bench.errors import ConfigError, DataError
 from mirage_bench.store import replace_text, temporary_beside
 

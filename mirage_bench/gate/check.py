@@ -8,7 +8,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from mirage_bench.detectors.checkpoint import sha256_file
+from mirage_bench.detectors.infra.checkpoint import sha256_file
 from mirage_bench.errors import ConfigError, DataError
 from mirage_bench.gate import scored, trained
 from mirage_bench.gate.baseline import FORMAT, Baseline, read_baseline, write_baseline

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mirage_bench.detectors.checkpoint import sha256_file
+from mirage_bench.detectors.infra.checkpoint import sha256_file
 from mirage_bench.errors import DataError
 from mirage_bench.gate.baseline import ScoredCheckpoint, ScoredMetric, ScoredPart
 from mirage_bench.reports.runs import Evidence
@@ -101,7 +101,7 @@ def verified_images(scores: pd.DataFrame, data_root: Path) -> pd.DataFrame:
 def rescore(part: ScoredPart, folder: Path, data_root: Path, device: str = "cpu") -> ScoredCheck:
     """Score the baseline's checkpoints on its images under its degradations and compare with its stored scores."""
     from mirage_bench.degradations.base import parse
-    from mirage_bench.detectors.checkpoint import load_checkpoint
+    from mirage_bench.detectors.infra.checkpoint import load_checkpoint
     from mirage_bench.engine.evaluator import score_models
 
     stored = pd.read_parquet(folder / part.scores_file)

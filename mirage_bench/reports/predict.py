@@ -105,7 +105,7 @@ def predict(inputs: Sequence[str | Path], checkpoint: str | Path, device: str = 
     """Columns ``path, p_fake, logit, threshold, label`` (``fake`` when ``p_fake > threshold``), and what was skipped."""
     import torch
 
-    from mirage_bench.detectors.checkpoint import load_checkpoint
+    from mirage_bench.detectors.infra.checkpoint import load_checkpoint
     from mirage_bench.engine.distributed import cores_per_rank
     from mirage_bench.engine.evaluator import score_subset
     from mirage_bench.engine.runner import Options

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from mirage_bench.detectors.checkpoint import sha256_file
+from mirage_bench.detectors.infra.checkpoint import sha256_file
 from mirage_bench.errors import WeightsError
 from mirage_bench.store import say
 from mirage_bench.zoo.card import PublishedCard

@@ -13,8 +13,8 @@ from mirage_bench.cards import card_paths, load_recipe
 from mirage_bench.config import RecipeCard
 from mirage_bench.detectors import DETECTORS
 from mirage_bench.detectors.base import Detector
-from mirage_bench.detectors.build import build_detector
-from mirage_bench.detectors.weights_file import refused_objects, unreadable
+from mirage_bench.detectors.infra.build import build_detector
+from mirage_bench.detectors.infra.weights_file import refused_objects, unreadable
 from mirage_bench.errors import ConfigError, WeightsError
 from mirage_bench.zoo.card import PublishedCard, load_published, published_paths
 from mirage_bench.zoo.fetch import cache_path, missing_message, resolve
@@ -104,7 +104,7 @@ def is_published_recipe(recipe: RecipeCard) -> bool:
 def save_published_checkpoint(recipe: RecipeCard, folder: Path, metadata: dict[str, object]) -> None:
     """A training cell's checkpoint made from the published file instead of training: the run then scores it like
     any other. The threshold is the authors' 0.5 (nothing here calibrates it)."""
-    from mirage_bench.detectors.checkpoint import save_checkpoint
+    from mirage_bench.detectors.infra.checkpoint import save_checkpoint
     from mirage_bench.store import MODEL_FILE
 
     card = load_published(recipe.name)

@@ -9,7 +9,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from mirage_bench.cli import app
-from mirage_bench.detectors.build import build_tiny
+from mirage_bench.detectors.infra.build import build_tiny
 from mirage_bench.preprocess import train_transform
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mirage_bench.detectors.build import build_tiny
-from mirage_bench.detectors.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint, sha256_file
+from mirage_bench.detectors.infra.build import build_tiny
+from mirage_bench.detectors.infra.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint, sha256_file
 from mirage_bench.errors import CheckpointError
 
 
@@ -67,7 +67,7 @@ def test_missing_and_foreign_files(tmp_path):
 
 def test_trained_backbone_checkpoint_loads_without_its_pretrained_weights(tmp_path, monkeypatch):
     """CNNSpot's checkpoint holds every weight: loading must not fetch ImageNet weights again."""
-    from mirage_bench.detectors import timm_backbone
+    from mirage_bench.detectors.infra import timm_backbone
 
     torch.manual_seed(0)
     detector = build_tiny("cnnspot").eval()

@@ -14,11 +14,11 @@ from torch.utils.checkpoint import checkpoint
 from torch.utils.flop_counter import FlopCounterMode
 
 from mirage_bench.config import BackboneConfig
-from mirage_bench.detectors.build import build_tiny
-from mirage_bench.detectors.class_token_block import ClassTokenBlock, use_class_token_block
-from mirage_bench.detectors.clip_attention import use_self_attention
-from mirage_bench.detectors.clip_backbone import load_clip, register_model_configs
-from mirage_bench.detectors.prompted_clip import encode_image_prompted
+from mirage_bench.detectors.infra.build import build_tiny
+from mirage_bench.detectors.clip.class_token_block import ClassTokenBlock, use_class_token_block
+from mirage_bench.detectors.clip.attention import use_self_attention
+from mirage_bench.detectors.clip.backbone import load_clip, register_model_configs
+from mirage_bench.detectors.clip.prompted_clip import encode_image_prompted
 from mirage_bench.errors import ContractError
 
 TINY = dict(image_size=32, layers=3, width=64, head_width=16, patch_size=8)

@@ -14,10 +14,10 @@ from dispatched_ops import DispatchedOps
 from torch import nn
 
 from mirage_bench.config import BackboneConfig
-from mirage_bench.detectors.build import build_tiny
-from mirage_bench.detectors.clip_attention import SelfAttention, use_self_attention
-from mirage_bench.detectors.clip_backbone import load_clip, register_model_configs
-from mirage_bench.detectors.prompt_learner import tokenizer_for
+from mirage_bench.detectors.infra.build import build_tiny
+from mirage_bench.detectors.clip.attention import SelfAttention, use_self_attention
+from mirage_bench.detectors.clip.backbone import load_clip, register_model_configs
+from mirage_bench.detectors.clip.prompt_learner import tokenizer_for
 from mirage_bench.errors import ContractError
 
 

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from mirage_bench.cards import load_recipe
-from mirage_bench.detectors.build import build_tiny
-from mirage_bench.detectors.inspect import count_trainable
+from mirage_bench.detectors.infra.build import build_tiny
+from mirage_bench.detectors.infra.inspect import count_trainable
 
 
 def authors_logits(visual: torch.nn.Module, fc: torch.nn.Linear, images: torch.Tensor) -> torch.Tensor:

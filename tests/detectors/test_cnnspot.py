@@ -8,10 +8,10 @@ import torchvision
 from safetensors.torch import save_file
 
 from mirage_bench.cards import load_recipe
-from mirage_bench.detectors.build import build_detector, build_tiny
-from mirage_bench.detectors.checkpoint import sha256_file
-from mirage_bench.detectors.inspect import count_trainable
-from mirage_bench.detectors.timm_backbone import LOCAL_ARCHITECTURES
+from mirage_bench.detectors.infra.build import build_detector, build_tiny
+from mirage_bench.detectors.infra.checkpoint import sha256_file
+from mirage_bench.detectors.infra.inspect import count_trainable
+from mirage_bench.detectors.infra.timm_backbone import LOCAL_ARCHITECTURES
 from mirage_bench.errors import WeightsError
 
 TINY = ("backbone.name=mb-tiny-resnet", "input.size=32", "input.resize=null")

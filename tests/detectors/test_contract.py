@@ -9,7 +9,7 @@ from torch import nn
 from mirage_bench.cards import card_paths, load_recipe
 from mirage_bench.detectors import DETECTORS
 from mirage_bench.detectors.base import Detector
-from mirage_bench.detectors.conformance import check_detector
+from mirage_bench.detectors.infra.conformance import check_detector
 from mirage_bench.errors import ContractError
 
 
@@ -116,7 +116,7 @@ def test_conformance_suite_fails_broken_detectors(cls, message, tmp_path, monkey
 
 
 def test_reference_detector_output_is_fp32_logits():
-    from mirage_bench.detectors.build import build_tiny
+    from mirage_bench.detectors.infra.build import build_tiny
 
     detector = build_tiny("tinycnn").eval()
     logits = detector(torch.randn(3, 3, 16, 16))

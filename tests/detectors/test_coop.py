@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 
 from mirage_bench.cards import load_recipe
-from mirage_bench.detectors.build import build_tiny
-from mirage_bench.detectors.inspect import count_trainable
-from mirage_bench.detectors.prompt_learner import PromptLearner, tokenizer_for
+from mirage_bench.detectors.infra.build import build_tiny
+from mirage_bench.detectors.infra.inspect import count_trainable
+from mirage_bench.detectors.clip.prompt_learner import PromptLearner, tokenizer_for
 
 
 def test_class_token_at_the_front_then_context_and_parity_with_encode_text():

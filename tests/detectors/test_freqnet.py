@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from mirage_bench.cards import load_recipe
-from mirage_bench.detectors.build import build_tiny
-from mirage_bench.detectors.inspect import count_trainable
+from mirage_bench.detectors.infra.build import build_tiny
+from mirage_bench.detectors.infra.inspect import count_trainable
 
 
 def zero_centre_space(x: torch.Tensor) -> torch.Tensor:

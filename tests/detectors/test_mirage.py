@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from mirage_bench.cards import load_recipe
-from mirage_bench.detectors.build import build_tiny
-from mirage_bench.detectors.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
-from mirage_bench.detectors.inspect import count_trainable
-from mirage_bench.detectors.prompt_learner import tokenizer_for
+from mirage_bench.detectors.infra.build import build_tiny
+from mirage_bench.detectors.infra.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from mirage_bench.detectors.infra.inspect import count_trainable
+from mirage_bench.detectors.clip.prompt_learner import tokenizer_for
 from mirage_bench.errors import CheckpointError
 
 VARIANTS = {"mirage-text-only": "vision_prompts", "mirage-no-disc": "disc_loss", "mirage-no-bank": "memory_bank"}

@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mirage_bench.detectors.build import build_tiny
-from mirage_bench.detectors.supcon import MemoryBank, supcon_loss
+from mirage_bench.detectors.infra.build import build_tiny
+from mirage_bench.detectors.clip.supcon import MemoryBank, supcon_loss
 from mirage_bench.errors import ContractError
 
 

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from mirage_bench.cards import load_recipe
-from mirage_bench.detectors.build import build_tiny
+from mirage_bench.detectors.infra.build import build_tiny
 from mirage_bench.detectors.npr import npr_residual
 from mirage_bench.preprocess import eval_transform, train_transform
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from mirage_bench.config import BackboneConfig
-from mirage_bench.detectors.clip_backbone import load_clip
-from mirage_bench.detectors.prompt_learner import tokenizer_for
-from mirage_bench.detectors.prompted_clip import check_clip, encode_image_prompted, encode_text_prompted
+from mirage_bench.detectors.clip.backbone import load_clip
+from mirage_bench.detectors.clip.prompt_learner import tokenizer_for
+from mirage_bench.detectors.clip.prompted_clip import check_clip, encode_image_prompted, encode_text_prompted
 from mirage_bench.errors import ConfigError, ContractError
 
 

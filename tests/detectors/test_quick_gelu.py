@@ -16,8 +16,8 @@ from dispatched_ops import DispatchedOps
 from open_clip.transformer import QuickGELU as OpenClipQuickGELU
 
 from mirage_bench.config import BackboneConfig
-from mirage_bench.detectors.clip_backbone import load_clip, register_model_configs
-from mirage_bench.detectors.quick_gelu import QuickGELU, quick_gelu, use_fused_quick_gelu
+from mirage_bench.detectors.clip.backbone import load_clip, register_model_configs
+from mirage_bench.detectors.clip.quick_gelu import QuickGELU, quick_gelu, use_fused_quick_gelu
 
 
 def _open_clip(x: torch.Tensor) -> torch.Tensor:
@@ -85,7 +85,7 @@ def test_the_cuda_kernel_gives_the_torch_ops_result_in_tritons_interpreter(tmp_p
         np.save(tmp_path / f"x_{dtype}.npy", x.numpy())
     script = (
         "import sys, numpy as np, torch\n"
-        "from mirage_bench.detectors.quick_gelu import quick_gelu_triton\n"
+        "from mirage_bench.detectors.clip.quick_gelu import quick_gelu_triton\n"
         "for dtype in ('float32', 'float16'):\n"
         "    x = torch.from_numpy(np.load(f'{sys.argv[1]}/x_{dtype}.npy'))\n"
         "    np.save(f'{sys.argv[1]}/y_{dtype}.npy', quick_gelu_triton(x).numpy())\n"

@@ -129,7 +129,7 @@ def test_npr_genimage_tiles_small_images_and_centre_crops_at_test(size):
 
 def test_mirage_couplings_are_maples_one_linear_cloned_for_the_deep_layers():
     """MaPLe@69bce21 ``trainers/maple.py``: ``self.proj`` for layer 0, then ``_get_clones(single_layer, depth - 1)``."""
-    from mirage_bench.detectors.build import build_tiny
+    from mirage_bench.detectors.infra.build import build_tiny
 
     torch.manual_seed(0)
     couplings = build_tiny("mirage", ["params.depth=3"]).prompts.vision_proj

@@ -7,8 +7,8 @@ import torch
 
 from mirage_bench.cards import load_recipe
 from mirage_bench.detectors.base import held_bytes
-from mirage_bench.detectors.build import build_tiny
-from mirage_bench.detectors.inspect import count_trainable
+from mirage_bench.detectors.infra.build import build_tiny
+from mirage_bench.detectors.infra.inspect import count_trainable
 
 
 def test_only_the_linear_layer_trains_and_is_saved() -> None:
@@ -53,7 +53,7 @@ def test_random_clip_build_drops_only_open_clips_random_init_line(caplog) -> Non
     import logging
 
     from mirage_bench.config import BackboneConfig
-    from mirage_bench.detectors.clip_backbone import load_clip
+    from mirage_bench.detectors.clip.backbone import load_clip
 
     with caplog.at_level(logging.WARNING):
         _, identity = load_clip(BackboneConfig(name="mb-tiny-clip", pretrained="none"))

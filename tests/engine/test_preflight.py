@@ -74,7 +74,7 @@ def test_an_unknown_backbone_is_refused_before_the_scan(no_work, tmp_path):
 
 
 def test_a_wrong_shape_timm_weights_file_is_refused_before_the_scan(no_work, tmp_path):
-    from mirage_bench.detectors.timm_backbone import LOCAL_ARCHITECTURES
+    from mirage_bench.detectors.infra.timm_backbone import LOCAL_ARCHITECTURES
 
     path = _wrong_shape_file(tmp_path, lambda: LOCAL_ARCHITECTURES["mb-tiny-resnet"](1000), "fc.weight")
     text = _refused(tmp_path, "--detectors", "tinycnn,cnnspot-mini", "--backbone", "mb-tiny-resnet", "--pretrained", path)
@@ -85,7 +85,7 @@ def test_a_wrong_shape_timm_weights_file_is_refused_before_the_scan(no_work, tmp
 def test_a_wrong_shape_clip_weights_file_is_refused_before_the_scan_even_in_a_dry_run(no_work, tmp_path):
     import open_clip
 
-    from mirage_bench.detectors.clip_backbone import register_model_configs
+    from mirage_bench.detectors.clip.backbone import register_model_configs
 
     register_model_configs()
     path = _wrong_shape_file(tmp_path, lambda: open_clip.create_model("mb-tiny-clip"), "visual.transformer.resblocks.0.mlp.c_fc.weight")
@@ -96,7 +96,7 @@ def test_a_wrong_shape_clip_weights_file_is_refused_before_the_scan_even_in_a_dr
 
 def test_the_library_run_checks_weights_before_any_training(no_work, tmp_path):
     """``execute`` runs the same pre-flight for Python callers: the tinycnn listed first does not train."""
-    from mirage_bench.detectors.timm_backbone import LOCAL_ARCHITECTURES
+    from mirage_bench.detectors.infra.timm_backbone import LOCAL_ARCHITECTURES
 
     bench = helpers.benchmark(tmp_path / "data")
     path = _wrong_shape_file(tmp_path, lambda: LOCAL_ARCHITECTURES["mb-tiny-resnet"](1000), "fc.weight")

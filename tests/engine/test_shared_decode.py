@@ -11,7 +11,7 @@ import torch
 
 import helpers
 from mirage_bench.degradations import parse
-from mirage_bench.detectors.build import build_tiny
+from mirage_bench.detectors.infra.build import build_tiny
 from mirage_bench.engine import evaluator, runner
 from mirage_bench.engine.runner import Options, execute
 from mirage_bench.errors import ContractError
@@ -84,7 +84,7 @@ def _predictions(out) -> pd.DataFrame:
 
 
 def test_a_run_scores_all_subsets_in_one_pass_for_all_models_with_the_logits_of_separate_runs(tmp_path, monkeypatch):
-    from mirage_bench.detectors import checkpoint
+    from mirage_bench.detectors.infra import checkpoint
 
     bench = _two_model_benchmark(tmp_path / "data")
     seen, progress = _recorder()

@@ -9,7 +9,7 @@ import torch
 from typer.testing import CliRunner
 
 import helpers
-from mirage_bench.detectors.checkpoint import read_checkpoint
+from mirage_bench.detectors.infra.checkpoint import read_checkpoint
 from mirage_bench.engine import runner
 from mirage_bench.engine.runner import Options, execute
 from mirage_bench.errors import CheckpointError, DataError

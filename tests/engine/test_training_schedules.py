@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from mirage_bench.cards import load_recipe
-from mirage_bench.detectors.build import build_tiny
+from mirage_bench.detectors.infra.build import build_tiny
 from mirage_bench.engine.trainer import LRSchedule, build_optimizer
 
 
@@ -133,8 +133,8 @@ def test_a_plateau_run_keeps_the_best_epoch_since_the_last_drop(tmp_path, epochs
     """Through train_cell: each epoch's validation accuracy is recorded, the lr follows CNNDetection's loop on
     those accuracies, and the checkpoint is the epoch it last saved as 'best' (with 3 epochs here: the first
     epoch after a drop, worse than the best before it)."""
-    from mirage_bench.detectors.build import build_detector
-    from mirage_bench.detectors.checkpoint import read_checkpoint
+    from mirage_bench.detectors.infra.build import build_detector
+    from mirage_bench.detectors.infra.checkpoint import read_checkpoint
     from mirage_bench.engine.trainer import train_cell
 
     bench = helpers.benchmark(tmp_path / "data")
@@ -164,8 +164,8 @@ class _Killed(BaseException):
 
 def test_a_killed_plateau_run_resumes_to_the_same_weights_and_schedule(tmp_path, monkeypatch):
     """The plateau's state (lr, best since the last drop, bad epochs, drops) is part of state.pt."""
-    from mirage_bench.detectors.build import build_detector
-    from mirage_bench.detectors.checkpoint import read_checkpoint
+    from mirage_bench.detectors.infra.build import build_detector
+    from mirage_bench.detectors.infra.checkpoint import read_checkpoint
     from mirage_bench.engine import trainer
 
     bench = helpers.benchmark(tmp_path / "data")

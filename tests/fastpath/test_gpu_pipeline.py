@@ -65,7 +65,7 @@ def test_fast_scorer_matches_reference_scores(tmp_path, workers):
     """Mixed sizes, a CPU variant that changes the size (crop), batches that split chunks unevenly, and
     (workers=2) stacked chunks through shared memory: every score equals the reference's, up to float rounding in
     batches of other sizes (the inputs are the reference's bit for bit, ``test_gpu_preprocess_matches_eval_transform``)."""
-    from mirage_bench.detectors.build import build_tiny
+    from mirage_bench.detectors.infra.build import build_tiny
     from mirage_bench.fastpath.evaluator import score_subset_fast
 
     paths = []

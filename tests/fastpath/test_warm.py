@@ -153,7 +153,7 @@ def test_the_fast_scorer_waits_for_the_compiles_before_its_first_batch(tmp_path,
     """The scorer forks its workers, starts the compile jobs, and scores nothing before they have finished."""
     from PIL import Image
 
-    from mirage_bench.detectors.build import build_tiny
+    from mirage_bench.detectors.infra.build import build_tiny
     from mirage_bench.fastpath import evaluator
 
     paths = []

@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from mirage_bench.detectors.build import build_tiny
-from mirage_bench.detectors.checkpoint import sha256_file
+from mirage_bench.detectors.infra.build import build_tiny
+from mirage_bench.detectors.infra.checkpoint import sha256_file
 from mirage_bench.errors import ConfigError, ContractError, DataError
 from mirage_bench.features import FeatureCache, FeatureKey, encode_with_cache, feature_keys
 from mirage_bench.preprocess import eval_transform

@@ -102,6 +102,6 @@ def test_plugin_detector_appears_through_its_entry_point(plugin_distribution):
 
 
 def test_plugin_detector_passes_conformance(plugin_distribution):
-    from mirage_bench.detectors.conformance import check_detector
+    from mirage_bench.detectors.infra.conformance import check_detector
 
     check_detector("dummy", recipe_dirs=[str(plugin_distribution)])

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from mirage_bench.cards import load_recipe
 from mirage_bench.cli import app
-from mirage_bench.detectors.build import build_tiny
-from mirage_bench.detectors.checkpoint import save_checkpoint
+from mirage_bench.detectors.infra.build import build_tiny
+from mirage_bench.detectors.infra.checkpoint import save_checkpoint
 from mirage_bench.errors import DataError
 from mirage_bench.fastpath.gpu_preprocess import eval_geometry
 from mirage_bench.preprocess import eval_transform

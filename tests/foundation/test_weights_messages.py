@@ -28,7 +28,7 @@ def _assert_refused_for_safety(text: str) -> None:
 
 
 def test_a_timm_weights_file_holding_objects_is_refused_for_safety_with_a_conversion(pickled_object):
-    from mirage_bench.detectors.timm_backbone import load_timm_classifier
+    from mirage_bench.detectors.infra.timm_backbone import load_timm_classifier
 
     with pytest.raises(WeightsError) as caught:
         load_timm_classifier(BackboneConfig(name="mb-tiny-resnet", pretrained=str(pickled_object)))
@@ -37,7 +37,7 @@ def test_a_timm_weights_file_holding_objects_is_refused_for_safety_with_a_conver
 
 
 def test_a_clip_weights_file_holding_objects_is_refused_for_safety_without_download_advice(pickled_object):
-    from mirage_bench.detectors.clip_backbone import load_clip
+    from mirage_bench.detectors.clip.backbone import load_clip
 
     with pytest.raises(WeightsError) as caught:
         load_clip(BackboneConfig(name="mb-tiny-clip", pretrained=str(pickled_object)))
@@ -46,7 +46,7 @@ def test_a_clip_weights_file_holding_objects_is_refused_for_safety_without_downl
 
 
 def test_a_checkpoint_holding_objects_is_refused_for_safety(pickled_object):
-    from mirage_bench.detectors.checkpoint import read_checkpoint
+    from mirage_bench.detectors.infra.checkpoint import read_checkpoint
 
     with pytest.raises(CheckpointError) as caught:
         read_checkpoint(pickled_object)
@@ -57,7 +57,7 @@ def test_a_checkpoint_holding_objects_is_refused_for_safety(pickled_object):
 def test_a_clip_file_of_the_wrong_shape_names_the_shape_not_downloads(tmp_path):
     import open_clip
 
-    from mirage_bench.detectors.clip_backbone import load_clip, register_model_configs
+    from mirage_bench.detectors.clip.backbone import load_clip, register_model_configs
 
     register_model_configs()
     state = open_clip.create_model("mb-tiny-clip").state_dict()
@@ -74,8 +74,8 @@ def test_a_clip_file_of_the_wrong_shape_names_the_shape_not_downloads(tmp_path):
 @pytest.mark.parametrize("load", ["timm", "clip"])
 def test_a_damaged_file_is_named_without_the_advice_to_turn_off_weights_only(tmp_path, load):
     """(A damaged checkpoint is refused before torch reads it: ``store.zip_damage``.)"""
-    from mirage_bench.detectors.clip_backbone import load_clip
-    from mirage_bench.detectors.timm_backbone import load_timm_classifier
+    from mirage_bench.detectors.clip.backbone import load_clip
+    from mirage_bench.detectors.infra.timm_backbone import load_timm_classifier
 
     path = tmp_path / "damaged.pt"
     path.write_bytes(b"not a tensor file at all")

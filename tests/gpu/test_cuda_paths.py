@@ -95,7 +95,7 @@ def test_gpu_jpeg_encoder_does_not_match_pil_within_the_fast_path_tolerance(qual
 
 def test_fast_scorer_on_cuda_matches_cpu_reference(tmp_path):
     from mirage_bench.degradations import parse
-    from mirage_bench.detectors.build import build_tiny
+    from mirage_bench.detectors.infra.build import build_tiny
     from mirage_bench.engine.evaluator import score_subset
     from mirage_bench.fastpath.evaluator import score_subset_fast
 
@@ -122,7 +122,7 @@ def test_univfd_seeds_share_one_tower_forward_on_cuda_with_their_own_logits(tmp_
     """Three UnivFD checkpoints (one frozen tower, three heads) in one fast pass under bf16: each gets the
     logits of its own pass, and each pass timed its forwards with CUDA events."""
     from mirage_bench.degradations import parse
-    from mirage_bench.detectors.build import build_tiny
+    from mirage_bench.detectors.infra.build import build_tiny
     from mirage_bench.fastpath.evaluator import score_models_fast
 
     paths = []
@@ -145,7 +145,7 @@ def test_univfd_seeds_share_one_tower_forward_on_cuda_with_their_own_logits(tmp_
 
 
 def test_mirage_trains_on_cuda_under_bf16_with_frozen_clip():
-    from mirage_bench.detectors.build import build_tiny
+    from mirage_bench.detectors.infra.build import build_tiny
 
     torch.manual_seed(0)
     detector = build_tiny("mirage").cuda().train()
@@ -173,7 +173,7 @@ def _scoring_loop(tmp_path, n: int = 8, batch_size: int = 4, encode_wrapper=None
     function ``run(copies)`` that scores them with a tiny CNN (its encoder wrapped by ``encode_wrapper``) and
     returns the device logits, copying batches on the stream ``copies`` (None: the compute stream)."""
     from mirage_bench.degradations import parse
-    from mirage_bench.detectors.build import build_tiny
+    from mirage_bench.detectors.infra.build import build_tiny
     from mirage_bench.engine.timing import TrunkClock
     from mirage_bench.engine.trunks import model_trunks
     from mirage_bench.fastpath.evaluator import (
@@ -271,7 +271,7 @@ def test_self_attention_matches_open_clip_on_cuda():
 
     from open_clip.transformer import ResidualAttentionBlock
 
-    from mirage_bench.detectors.clip_attention import use_self_attention
+    from mirage_bench.detectors.clip.attention import use_self_attention
 
     torch.manual_seed(0)
     theirs = ResidualAttentionBlock(1024, 16).cuda().eval()
@@ -295,7 +295,7 @@ def test_self_attention_matches_open_clip_on_cuda():
 def test_quick_gelu_runs_as_one_triton_kernel_on_cuda_with_the_cpu_ops_result(dtype):
     """The one-op QuickGELU on CUDA (Triton) against the same float32 arithmetic on the CPU: a few units in the last
     place apart at most (Triton's sigmoid may take the GPU's fast exponential, a few float32 units off)."""
-    from mirage_bench.detectors.quick_gelu import quick_gelu
+    from mirage_bench.detectors.clip.quick_gelu import quick_gelu
 
     x = (torch.randn(64, 257, 4096, generator=torch.Generator().manual_seed(0)) * 4).to(dtype)
     got = quick_gelu(x.cuda()).cpu()

@@ -15,7 +15,7 @@ import torch
 from sklearn.metrics import average_precision_score
 
 from mirage_bench.cards import load_recipe
-from mirage_bench.detectors.build import build_detector
+from mirage_bench.detectors.infra.build import build_detector
 from mirage_bench.mini import default_root
 from mirage_bench.mini.checks import load_pixels, select
 from mirage_bench.mini.families import GENERATORS

@@ -11,8 +11,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from mirage_bench.cli import app
-from mirage_bench.detectors.build import build_tiny
-from mirage_bench.detectors.checkpoint import save_checkpoint
+from mirage_bench.detectors.infra.build import build_tiny
+from mirage_bench.detectors.infra.checkpoint import save_checkpoint
 from mirage_bench.errors import DataError
 from mirage_bench.reports.predict import collect_inputs
 

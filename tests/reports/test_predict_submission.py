@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 from mirage_bench.data.images import open_rgb
-from mirage_bench.detectors.build import build_tiny
-from mirage_bench.detectors.checkpoint import save_checkpoint
+from mirage_bench.detectors.infra.build import build_tiny
+from mirage_bench.detectors.infra.checkpoint import save_checkpoint
 from mirage_bench.errors import CheckpointError, DataError
 from mirage_bench.preprocess import eval_transform
 from mirage_bench.reports.predict import predict

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from mirage_bench.cards import load_recipe
-from mirage_bench.detectors.build import build_detector
+from mirage_bench.detectors.infra.build import build_detector
 from mirage_bench.zoo.card import load_published
 from mirage_bench.zoo.load import load_published_detector
 

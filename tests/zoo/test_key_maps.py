@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mirage_bench.detectors.build import build_detector
+from mirage_bench.detectors.infra.build import build_detector
 from mirage_bench.errors import CheckpointError
 from mirage_bench.zoo.card import PublishedCard, load_published, published_paths
 from mirage_bench.zoo.keymap import map_state

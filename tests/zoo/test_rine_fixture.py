@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from mirage_bench.detectors.build import build_detector
+from mirage_bench.detectors.infra.build import build_detector
 from mirage_bench.zoo.card import load_published
 from mirage_bench.zoo.keymap import map_state
 from mirage_bench.zoo.load import published_recipe, read_published_state

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mirage_bench.detectors.checkpoint import read_checkpoint
+from mirage_bench.detectors.infra.checkpoint import read_checkpoint
 from mirage_bench.engine.benchmark import Benchmark, load_cards
 from mirage_bench.engine.runner import Options, execute, run_predictions
 from mirage_bench.engine.sources import expand_degradations

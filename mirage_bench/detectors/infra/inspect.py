@@ -12,7 +12,7 @@ def count_trainable(recipe: RecipeCard) -> int:
 
     The backbone is built with random weights for counting only; nothing is downloaded.
     """
-    from mirage_bench.detectors.build import build_detector
+    from mirage_bench.detectors.infra.build import build_detector
 
     meta_recipe = recipe.model_copy(deep=True)
     if meta_recipe.backbone is not None:

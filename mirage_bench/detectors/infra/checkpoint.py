@@ -19,7 +19,7 @@ import torch
 
 from mirage_bench.config import RecipeCard
 from mirage_bench.detectors.base import Detector
-from mirage_bench.detectors.weights_file import refused_objects, unreadable
+from mirage_bench.detectors.infra.weights_file import refused_objects, unreadable
 from mirage_bench.errors import CheckpointError
 
 FORMAT = "mirage-bench/checkpoint-v1"
@@ -104,7 +104,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     the recipe says; if its identity differs from the one stored (another architecture, other weights),
     the checkpoint is refused.
     """
-    from mirage_bench.detectors.build import build_detector
+    from mirage_bench.detectors.infra.build import build_detector
 
     from mirage_bench.detectors import DETECTORS
 

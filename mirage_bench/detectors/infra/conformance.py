@@ -14,8 +14,8 @@ from typing import Sequence
 import torch
 
 from mirage_bench.detectors.base import Detector
-from mirage_bench.detectors.build import build_tiny
-from mirage_bench.detectors.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from mirage_bench.detectors.infra.build import build_tiny
+from mirage_bench.detectors.infra.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from mirage_bench.errors import CheckpointError, ContractError
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mirage_bench.detectors.clip_attention import SelfAttention
+from mirage_bench.detectors.clip.attention import SelfAttention
 from mirage_bench.errors import ContractError
 
 

@@ -6,10 +6,10 @@ QuickGELU variant must match OpenAI's weights (a mismatch is an error, not open_
 file is identified by its sha256 so that checkpoints name the exact weights they were trained on.
 ``pretrained: none`` builds random weights, which the identity records (``random: True``) and every table
 labels. Our tiny test architecture ``mb-tiny-clip`` is registered from ``mirage_bench/model_configs``. The
-residual blocks' attention runs as :class:`~mirage_bench.detectors.clip_attention.SelfAttention` (same
+residual blocks' attention runs as :class:`~mirage_bench.detectors.clip.attention.SelfAttention` (same
 parameters, same function, no layout copies), and QuickGELU as one op when scoring
-(:mod:`~mirage_bench.detectors.quick_gelu`). The detectors that read the image tower's class token alone also
-compute its last block for that token only (:mod:`~mirage_bench.detectors.class_token_block`); a model from
+(:mod:`~mirage_bench.detectors.clip.quick_gelu`). The detectors that read the image tower's class token alone also
+compute its last block for that token only (:mod:`~mirage_bench.detectors.clip.class_token_block`); a model from
 ``load_clip`` itself keeps every token's output.
 """
 
@@ -23,12 +23,12 @@ from typing import Any, Callable, Iterator
 import torch
 
 from mirage_bench.config import BackboneConfig
-from mirage_bench.detectors.clip_attention import use_self_attention
-from mirage_bench.detectors.quick_gelu import use_fused_quick_gelu
-from mirage_bench.detectors.weights_file import is_weights_path, load_error, refused_objects
+from mirage_bench.detectors.clip.attention import use_self_attention
+from mirage_bench.detectors.clip.quick_gelu import use_fused_quick_gelu
+from mirage_bench.detectors.infra.weights_file import is_weights_path, load_error, refused_objects
 from mirage_bench.errors import WeightsError
 
-MODEL_CONFIG_DIR = Path(__file__).resolve().parent.parent / "model_configs"
+MODEL_CONFIG_DIR = Path(__file__).resolve().parents[2] / "model_configs"
 _registered = False
 RANDOM_INIT_SEED = 0  # seed of 'pretrained: none' weights
 #: How a CLIP detector's card names its backbone, for messages that ask for one.
@@ -68,7 +68,7 @@ def load_clip(cfg: BackboneConfig) -> tuple[Any, dict[str, Any]]:
     """Build ``cfg.name`` with its weights; returns ``(open_clip.CLIP in eval mode, identity dict)``."""
     import open_clip
 
-    from mirage_bench.detectors.checkpoint import sha256_file
+    from mirage_bench.detectors.infra.checkpoint import sha256_file
 
     register_model_configs()
     if cfg.name not in open_clip.list_models():

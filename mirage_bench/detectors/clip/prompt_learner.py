@@ -52,7 +52,7 @@ def tokenizer_for(model_name: str) -> Any:
     """open_clip's tokenizer for ``model_name`` (offline for OpenAI-style BPE models), built once."""
     import open_clip
 
-    from mirage_bench.detectors.clip_backbone import register_model_configs
+    from mirage_bench.detectors.clip.backbone import register_model_configs
 
     register_model_configs()
     tokenizer = open_clip.get_tokenizer(model_name)

@@ -17,10 +17,10 @@ from torch import Tensor
 
 from mirage_bench.config import RecipeCard
 from mirage_bench.detectors.base import Detector, required_backbone
-from mirage_bench.detectors.class_token_block import use_class_token_block
-from mirage_bench.detectors.clip_backbone import CLIP_BACKBONE_EXAMPLE, load_clip
-from mirage_bench.detectors.prompt_learner import PromptConfig, PromptLearner, tokenizer_for
-from mirage_bench.detectors.prompted_clip import check_clip, encode_image_prompted, encode_text_prompted
+from mirage_bench.detectors.clip.class_token_block import use_class_token_block
+from mirage_bench.detectors.clip.backbone import CLIP_BACKBONE_EXAMPLE, load_clip
+from mirage_bench.detectors.clip.prompt_learner import PromptConfig, PromptLearner, tokenizer_for
+from mirage_bench.detectors.clip.prompted_clip import check_clip, encode_image_prompted, encode_text_prompted
 
 TINY_CLIP_OVERRIDES = (
     "backbone.name=mb-tiny-clip",

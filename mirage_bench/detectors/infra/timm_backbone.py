@@ -1,6 +1,6 @@
 """Loading a trainable timm backbone with one fake logit: a timm model name plus ImageNet weights, a file, or none.
 
-The same rules as :mod:`mirage_bench.detectors.clip_backbone`: weights that were asked for either load or
+The same rules as :mod:`mirage_bench.detectors.clip.backbone`: weights that were asked for either load or
 raise :class:`WeightsError` with advice. Only with ``require_pretrained: false`` may a failed download fall
 back to random weights, and then a warning says so and the identity records ``random: True`` (every table
 labels such runs). A local weights file is loaded strictly into the ImageNet-shaped model (timm and
@@ -17,7 +17,7 @@ from typing import Any, Callable
 from torch import nn
 
 from mirage_bench.config import BackboneConfig
-from mirage_bench.detectors.weights_file import is_weights_path, load_error, read_state_dict
+from mirage_bench.detectors.infra.weights_file import is_weights_path, load_error, read_state_dict
 from mirage_bench.errors import WeightsError
 
 #: ``pretrained`` value that asks timm for the weights its model tag names (e.g. ``resnet50.tv_in1k``).
@@ -63,7 +63,7 @@ def load_timm_classifier(cfg: BackboneConfig) -> tuple[nn.Module, dict[str, Any]
     ``identity`` is ``{"name", "pretrained", "sha256", "random"}``; the classifier is always new
     (ImageNet's 1000-way head is replaced by ``Linear(features, 1)``).
     """
-    from mirage_bench.detectors.checkpoint import sha256_file
+    from mirage_bench.detectors.infra.checkpoint import sha256_file
 
     _check_name(cfg.name)
     identity: dict[str, Any] = {"name": cfg.name, "pretrained": cfg.pretrained, "sha256": None, "random": cfg.is_random}
