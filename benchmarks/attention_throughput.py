@@ -119,7 +119,7 @@ def main() -> None:
     from mirage_bench.detectors.clip.attention import use_self_attention
     from mirage_bench.detectors.clip.backbone import register_model_configs
     from mirage_bench.detectors.clip.quick_gelu import use_fused_quick_gelu
-    from mirage_bench.fastpath.evaluator import compiled
+    from mirage_bench.scoring.fast import compiled
 
     device = torch.device(args.device)
     bf16 = device.type == "cuda"

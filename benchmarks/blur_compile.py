@@ -7,7 +7,7 @@ of 1 to 256 images, as JIT launches compute them for sm_90, and times compiling 
 cache: on the CPU, no GPU needed. Baseline, in the same run: the same kernel under Triton's default
 specialisation (every integer argument specialised by divisibility by 16). Row (c) compiles our variants side by
 side in threads (one per variant, at most one per core), as the fast scorer does while its workers decode the
-first images (``mirage_bench.fastpath.warm``). With ``--device cuda`` it also times
+first images (``mirage_bench.kernels.warm``). With ``--device cuda`` it also times
 what a fresh process spends in the grid's first launches on the GPU (one per variant), with an empty Triton cache
 (a fresh machine: Triton's own set-up included) and again with the cache that run filled (a later run).
 
@@ -33,9 +33,9 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource, make_backend
 from triton.runtime.jit import JITFunction, create_function_from_signature
 
-from mirage_bench.fastpath.blur_triton import _BLOCK, COMPILE_OPTIONS, _blur_pass, blur_launches, variant_compiles
-from mirage_bench.fastpath.ops import _gaussian_kernel
-from mirage_bench.fastpath.warm import compiling
+from mirage_bench.kernels.blur_triton import _BLOCK, COMPILE_OPTIONS, _blur_pass, blur_launches, variant_compiles
+from mirage_bench.kernels.ops import _gaussian_kernel
+from mirage_bench.kernels.warm import compiling
 
 SIZES = ((512, 512), (375, 500))  # eval_throughput.py's folder: PNG fakes, JPEG reals
 SIGMAS = (3.0, 5.0)  # the genimage grid's blurs
@@ -80,7 +80,7 @@ def kernels() -> dict[str, JITFunction]:
 def first_launches(name: str) -> float:
     """Seconds this process spends launching the grid's blurs on the GPU once per variant: batches of 1, 2 and 4
     images cover every divisibility class of the folder's sizes. ``AHEAD``: first the scorer's compile jobs
-    (``fastpath.warm``) for those shapes, side by side in threads, then the same launches."""
+    (``kernels.warm``) for those shapes, side by side in threads, then the same launches."""
     kernel = kernels()[DEFAULT if name == DEFAULT else OURS]
     images = [torch.zeros((n, 3, h, w), dtype=torch.uint8, device="cuda") for n in (1, 2, 4) for h, w in SIZES]
     weights = [torch.from_numpy(_gaussian_kernel(sigma)).cuda() for sigma in SIGMAS]

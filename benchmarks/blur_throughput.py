@@ -1,6 +1,6 @@
 """Blur throughput: the fused Triton kernel against the torch-op version of the same bit-exact blur.
 
-Both compute scipy's ``gaussian_filter`` on uint8 images byte for byte (``mirage_bench.fastpath.ops``); the
+Both compute scipy's ``gaussian_filter`` on uint8 images byte for byte (``mirage_bench.kernels.ops``); the
 torch-op version needs three float64 kernels per tap. Measured on the ``genimage`` grid's two blurs
 (sigma 3 and 5) over a batch of 512 px RGB images, synchronised, after a warm-up; the outputs are compared.
 On a CPU the baseline is scipy itself (Triton's CPU interpreter is for tests, not speed).
@@ -50,7 +50,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from mirage_bench.fastpath.ops import gaussian_blur_uint8
+    from mirage_bench.kernels.ops import gaussian_blur_uint8
 
     device = torch.device(args.device)
     rng = np.random.default_rng(0)

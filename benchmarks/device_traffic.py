@@ -7,7 +7,7 @@ timings come from ``eval_throughput.py``). Torch ops are counted with the benchm
 input and output, and its result is computed by the CPU path outside the counter. The blur is the fused kernel
 in every row. One batch of 4 PNGs of 512x512 and 4 JPEGs of 500x375 (GenImage's sizes) through UnivFD's input
 spec (shorter side to 256, centre crop 224):
-  (a) before ``fastpath.resample``: resizes with ``F.interpolate`` on float32 copies, normalisation in torch ops
+  (a) before ``kernels.resample``: resizes with ``F.interpolate`` on float32 copies, normalisation in torch ops
       and a copy into channels-last;
   (b) resizes as PIL's integer passes (one uint8 kernel per pass);
   (c) (b) and the normalisation as one kernel writing channels-last (the fast path on CUDA now).
@@ -33,9 +33,10 @@ from resize_throughput import float_resize, kernel_bytes  # noqa: E402
 
 from mirage_bench.config import InputSpec  # noqa: E402
 from mirage_bench.degradations import expand  # noqa: E402
-from mirage_bench.fastpath import evaluator, gpu_degrade, gpu_preprocess, ops  # noqa: E402
-from mirage_bench.fastpath.decoded_grid import CLEAN, Part  # noqa: E402
-from mirage_bench.fastpath.gpu_degrade import gpu_plan  # noqa: E402
+from mirage_bench.kernels import ops  # noqa: E402
+from mirage_bench.scoring import device_plan as gpu_degrade, fast as evaluator, gpu_preprocess  # noqa: E402
+from mirage_bench.scoring.decoded_grid import CLEAN, Part  # noqa: E402
+from mirage_bench.scoring.device_plan import gpu_plan  # noqa: E402
 
 SPEC = InputSpec(size=224, resize=256)
 

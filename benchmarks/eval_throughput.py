@@ -141,8 +141,8 @@ def ours(detector, manifest, degradations, device, batch: int, workers: int, bf1
     """Pairs/s of the whole call, the seconds until the first batch was handed to the model (worker start-up
     and the first batch's decoding: the device idles meanwhile, a cost that a small folder feels more than a
     dataset does), and the implementation."""
-    from mirage_bench.engine.evaluator import score_subset
-    from mirage_bench.fastpath.evaluator import score_subset_fast
+    from mirage_bench.scoring.reference import score_subset
+    from mirage_bench.scoring.fast import score_subset_fast
 
     first: list[float] = []
 
@@ -211,14 +211,14 @@ def data_stages(detector, manifest, degradations, device, batch: int, workers: i
     the main process's CPU time per image (ms): with many workers, the main process is the one consumer; and
     the seconds until the workers had started (the DataLoader forks them one after another) and until the first
     model batch was gathered (that and the first chunks' decoding)."""
-    from mirage_bench.fastpath.evaluator import (
+    from mirage_bench.scoring.fast import (
         CHUNK_IMAGES,
         grid_loader,
         model_batches,
         on_device,
         prepared_batches,
     )
-    from mirage_bench.fastpath.gpu_degrade import gpu_plan
+    from mirage_bench.scoring.device_plan import gpu_plan
 
     plans = [gpu_plan(d) for d in degradations]
     loader = grid_loader(manifest, degradations, plans, 0, raw_jpeg=False, batch_size=batch, workers=workers,
@@ -359,8 +359,8 @@ def main() -> None:
             add(("(f') clean images only, nvjpeg decode", f"{f2:,.0f}", f"{f2 / a:.2f}", "-",
                  f"{f2 / f:.2f}x (f): JPEGs decoded on the GPU (pixels differ from PIL's), PNGs in the workers"))
         if args.compile:  # compiling ViT-L/14 takes about a minute
-            from mirage_bench.engine.trunks import model_trunks
-            from mirage_bench.fastpath.evaluator import CHUNK_IMAGES, compiled
+            from mirage_bench.scoring.trunks import model_trunks
+            from mirage_bench.scoring.fast import CHUNK_IMAGES, compiled
 
             # What (b') compiles and runs per batch: the trunk's encoder (UnivFD's frozen tower) under
             # torch.compile, then the head; (b') then finds the compiled code, as a run's later subsets do.

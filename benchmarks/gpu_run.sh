@@ -8,7 +8,7 @@
 #   targets; (a') compiles the scorer's trunk, so (b') finds its compiled code; row (d) says when the workers had
 #   started and, new, how much anonymous memory the process they were forked from held), with an empty Triton
 #   cache as on a fresh machine. New: the scorer compiles the blur's variants in
-#   threads while its workers decode the first images (fastpath/warm.py; the eager end-to-end row's first batch
+#   threads while its workers decode the first images (mirage_bench/kernels/warm.py; the eager end-to-end row's first batch
 #   came 4.17 s after the start, against 0.69 s for the same pipeline later in the process). New: row (b)'s call
 #   on 512 images under torch.profiler, to tell where (b) loses the 0.12 it trails (a) by after its first batch.
 #   New: row (b0), the same call with the copies on the compute stream (the copy stream's baseline); and the

@@ -43,8 +43,8 @@ def build_models(cards: list[str], device: torch.device, extra: list[str]) -> li
 
 def score(models: list, manifest, degradations, device: torch.device, batch: int, workers: int, fast: bool) -> list[np.ndarray]:
     """Each model's ``[D, N]`` logits from one pass over the subset for all of ``models``."""
-    from mirage_bench.engine.evaluator import score_models
-    from mirage_bench.fastpath.evaluator import score_models_fast
+    from mirage_bench.scoring.reference import score_models
+    from mirage_bench.scoring.fast import score_models_fast
 
     kwargs = {"batch_size": batch, "device": device, "workers": workers}
     if fast:
@@ -102,8 +102,8 @@ def main() -> None:
             back = np.argsort(order)
             sized = [logits[:, back] for logits in sized]  # manifest order again, to compare with (a)
     diff = max_difference(apart, together)
-    from mirage_bench.engine.evaluator import distinct_specs
-    from mirage_bench.engine.trunks import model_trunks
+    from mirage_bench.scoring.reference import distinct_specs
+    from mirage_bench.scoring.trunks import model_trunks
 
     specs, spec_of = distinct_specs(models)
     trunks = len(model_trunks(models, spec_of))

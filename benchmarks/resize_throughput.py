@@ -2,7 +2,7 @@
 
 The fast path resizes on the device for the models' preprocessing (UnivFD: shorter side to 256, bicubic) and for
 the ``downscale`` degradations (bilinear). Baseline (a): ``F.interpolate(antialias=True)`` on float32 copies,
-rounded and clamped after each pass, as the fast path did until ``fastpath.resample`` (within 2 grey levels of
+rounded and clamped after each pass, as the fast path did until ``kernels.resample`` (within 2 grey levels of
 PIL). (b): ``resample.resize_uint8``, PIL's fixed-point passes, each one kernel launch reading and writing uint8
 (bit-exact). Per workload: milliseconds per batch (synchronised, after a warm-up), images/s, device memory
 traffic per image (bytes read and written by each op: dispatched torch ops counted with a dispatch mode, each
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from attention_throughput import ActivationTraffic  # noqa: E402  (the benchmarks' dispatch-mode byte counter)
 from blur_throughput import timed  # noqa: E402
 
-from mirage_bench.fastpath.resample import FILTERS, coefficients, pil_passes, resize_uint8  # noqa: E402
+from mirage_bench.kernels.resample import FILTERS, coefficients, pil_passes, resize_uint8  # noqa: E402
 
 #: (name, input (height, width), output (height, width), interpolation): GenImage's two sizes through UnivFD's
 #: preprocessing resize, and the grid's strongest downscale.
@@ -40,7 +40,7 @@ WORKLOADS = [
 
 
 def float_resize(images: torch.Tensor, size: tuple[int, int], interpolation: str) -> torch.Tensor:
-    """Baseline (a): the fast path's resize before ``fastpath.resample`` (horizontal, then vertical, each rounded)."""
+    """Baseline (a): the fast path's resize before ``kernels.resample`` (horizontal, then vertical, each rounded)."""
     h, w = images.shape[-2:]
     x = images.to(torch.float32)
     if w != size[1]:

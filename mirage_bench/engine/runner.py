@@ -20,7 +20,7 @@ from mirage_bench.config import RecipeCard
 from mirage_bench.engine import cells, distributed
 from mirage_bench.engine.benchmark import Benchmark, Cards, Subsets, load_benchmark, load_cards
 from mirage_bench.engine.record import base_record
-from mirage_bench.engine.timing import cell_seconds
+from mirage_bench.scoring.timing import cell_seconds
 from mirage_bench.errors import ConfigError, ContractError, DataError
 from mirage_bench.store import Store, write_json
 from mirage_bench.zoo.load import is_published_recipe, save_published_checkpoint
@@ -242,11 +242,11 @@ def evaluation_impl(bench: Benchmark | Cards, options: Options, device: str) -> 
     resizing on a GPU as PIL does needs a Pillow release whose pass order is known."""
     impl = options.resolved_impl(device)
     if impl == "fast-nvjpeg":
-        from mirage_bench.fastpath.evaluator import check_nvjpeg
+        from mirage_bench.scoring.fast import check_nvjpeg
 
         check_nvjpeg(bench.degradations, device)
     if impl.startswith("fast") and str(device).startswith("cuda"):
-        from mirage_bench.fastpath.resample import check_pillow
+        from mirage_bench.kernels.resample import check_pillow
 
         check_pillow()
     return impl
@@ -413,7 +413,7 @@ def _loaded_models(trained: list[TrainCell], store: Store, device: str) -> Itera
     (``trunks.adopt_frozen``), so its frozen backbone counts once."""
     from mirage_bench.detectors.base import held_bytes
     from mirage_bench.detectors.infra.checkpoint import load_checkpoint
-    from mirage_bench.engine.trunks import adopt_frozen
+    from mirage_bench.scoring.trunks import adopt_frozen
 
     budget = pass_model_bytes(device)
     group: list[tuple[TrainCell, Any, dict[str, Any]]] = []
@@ -435,7 +435,7 @@ def _evaluate_pass(groups: list[list[tuple[EvalJob, Any, dict[str, Any]]]], todo
     per image for all of them) and store each subset's cells; ``groups`` holds one list of (job, detector,
     metadata) per subset, the same checkpoints in the same order. Returns each model's forward seconds. A model
     with non-finite logits is refused after the others are stored."""
-    from mirage_bench.engine.evaluator import score_models
+    from mirage_bench.scoring.reference import score_models
 
     loaded = groups[0]
     detectors = [detector for _, detector, _ in loaded]
@@ -446,7 +446,7 @@ def _evaluate_pass(groups: list[list[tuple[EvalJob, Any, dict[str, Any]]]], todo
     images = union_of(dict(zip(generators, subsets)))
     advance = progress(f"score {models} on {', '.join(generators)}", len(images) * len(todo) * len(loaded))
     if impl in ("fast", "fast-nvjpeg"):
-        from mirage_bench.fastpath.evaluator import score_models_fast
+        from mirage_bench.scoring.fast import score_models_fast
 
         scored, impls = score_models_fast(detectors, images, todo, base_seed=DEGRADATION_BASE_SEED,
                                           batch_size=options.eval_batch_size, device=device, workers=options.workers,
@@ -481,7 +481,7 @@ def _evaluate_pass(groups: list[list[tuple[EvalJob, Any, dict[str, Any]]]], todo
 def union_of(subsets: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """The rows of every subset, an image that several list once (first listed first). Refused: a subset that
     lists an id twice, and one id for two files in two subsets (the second file would take the first's scores)."""
-    from mirage_bench.engine.evaluator import refuse_repeated_ids
+    from mirage_bench.scoring.reference import refuse_repeated_ids
 
     for generator, subset in subsets.items():
         refuse_repeated_ids(subset, f"test subset {generator!r}")

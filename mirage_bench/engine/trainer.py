@@ -27,7 +27,7 @@ from mirage_bench.config import InputSpec, TrainConfig
 from mirage_bench.detectors.base import Detector
 from mirage_bench.detectors.infra.checkpoint import atomic_torch_save, save_checkpoint
 from mirage_bench.engine import distributed, sources
-from mirage_bench.engine.evaluator import score_subset
+from mirage_bench.scoring.reference import score_subset
 from mirage_bench.errors import DataError, TrainingError, worker_errors
 from mirage_bench.store import MODEL_FILE, STATE_FILE, say, set_aside, zip_damage
 

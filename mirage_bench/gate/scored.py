@@ -102,7 +102,7 @@ def rescore(part: ScoredPart, folder: Path, data_root: Path, device: str = "cpu"
     """Score the baseline's checkpoints on its images under its degradations and compare with its stored scores."""
     from mirage_bench.degradations.base import parse
     from mirage_bench.detectors.infra.checkpoint import load_checkpoint
-    from mirage_bench.engine.evaluator import score_models
+    from mirage_bench.scoring.reference import score_models
 
     stored = pd.read_parquet(folder / part.scores_file)
     images = verified_images(stored, data_root)

@@ -107,7 +107,7 @@ def predict(inputs: Sequence[str | Path], checkpoint: str | Path, device: str = 
 
     from mirage_bench.detectors.infra.checkpoint import load_checkpoint
     from mirage_bench.engine.distributed import cores_per_rank
-    from mirage_bench.engine.evaluator import score_subset
+    from mirage_bench.scoring.reference import score_subset
     from mirage_bench.engine.runner import Options
     from mirage_bench.engine.sources import expand_degradations
 

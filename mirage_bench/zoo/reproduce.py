@@ -49,7 +49,7 @@ def reproduce(card: PublishedCard, data_root: str | Path, protocol: str | None =
               offline: bool = False, overrides: Sequence[str] = (), device: str = "cpu", batch_size: int = 64,
               workers: int = 0) -> pd.DataFrame:
     """One row per generator the paper reports: ours, the paper's and the difference (points) for acc and AP."""
-    from mirage_bench.engine.evaluator import score_subset
+    from mirage_bench.scoring.reference import score_subset
     from mirage_bench.engine.sources import expand_degradations
     from mirage_bench.metrics import compute
     from mirage_bench.zoo.load import load_published_detector

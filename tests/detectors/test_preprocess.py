@@ -10,7 +10,7 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image
 
-from mirage_bench.fastpath.ops import center_crop as center_crop_batch
+from mirage_bench.kernels.ops import center_crop as center_crop_batch
 from mirage_bench.preprocess import center_crop
 
 
@@ -47,8 +47,8 @@ def test_eval_resize_false_evaluates_at_native_resolution_and_training_still_res
     import torchvision.transforms as T
 
     from mirage_bench.config import InputSpec
-    from mirage_bench.fastpath.gpu_preprocess import eval_geometry
-    from mirage_bench.fastpath.ops import normalize
+    from mirage_bench.scoring.gpu_preprocess import eval_geometry
+    from mirage_bench.kernels.ops import normalize
     from mirage_bench.preprocess import eval_transform, train_transform
 
     spec = InputSpec(size=224, resize=256, eval_resize=False, interpolation="bilinear", train_crop="center", flip=False)

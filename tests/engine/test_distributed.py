@@ -8,7 +8,7 @@ import torch.multiprocessing as mp
 
 import helpers
 from mirage_bench.detectors.infra.build import build_detector
-from mirage_bench.engine.evaluator import score_subset
+from mirage_bench.scoring.reference import score_subset
 from mirage_bench.engine.sources import expand_degradations
 
 

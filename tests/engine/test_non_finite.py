@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import helpers
-from mirage_bench.engine import evaluator
+from mirage_bench.scoring import reference as evaluator
 from mirage_bench.engine.runner import Options, execute
 from mirage_bench.errors import ContractError
 from mirage_bench.store import Store

@@ -12,7 +12,8 @@ import torch
 import helpers
 from mirage_bench.degradations import parse
 from mirage_bench.detectors.infra.build import build_tiny
-from mirage_bench.engine import evaluator, runner
+from mirage_bench.engine import runner
+from mirage_bench.scoring import reference as evaluator
 from mirage_bench.engine.runner import Options, execute
 from mirage_bench.errors import ContractError
 from mirage_bench.store import Store
@@ -37,8 +38,8 @@ def _counting(monkeypatch, module, name: str) -> list[str]:
 @pytest.mark.parametrize("fast", [False, True], ids=["reference", "fast"])
 def test_models_scored_together_decode_once_and_match_each_alone(tmp_path, monkeypatch, fast):
     from mirage_bench.engine import sources
-    from mirage_bench.fastpath import decoded_grid
-    from mirage_bench.fastpath.evaluator import score_models_fast, score_subset_fast
+    from mirage_bench.scoring import decoded_grid
+    from mirage_bench.scoring.fast import score_models_fast, score_subset_fast
 
     manifest = helpers.write_images(tmp_path, "g1", "val", 4, 3, seed=5)
     degradations = [parse(s) for s in GRID]
@@ -145,7 +146,7 @@ def _univfd(head_seed: int, tower_nudge: float = 0.0):
 
 
 def test_trunks_group_the_models_that_hold_one_frozen_encoder():
-    from mirage_bench.engine.trunks import model_trunks, same_frozen_encoder
+    from mirage_bench.scoring.trunks import model_trunks, same_frozen_encoder
 
     cnn = build_tiny("tinycnn", ["input.size=32"]).eval()
     models = [_univfd(0), _univfd(1), cnn, _univfd(2, tower_nudge=1e-3), _univfd(3)]
@@ -159,7 +160,7 @@ def test_trunks_group_the_models_that_hold_one_frozen_encoder():
 @pytest.mark.parametrize("fast", [False, True], ids=["reference", "fast"])
 def test_models_sharing_a_frozen_encoder_run_it_once_and_get_their_own_logits(tmp_path, monkeypatch, fast):
     from mirage_bench.detectors.univfd import UnivFD
-    from mirage_bench.fastpath.evaluator import score_models_fast
+    from mirage_bench.scoring.fast import score_models_fast
 
     manifest = helpers.write_images(tmp_path, "g1", "val", 4, 3, seed=6)
     degradations = [parse(s) for s in GRID]
@@ -182,7 +183,7 @@ def test_models_sharing_a_frozen_encoder_run_it_once_and_get_their_own_logits(tm
 
 def test_adopting_bit_equal_frozen_weights_keeps_one_copy_and_every_output():
     from mirage_bench.detectors.base import held_bytes
-    from mirage_bench.engine.trunks import adopt_frozen
+    from mirage_bench.scoring.trunks import adopt_frozen
 
     a, b, nudged = _univfd(0), _univfd(1), _univfd(2, tower_nudge=1e-3)
     x = torch.randn(3, 3, 32, 32)
@@ -218,7 +219,7 @@ def test_a_pass_counts_a_shared_frozen_backbone_once(tmp_path, monkeypatch):
 
 
 def test_a_pass_charges_each_model_its_own_forwards_and_an_equal_share_of_the_rest():
-    from mirage_bench.engine.timing import cell_seconds, model_seconds
+    from mirage_bench.scoring.timing import cell_seconds, model_seconds
 
     forward = model_seconds([3.0, 1.0], [[0, 2], [1]], 3)  # a shared encoder's time is split among its models
     assert forward == [1.5, 1.0, 1.5]

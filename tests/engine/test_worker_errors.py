@@ -29,8 +29,8 @@ def manifest_with_truncated_png(tmp_path) -> pd.DataFrame:
 @pytest.mark.parametrize("fast", [False, True])
 def test_a_corrupt_image_in_a_worker_is_reported_by_name(manifest_with_truncated_png, fast):
     from mirage_bench.detectors.infra.build import build_tiny
-    from mirage_bench.engine.evaluator import score_subset
-    from mirage_bench.fastpath.evaluator import score_subset_fast
+    from mirage_bench.scoring.reference import score_subset
+    from mirage_bench.scoring.fast import score_subset_fast
 
     detector = build_tiny("tinycnn", ["input.size=32"]).eval()
     score = score_subset_fast if fast else score_subset

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from mirage_bench import metrics as M
 from mirage_bench.cli import app
-from mirage_bench.engine import evaluator
+from mirage_bench.scoring import reference as evaluator
 from mirage_bench.engine.runner import Options, execute
 from mirage_bench.errors import DataError
 from mirage_bench.gate import check_gate, update_baseline

@@ -14,8 +14,8 @@ import scipy.ndimage as ndi
 import torch
 from PIL import Image
 
-from mirage_bench.fastpath.ops import gaussian_blur_uint8
-from mirage_bench.fastpath.resample import resize_uint8
+from mirage_bench.kernels.ops import gaussian_blur_uint8
+from mirage_bench.kernels.resample import resize_uint8
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -96,15 +96,15 @@ def test_gpu_jpeg_encoder_does_not_match_pil_within_the_fast_path_tolerance(qual
 def test_fast_scorer_on_cuda_matches_cpu_reference(tmp_path):
     from mirage_bench.degradations import parse
     from mirage_bench.detectors.infra.build import build_tiny
-    from mirage_bench.engine.evaluator import score_subset
-    from mirage_bench.fastpath.evaluator import score_subset_fast
+    from mirage_bench.scoring.reference import score_subset
+    from mirage_bench.scoring.fast import score_subset_fast
 
     paths = []
     for k, image in enumerate(_photos(6, 48, 40, seed=7)):
         path = tmp_path / f"img{k}.{'jpg' if k % 2 else 'png'}"
         Image.fromarray(image).save(path)
         paths.append(str(path))
-    # sizes, as a scanned manifest has them: the scorer compiles its blur variants ahead, in threads (fastpath.warm)
+    # sizes, as a scanned manifest has them: the scorer compiles its blur variants ahead, in threads (kernels.warm)
     manifest = pd.DataFrame({"path": paths, "image_id": [f"id{k}" for k in range(6)], "width": 40, "height": 48})
     degradations = [parse(s) for s in ["none", "blur(s=2)", "jpeg(q=50)", "downscale(size=24)"]]
     torch.manual_seed(0)
@@ -123,7 +123,7 @@ def test_univfd_seeds_share_one_tower_forward_on_cuda_with_their_own_logits(tmp_
     logits of its own pass, and each pass timed its forwards with CUDA events."""
     from mirage_bench.degradations import parse
     from mirage_bench.detectors.infra.build import build_tiny
-    from mirage_bench.fastpath.evaluator import score_models_fast
+    from mirage_bench.scoring.fast import score_models_fast
 
     paths = []
     for k, image in enumerate(_photos(6, 48, 40, seed=9)):
@@ -174,15 +174,15 @@ def _scoring_loop(tmp_path, n: int = 8, batch_size: int = 4, encode_wrapper=None
     returns the device logits, copying batches on the stream ``copies`` (None: the compute stream)."""
     from mirage_bench.degradations import parse
     from mirage_bench.detectors.infra.build import build_tiny
-    from mirage_bench.engine.timing import TrunkClock
-    from mirage_bench.engine.trunks import model_trunks
-    from mirage_bench.fastpath.evaluator import (
+    from mirage_bench.scoring.timing import TrunkClock
+    from mirage_bench.scoring.trunks import model_trunks
+    from mirage_bench.scoring.fast import (
         ScoringModel,
         grid_loader,
         prepared_batches,
         score_batches,
     )
-    from mirage_bench.fastpath.gpu_degrade import gpu_plan
+    from mirage_bench.scoring.device_plan import gpu_plan
 
     paths = []
     for k, image in enumerate(_photos(n, 48, 40, seed=5)):
@@ -311,10 +311,10 @@ def _compiled_variants(kernel, device: torch.device) -> int:
 
 
 def test_blur_variants_compiled_ahead_in_threads_serve_every_later_launch():
-    """``fastpath.warm``'s jobs, run side by side in threads, compile and load every variant that blurs of those
+    """``kernels.warm``'s jobs, run side by side in threads, compile and load every variant that blurs of those
     shapes need: launches of any batch size afterwards compile nothing, and give scipy's bytes."""
-    from mirage_bench.fastpath.blur_triton import _blur_pass, variant_compiles
-    from mirage_bench.fastpath.warm import GROUP_COUNTS, compiling
+    from mirage_bench.kernels.blur_triton import _blur_pass, variant_compiles
+    from mirage_bench.kernels.warm import GROUP_COUNTS, compiling
 
     device = torch.device("cuda")
     sizes = ((37, 53), (48, 64), (9, 8))
@@ -335,10 +335,10 @@ def test_blur_variants_compiled_ahead_in_threads_serve_every_later_launch():
 
 
 def test_the_resize_variant_compiled_ahead_serves_every_later_launch():
-    """``fastpath.warm``'s resize job compiles and loads the kernel's one variant: resizes of any size, count and
+    """``kernels.warm``'s resize job compiles and loads the kernel's one variant: resizes of any size, count and
     direction afterwards compile nothing, and give PIL's bytes."""
-    from mirage_bench.fastpath.resample_triton import _resample_pass, variant_compile
-    from mirage_bench.fastpath.warm import compiling
+    from mirage_bench.kernels.resample_triton import _resample_pass, variant_compile
+    from mirage_bench.kernels.warm import compiling
 
     device = torch.device("cuda", torch.cuda.current_device())
     with compiling([variant_compile(device)]) as wait:
@@ -354,11 +354,11 @@ def test_the_resize_variant_compiled_ahead_serves_every_later_launch():
 
 def test_normalize_on_cuda_gives_the_references_floats_channels_last():
     """The Triton kernel against ``preprocess.to_tensor`` on the CPU, bit for bit, from strided crops; its two
-    variants compiled ahead (``fastpath.warm``) serve the launches."""
+    variants compiled ahead (``kernels.warm``) serve the launches."""
     from mirage_bench.config import InputSpec
-    from mirage_bench.fastpath.normalize_triton import _normalize, variant_compiles
-    from mirage_bench.fastpath.ops import center_crop, normalize
-    from mirage_bench.fastpath.warm import compiling
+    from mirage_bench.kernels.normalize_triton import _normalize, variant_compiles
+    from mirage_bench.kernels.ops import center_crop, normalize
+    from mirage_bench.kernels.warm import compiling
     from mirage_bench.preprocess import to_tensor
 
     device = torch.device("cuda", torch.cuda.current_device())

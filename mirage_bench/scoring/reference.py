@@ -21,8 +21,8 @@ from torch.utils.data import DataLoader, Dataset
 from mirage_bench.config import InputSpec
 from mirage_bench.detectors.base import Detector
 from mirage_bench.engine import distributed, sources
-from mirage_bench.engine.timing import TrunkClock
-from mirage_bench.engine.trunks import Trunk, model_trunks
+from mirage_bench.scoring.timing import TrunkClock
+from mirage_bench.scoring.trunks import Trunk, model_trunks
 from mirage_bench.errors import worker_errors
 from mirage_bench.preprocess import eval_transform
 

@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 
 from mirage_bench.errors import ConfigError
-from mirage_bench.fastpath.ops import host_to_device, triton_module
+from mirage_bench.kernels.ops import host_to_device, triton_module
 
 #: Fractional bits of PIL's fixed-point weights (``PRECISION_BITS``: 32 bits, less 8 for the pixel, less 2 for
 #: the overshoot of filters with negative lobes).
@@ -91,7 +91,7 @@ def _release(version: str) -> tuple[int, int]:
 
 def horizontal_first(size: tuple[int, int], target: tuple[int, int], version: str | None = None) -> bool:
     """Whether Pillow ``version`` (default: the installed one) resizes ``size = (height, width)`` to ``target`` with the horizontal pass first
-    (when both axes change). Measured on Pillow 10.2 to 13.0 (``tests/fastpath``): before 12.2 always; 12.2 and
+    (when both axes change). Measured on Pillow 10.2 to 13.0 (``tests/kernels``): before 12.2 always; 12.2 and
     12.3 run the vertical pass first only for an image over 100 times taller than wide whose height shrinks; 13
     runs the horizontal pass first when both axes grow, or when the width shrinks by at least half what the
     height shrinks by. Other releases are refused: their order is not known here."""

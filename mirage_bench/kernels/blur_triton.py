@@ -23,11 +23,11 @@ import torch
 import triton
 import triton.language as tl
 
-from mirage_bench.fastpath.ops import host_to_device, on_tensor_device
-from mirage_bench.fastpath.warm import compile_and_load
+from mirage_bench.kernels.ops import host_to_device, on_tensor_device
+from mirage_bench.kernels.warm import compile_and_load
 
 _BLOCK = 1024
-#: Launch options: no multiply-add contraction (``tests/fastpath`` compiles the kernel for sm_90 and reads
+#: Launch options: no multiply-add contraction (``tests/kernels`` compiles the kernel for sm_90 and reads
 #: the PTX: separate ``mul.rn.f64`` and ``add.rn.f64``, no ``fma``).
 COMPILE_OPTIONS = {"enable_fp_fusion": False}
 
@@ -96,7 +96,7 @@ def blur_launches(x: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor,
 def variant_key(ints: Ints, constexprs: dict[str, Any]) -> tuple[Any, ...]:
     """What Triton compiles a separate variant of the kernel for, pointers aside (fresh CUDA allocations are all
     16-byte aligned): each specialised integer's divisibility by 16 and equality to 1, and the constexprs. It
-    mirrors Triton's rule; ``tests/fastpath`` checks it against the keys Triton computes."""
+    mirrors Triton's rule; ``tests/kernels`` checks it against the keys Triton computes."""
     total, _, stride, _ = ints
     return total % 16 == 0, total == 1, stride % 16 == 0, stride == 1, tuple(sorted(constexprs.items()))
 
@@ -111,7 +111,7 @@ def size_class(h: int, w: int, radius: int) -> tuple[int, bool, bool, bool, bool
 def variant_compiles(launches: Iterable[tuple[Sequence[int], int]], device: torch.device) -> list[Callable[[], None]]:
     """One job per distinct kernel variant that blurs of these ``(shape, radius)`` launch: it compiles the
     variant and loads it on ``device``, which the first launch would otherwise do while the device waits. The
-    jobs are independent, so they can run in threads ahead of the launches (``fastpath.warm``). One caveat:
+    jobs are independent, so they can run in threads ahead of the launches (``kernels.warm``). One caveat:
     Triton makes a kernel's per-device cache on first use without a lock, so if jobs race to make it, a
     variant can drop out of it again; its first launch then loads it from Triton's disk cache, which the job
     filled (milliseconds, not a compile)."""

@@ -7,8 +7,8 @@ import torch
 
 from mirage_bench.config import InputSpec
 from mirage_bench.errors import DataError
-from mirage_bench.fastpath.ops import center_crop
-from mirage_bench.fastpath.resample import resize_uint8
+from mirage_bench.kernels.ops import center_crop
+from mirage_bench.kernels.resample import resize_uint8
 from mirage_bench.geometry import shorter_side_to
 from mirage_bench.preprocess import check_pixel_cap
 

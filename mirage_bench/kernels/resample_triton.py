@@ -15,9 +15,9 @@ import torch
 import triton
 import triton.language as tl
 
-from mirage_bench.fastpath.ops import on_tensor_device
-from mirage_bench.fastpath.resample import PRECISION_BITS
-from mirage_bench.fastpath.warm import compile_and_load
+from mirage_bench.kernels.ops import on_tensor_device
+from mirage_bench.kernels.resample import PRECISION_BITS
+from mirage_bench.kernels.warm import compile_and_load
 
 _BLOCK = 1024
 # a kernel reads module globals only as constexprs
@@ -60,7 +60,7 @@ def resample_pass_triton(lines: torch.Tensor, out: torch.Tensor, first: torch.Te
 
 def variant_compile(device: torch.device) -> Callable[[], None]:
     """The job that compiles the kernel's one variant (no integer is specialised; fresh allocations are aligned
-    alike) and loads it on ``device`` (``fastpath.warm``)."""
+    alike) and loads it on ``device`` (``kernels.warm``)."""
     return partial(_compile, device)
 
 

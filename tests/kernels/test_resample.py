@@ -1,4 +1,4 @@
-"""PIL's resize in integers (``fastpath.resample``) against the installed PIL: the weights and the pass order in
+"""PIL's resize in integers (``kernels.resample``) against the installed PIL: the weights and the pass order in
 numpy, the Triton kernel through Triton's interpreter, and the CPU path."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from mirage_bench.errors import ConfigError
-from mirage_bench.fastpath.resample import FILTERS, PRECISION_BITS, coefficients, horizontal_first, pil_passes, resize_uint8
+from mirage_bench.kernels.resample import FILTERS, PRECISION_BITS, coefficients, horizontal_first, pil_passes, resize_uint8
 
 
 def _noise(n: int, h: int, w: int, seed: int) -> np.ndarray:
@@ -109,7 +109,7 @@ def test_triton_kernel_gives_pils_bytes_in_the_interpreter(tmp_path):
         np.save(tmp_path / f"in{k}.npy", _noise(2, *size, seed=k))
     script = (
         "import sys, numpy as np, torch\n"
-        "from mirage_bench.fastpath.resample import resize_triton\n"
+        "from mirage_bench.kernels.resample import resize_triton\n"
         "root, targets = sys.argv[1], [tuple(map(int, t.split('x'))) for t in sys.argv[2].split(',')]\n"
         "for k, target in enumerate(targets):\n"
         "    x = torch.from_numpy(np.load(f'{root}/in{k}.npy')).permute(0, 3, 1, 2).contiguous()\n"
@@ -139,7 +139,7 @@ def test_triton_kernel_assembles_for_hopper_without_spills(tmp_path):
     from triton.backends.nvidia.compiler import get_ptxas
     from triton_keys import hopper_ptx
 
-    from mirage_bench.fastpath.resample_triton import _BLOCK, _resample_pass
+    from mirage_bench.kernels.resample_triton import _BLOCK, _resample_pass
 
     (tmp_path / "resample.ptx").write_text(hopper_ptx(_resample_pass, _SIGNATURE, {"BLOCK": _BLOCK}))
     report = subprocess.run([get_ptxas(90).path, "-v", "--gpu-name=sm_90a", str(tmp_path / "resample.ptx"), "-o", str(tmp_path / "resample.cubin")],
@@ -150,11 +150,11 @@ def test_triton_kernel_assembles_for_hopper_without_spills(tmp_path):
 
 def test_triton_kernel_has_one_variant_for_every_size_and_count():
     """No integer argument is specialised, so a call's resizes of any sizes and image counts compile one variant
-    (Triton's compile keys for sm_90, as its JIT launch computes them): what ``fastpath.warm`` compiles ahead."""
+    (Triton's compile keys for sm_90, as its JIT launch computes them): what ``kernels.warm`` compiles ahead."""
     pytest.importorskip("triton")
     from triton_keys import hopper_key
 
-    from mirage_bench.fastpath.resample_triton import _BLOCK, _resample_pass
+    from mirage_bench.kernels.resample_triton import _BLOCK, _resample_pass
 
     keys = set()
     for n, (h, w), (th, tw) in [(1, (375, 500), (256, 341)), (16, (512, 512), (256, 256)), (7, (512, 512), (64, 64)), (32, (33, 17), (48, 16))]:

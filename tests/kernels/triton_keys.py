@@ -13,7 +13,7 @@ import torch
 def triton_keys(launches: Iterable[tuple[Sequence[int], int]]) -> list[str]:
     """The key of each ``(shape, radius)`` launch's two passes, in order."""
     pytest.importorskip("triton")
-    from mirage_bench.fastpath.blur_triton import COMPILE_OPTIONS, _blur_pass, blur_launches
+    from mirage_bench.kernels.blur_triton import COMPILE_OPTIONS, _blur_pass, blur_launches
 
     keys = []
     for shape, radius in launches:

@@ -24,8 +24,8 @@ import pandas as pd
 import torch
 
 from mirage_bench.config import InputSpec
-from mirage_bench.fastpath.gpu_degrade import blur_inputs, gpu_plan, resizes
-from mirage_bench.fastpath.ops import blur_radius, triton_module
+from mirage_bench.scoring.device_plan import blur_inputs, gpu_plan, resizes
+from mirage_bench.kernels.ops import blur_radius, triton_module
 
 T = TypeVar("T")
 

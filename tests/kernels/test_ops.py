@@ -8,7 +8,7 @@ import scipy.ndimage as ndi
 import torch
 from PIL import Image
 
-from mirage_bench.fastpath.ops import gaussian_blur_uint8
+from mirage_bench.kernels.ops import gaussian_blur_uint8
 
 
 def _random_images(n, h, w, seed=0):
@@ -51,8 +51,8 @@ def test_fused_triton_blur_is_bit_exact_with_scipy_in_the_interpreter(tmp_path):
         np.save(tmp_path / f"{name}.npy", images)
     script = (
         "import sys, numpy as np, torch\n"
-        "from mirage_bench.fastpath.blur_triton import gaussian_blur_uint8_triton\n"
-        "from mirage_bench.fastpath.ops import _gaussian_kernel\n"
+        "from mirage_bench.kernels.blur_triton import gaussian_blur_uint8_triton\n"
+        "from mirage_bench.kernels.ops import _gaussian_kernel\n"
         "root, names, sigmas = sys.argv[1], sys.argv[2].split(','), [float(s) for s in sys.argv[3].split(',')]\n"
         "for name in names:\n"
         "    x = torch.from_numpy(np.load(f'{root}/{name}.npy')).permute(0, 3, 1, 2).contiguous()\n"
@@ -72,7 +72,7 @@ def _ptx_for_hopper(wide: bool) -> str:
     pytest.importorskip("triton")
     from triton_keys import hopper_ptx
 
-    from mirage_bench.fastpath.blur_triton import _BLOCK, COMPILE_OPTIONS, _blur_pass
+    from mirage_bench.kernels.blur_triton import _BLOCK, COMPILE_OPTIONS, _blur_pass
 
     signature = {"src": "*u8", "dst": "*u8", "weights": "*fp64", "total": "i64", "length": "i32", "stride": "i32", "radius": "i32",
                  "WIDE": "constexpr", "BLOCK": "constexpr"}
@@ -112,7 +112,7 @@ def test_fused_triton_blur_compiles_one_variant_per_size_class_not_per_sigma_or_
     constexpr and the axis length specialised, these launches made 12."""
     from triton_keys import triton_keys
 
-    from mirage_bench.fastpath.ops import blur_radius
+    from mirage_bench.kernels.ops import blur_radius
 
     launches = [((n, 3, h, w), blur_radius(sigma)) for n in range(1, 257) for h, w in ((512, 512), (375, 500)) for sigma in (3.0, 5.0)]
     keys = set(triton_keys(launches))

@@ -17,7 +17,7 @@ from typing import Iterator, Sequence
 
 import torch
 
-from mirage_bench.engine.trunks import Trunk
+from mirage_bench.scoring.trunks import Trunk
 
 
 class TrunkClock:

@@ -10,9 +10,9 @@ from PIL import Image
 
 from mirage_bench.config import InputSpec
 from mirage_bench.degradations import image_seed, parse
-from mirage_bench.fastpath.gpu_degrade import gpu_plan
-from mirage_bench.fastpath.gpu_preprocess import eval_geometry
-from mirage_bench.fastpath.ops import normalize
+from mirage_bench.scoring.device_plan import gpu_plan
+from mirage_bench.scoring.gpu_preprocess import eval_geometry
+from mirage_bench.kernels.ops import normalize
 from mirage_bench.preprocess import eval_transform
 
 
@@ -37,7 +37,7 @@ def test_gpu_plans_match_the_reference_degradation(spec):
     image = _photo(61, 83, seed=1)
     expected = np.asarray(degradation.apply(image, image_seed(0, "x"))).astype(int)
     got = plan(_as_batch(image))[0].permute(1, 2, 0).numpy().astype(int)
-    np.testing.assert_array_equal(got, expected)  # blur and resizes are bit-exact (fastpath.ops, fastpath.resample)
+    np.testing.assert_array_equal(got, expected)  # blur and resizes are bit-exact (kernels.ops, kernels.resample)
 
 
 @pytest.mark.parametrize("spec", ["jpeg(q=65)", "webp(q=80)", "noise(std=3)", "chain(blur(s=2),jpeg(q=50))", "crop(size=8)"])
@@ -66,7 +66,7 @@ def test_fast_scorer_matches_reference_scores(tmp_path, workers):
     (workers=2) stacked chunks through shared memory: every score equals the reference's, up to float rounding in
     batches of other sizes (the inputs are the reference's bit for bit, ``test_gpu_preprocess_matches_eval_transform``)."""
     from mirage_bench.detectors.infra.build import build_tiny
-    from mirage_bench.fastpath.evaluator import score_subset_fast
+    from mirage_bench.scoring.fast import score_subset_fast
 
     paths = []
     for k, (h, w) in enumerate([(40, 40), (40, 40), (37, 52), (64, 48), (40, 40), (37, 52), (40, 40)]):
@@ -91,7 +91,7 @@ def test_fast_scorer_matches_reference_scores(tmp_path, workers):
 
 
 def test_worker_chunks_stack_each_source_and_size_once(tmp_path):
-    from mirage_bench.fastpath.decoded_grid import CLEAN, DecodedGrid
+    from mirage_bench.scoring.decoded_grid import CLEAN, DecodedGrid
 
     sizes = [(40, 40), (37, 52), (40, 40), (37, 52), (40, 40)]
     paths = []
@@ -115,8 +115,8 @@ def test_worker_chunks_stack_each_source_and_size_once(tmp_path):
 
 
 def test_model_batches_keep_whole_chunks_within_the_batch_size():
-    from mirage_bench.fastpath.decoded_grid import CLEAN, Part
-    from mirage_bench.fastpath.evaluator import model_batches
+    from mirage_bench.scoring.decoded_grid import CLEAN, Part
+    from mirage_bench.scoring.fast import model_batches
 
     def chunk(rows):
         return [Part(CLEAN, tuple(rows), torch.zeros(len(rows), 2, 2, 3, dtype=torch.uint8)),
@@ -130,8 +130,8 @@ def test_model_batches_keep_whole_chunks_within_the_batch_size():
 
 
 def test_model_batches_are_cut_short_when_images_are_large():
-    from mirage_bench.fastpath.decoded_grid import CLEAN, Part
-    from mirage_bench.fastpath.evaluator import model_batches
+    from mirage_bench.scoring.decoded_grid import CLEAN, Part
+    from mirage_bench.scoring.fast import model_batches
 
     chunks = [[Part(CLEAN, (k,), torch.zeros(1, 10, 10, 3, dtype=torch.uint8))] for k in range(5)]  # 300 bytes each
     assert [count for _, count in model_batches(chunks, batch_size=8, max_bytes=700)] == [2, 2, 1]
@@ -139,8 +139,8 @@ def test_model_batches_are_cut_short_when_images_are_large():
 
 
 def test_model_batches_ramp_up_from_one_chunk_to_the_batch_size():
-    from mirage_bench.fastpath.decoded_grid import CLEAN, Part
-    from mirage_bench.fastpath.evaluator import model_batches
+    from mirage_bench.scoring.decoded_grid import CLEAN, Part
+    from mirage_bench.scoring.fast import model_batches
 
     chunks = [[Part(CLEAN, tuple(range(8 * k, 8 * k + 8)), torch.zeros(8, 2, 2, 3, dtype=torch.uint8))] for k in range(40)]
     assert [count for _, count in model_batches(chunks, batch_size=256, ramp_from=8)] == [8, 16, 32, 64, 128, 72]
@@ -150,8 +150,8 @@ def test_model_batches_ramp_up_from_one_chunk_to_the_batch_size():
 
 def test_a_full_model_batch_goes_before_the_next_chunk_arrives():
     """The model starts as soon as a batch is full: waiting for the next chunk would hold the device idle for it."""
-    from mirage_bench.fastpath.decoded_grid import CLEAN, Part
-    from mirage_bench.fastpath.evaluator import model_batches
+    from mirage_bench.scoring.decoded_grid import CLEAN, Part
+    from mirage_bench.scoring.fast import model_batches
 
     pulled = []
 
@@ -171,7 +171,7 @@ def test_compiled_scorer_model_compiles_once_for_all_batch_sizes():
     """Batch sizes vary within a run; a size of 2 or more after the first must reuse the first graph."""
     from torch._dynamo.testing import CompileCounter
 
-    from mirage_bench.fastpath.evaluator import compiled
+    from mirage_bench.scoring.fast import compiled
 
     torch._dynamo.reset()
     torch.manual_seed(0)
@@ -188,7 +188,7 @@ def test_compiled_scorer_model_compiles_once_for_all_batch_sizes():
 def test_nvjpeg_needs_a_cuda_device_and_a_grid_that_runs_there():
     from mirage_bench.degradations import expand
     from mirage_bench.errors import ConfigError
-    from mirage_bench.fastpath.evaluator import check_nvjpeg
+    from mirage_bench.scoring.fast import check_nvjpeg
 
     check_nvjpeg(expand(["none", "blur(s=3)", "downscale(size=64)"]), "cuda")
     with pytest.raises(ConfigError, match=r"and jpeg\(q=65\), jpeg\(q=30\) run\(s\) on CPU workers"):
@@ -205,7 +205,7 @@ def test_nvjpeg_without_torchvisions_jpeg_decoder_is_a_config_error(monkeypatch)
 
     from mirage_bench.degradations import expand
     from mirage_bench.errors import ConfigError
-    from mirage_bench.fastpath.evaluator import check_nvjpeg
+    from mirage_bench.scoring.fast import check_nvjpeg
 
     monkeypatch.setitem(sys.modules, "torchvision.io", types.ModuleType("torchvision.io"))
     with pytest.raises(ConfigError, match=r"torchvision\.io\.decode_jpeg, which torchvision .* does not have.*--impl fast"):
@@ -216,8 +216,8 @@ def test_raw_jpeg_files_reach_the_device_undecoded_and_keep_their_rows(tmp_path)
     """The nvjpeg path's bookkeeping, on the CPU (torchvision decodes there with libjpeg-turbo): JPEG files
     travel as bytes and are decoded in one call, PNGs are decoded in the workers, and every image lands under
     its own manifest row."""
-    from mirage_bench.fastpath.decoded_grid import CLEAN, RAW_JPEG
-    from mirage_bench.fastpath.evaluator import grid_loader, on_device
+    from mirage_bench.scoring.decoded_grid import CLEAN, RAW_JPEG
+    from mirage_bench.scoring.fast import grid_loader, on_device
 
     paths = []
     for k, (h, w) in enumerate([(40, 48), (40, 40), (33, 52), (40, 48), (40, 40)]):

@@ -96,7 +96,7 @@ def triton_module(name: str) -> ModuleType:
     """The fast path's Triton kernel module ``name`` (``blur_triton``, ``resample_triton``, ``normalize_triton``), or
     a ConfigError that says how to get Triton."""
     try:
-        return importlib.import_module(f"mirage_bench.fastpath.{name}")
+        return importlib.import_module(f"mirage_bench.kernels.{name}")
     except ImportError as exc:
         if exc.name not in ("triton", "triton.language"):
             raise

@@ -1,4 +1,4 @@
-"""Compiling the Triton variants ahead of the first batch (``fastpath.warm``), on the CPU: which variants a call
+"""Compiling the Triton variants ahead of the first batch (``kernels.warm``), on the CPU: which variants a call
 needs (the blur's checked against the keys Triton itself computes for sm_90; the resize's one), and when the
 compile jobs run."""
 
@@ -15,8 +15,8 @@ from triton_keys import triton_keys
 
 from mirage_bench.config import InputSpec
 from mirage_bench.degradations import parse
-from mirage_bench.fastpath.gpu_degrade import blur_inputs, resizes
-from mirage_bench.fastpath.warm import GROUP_COUNTS, after, blur_launch_shapes, compiling, kernel_compiles
+from mirage_bench.scoring.device_plan import blur_inputs, resizes
+from mirage_bench.kernels.warm import GROUP_COUNTS, after, blur_launch_shapes, compiling, kernel_compiles
 
 needs_triton = pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="the blur kernel's module needs Triton")
 GENIMAGE = [parse(s) for s in ["none", "jpeg(q=95)", "jpeg(q=75)", "blur(s=3)", "blur(s=5)", "downscale(size=112)", "downscale(size=64)"]]
@@ -30,7 +30,7 @@ def _launches(counts, radii=(1, 12, 20), sizes=SIZES):
 
 @needs_triton
 def test_variant_key_splits_launches_exactly_as_triton_does():
-    from mirage_bench.fastpath.blur_triton import pass_arguments, variant_key
+    from mirage_bench.kernels.blur_triton import pass_arguments, variant_key
 
     launches = _launches([*range(1, 41), 64, 128, 256])
     ours = [variant_key(*args) for shape, radius in launches for args in pass_arguments(shape, radius)]
@@ -48,7 +48,7 @@ def test_warmed_group_counts_reach_every_variant_of_any_batch_size(size):
 
 @needs_triton
 def test_one_compile_job_per_variant():
-    from mirage_bench.fastpath.blur_triton import variant_compiles
+    from mirage_bench.kernels.blur_triton import variant_compiles
 
     launches = _launches(GROUP_COUNTS)
     assert len(variant_compiles(launches, torch.device("cuda"))) == len(set(triton_keys(launches)))
@@ -77,7 +77,7 @@ def test_launch_shapes_come_from_the_manifest_sizes_and_the_device_blurs():
 def test_the_resize_kernel_compiles_ahead_when_the_call_resizes_on_the_device():
     """Its one variant, when a model's input spec or a device degradation resizes; not for a resize that runs in
     the workers (in a chain with JPEG), nor on the CPU."""
-    from mirage_bench.fastpath import resample_triton
+    from mirage_bench.kernels import resample_triton
 
     manifest = pd.DataFrame({"width": [500], "height": [375]})
     cuda = torch.device("cuda", 0)
@@ -96,7 +96,7 @@ def test_the_resize_kernel_compiles_ahead_when_the_call_resizes_on_the_device():
 
 @needs_triton
 def test_sizes_of_one_class_launch_the_same_variants_at_every_count():
-    from mirage_bench.fastpath.blur_triton import size_class
+    from mirage_bench.kernels.blur_triton import size_class
 
     classes: dict[tuple, set] = {}
     for h, w in np.random.default_rng(1).integers(1, 70, (300, 2)).tolist():
@@ -112,7 +112,7 @@ def test_sizes_of_one_class_launch_the_same_variants_at_every_count():
 def test_launch_shapes_reach_every_variant_of_every_size_and_count():
     """One size per ``size_class`` stands for all: the shapes warmed reach exactly the variants that the blurs
     (one after a downscale) of every size in the manifest launch at every group count."""
-    from mirage_bench.fastpath.ops import blur_radius
+    from mirage_bench.kernels.ops import blur_radius
 
     sizes = [tuple(int(v) for v in size) for size in np.random.default_rng(0).integers(1, 60, (40, 2))] + [(512, 512), (500, 375)]
     manifest = pd.DataFrame({"width": [w for w, _ in sizes], "height": [h for _, h in sizes]})
@@ -154,7 +154,7 @@ def test_the_fast_scorer_waits_for_the_compiles_before_its_first_batch(tmp_path,
     from PIL import Image
 
     from mirage_bench.detectors.infra.build import build_tiny
-    from mirage_bench.fastpath import evaluator
+    from mirage_bench.scoring import fast as evaluator
 
     paths = []
     for k in range(5):
@@ -188,15 +188,15 @@ def test_without_triton_the_compiles_the_blur_and_the_resize_say_how_to_get_it(m
     import sys
 
     from mirage_bench.errors import ConfigError
-    from mirage_bench.fastpath.ops import gaussian_blur_uint8
-    from mirage_bench.fastpath.resample import resize_triton
+    from mirage_bench.kernels.ops import gaussian_blur_uint8
+    from mirage_bench.kernels.resample import resize_triton
 
-    import mirage_bench.fastpath
+    import mirage_bench.kernels
 
     monkeypatch.setitem(sys.modules, "triton", None)  # "import triton" now fails, as where it is not installed
     for name in ("blur_triton", "resample_triton"):  # and the kernel modules import it afresh
-        monkeypatch.delitem(sys.modules, f"mirage_bench.fastpath.{name}", raising=False)
-        monkeypatch.delattr(mirage_bench.fastpath, name, raising=False)
+        monkeypatch.delitem(sys.modules, f"mirage_bench.kernels.{name}", raising=False)
+        monkeypatch.delattr(mirage_bench.kernels, name, raising=False)
     manifest = pd.DataFrame({"width": [500], "height": [375]})
     with pytest.raises(ConfigError, match=r"Triton cannot be imported .* or score with --impl reference"):
         kernel_compiles(manifest, GENIMAGE, 4, torch.device("cuda", 0))

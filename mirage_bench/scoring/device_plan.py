@@ -16,8 +16,8 @@ import torch
 
 from mirage_bench.degradations import Chain, Degradation, Identity
 from mirage_bench.degradations.ops import Blur, Downscale, Resize
-from mirage_bench.fastpath.ops import gaussian_blur_uint8
-from mirage_bench.fastpath.resample import resize_uint8
+from mirage_bench.kernels.ops import gaussian_blur_uint8
+from mirage_bench.kernels.resample import resize_uint8
 
 BatchOp = Callable[[torch.Tensor], torch.Tensor]  # uint8 [G, 3, H, W] -> uint8 [G, 3, H', W']
 _GPU_INTERPOLATIONS = {"bicubic", "bilinear"}

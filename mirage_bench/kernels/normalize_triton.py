@@ -21,12 +21,12 @@ import torch
 import triton
 import triton.language as tl
 
-from mirage_bench.fastpath.ops import on_tensor_device
-from mirage_bench.fastpath.warm import compile_and_load
+from mirage_bench.kernels.ops import on_tensor_device
+from mirage_bench.kernels.warm import compile_and_load
 
 _BLOCK = 1024
 #: No integer is specialised: the sizes and a crop's strides vary; the source pointer's alignment does (a crop of a
-#: 341 px wide image starts off 16 bytes), which makes two variants, both compiled ahead (``fastpath.warm``).
+#: 341 px wide image starts off 16 bytes), which makes two variants, both compiled ahead (``kernels.warm``).
 _NOT_SPECIALISED = ["total", "channels", "height", "width", "stride_n", "stride_c", "stride_h", "stride_w"]
 
 
@@ -59,7 +59,7 @@ def normalize_channels_last(images: torch.Tensor, mean: torch.Tensor, std: torch
 
 def variant_compiles(device: torch.device) -> list[Callable[[], None]]:
     """Jobs that compile the kernel's two variants (the source crop 16-byte aligned or not) and load them on
-    ``device`` (``fastpath.warm``)."""
+    ``device`` (``kernels.warm``)."""
     return [partial(_compile, device, offset) for offset in (0, 1)]
 
 

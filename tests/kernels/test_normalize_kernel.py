@@ -1,4 +1,4 @@
-"""The normalisation kernel (``fastpath.normalize_triton``) on the CPU: the reference's float32 values bit for bit
+"""The normalisation kernel (``kernels.normalize_triton``) on the CPU: the reference's float32 values bit for bit
 through Triton's interpreter, correctly rounded divisions in its sm_90 PTX, and the variants a call launches."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from mirage_bench.config import InputSpec
-from mirage_bench.fastpath.ops import center_crop
+from mirage_bench.kernels.ops import center_crop
 from mirage_bench.preprocess import to_tensor
 
 pytest.importorskip("triton")
@@ -27,8 +27,8 @@ def test_kernel_gives_the_references_floats_from_strided_crops_in_the_interprete
     specs = [InputSpec(), InputSpec(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))]
     script = (
         "import sys, numpy as np, torch\n"
-        "from mirage_bench.fastpath.normalize_triton import normalize_channels_last\n"
-        "from mirage_bench.fastpath.ops import center_crop\n"
+        "from mirage_bench.kernels.normalize_triton import normalize_channels_last\n"
+        "from mirage_bench.kernels.ops import center_crop\n"
         "root, crops, stats = sys.argv[1], [int(c) for c in sys.argv[2].split(',')], sys.argv[3].split(';')\n"
         "for k, crop in enumerate(crops):\n"
         "    x = center_crop(torch.from_numpy(np.load(f'{root}/in{k}.npy')), crop)\n"
@@ -52,7 +52,7 @@ def test_kernel_divides_with_correct_rounding_on_hopper():
     Triton's ``/`` may emit, which would drift from the reference by a unit in the last place."""
     from triton_keys import hopper_ptx
 
-    from mirage_bench.fastpath.normalize_triton import _BLOCK, _normalize
+    from mirage_bench.kernels.normalize_triton import _BLOCK, _normalize
 
     signature = {"src": "*u8", "dst": "*fp32", "mean": "*fp32", "std": "*fp32", **{name: "i32" for name in
                  ("total", "channels", "height", "width", "stride_n", "stride_c", "stride_h", "stride_w")}, "BLOCK": "constexpr"}
@@ -65,7 +65,7 @@ def test_a_calls_launches_are_the_two_variants_compiled_ahead():
     ``warm`` compiles: Triton's keys for sm_90, as its JIT launch computes them."""
     from triton_keys import hopper_key
 
-    from mirage_bench.fastpath.normalize_triton import _BLOCK, _normalize
+    from mirage_bench.kernels.normalize_triton import _BLOCK, _normalize
 
     def key(src: torch.Tensor, shape: tuple[int, ...], strides: tuple[int, ...]) -> str:
         out, table = torch.empty(shape, dtype=torch.float32, device="meta"), torch.empty(3, dtype=torch.float32, device="meta")

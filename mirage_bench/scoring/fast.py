@@ -32,15 +32,15 @@ from torch.utils.data import DataLoader
 
 from mirage_bench.config import InputSpec
 from mirage_bench.detectors.base import Detector
-from mirage_bench.engine.evaluator import Scores, distinct_specs, gathered_scores, in_eval_mode, rank_shard
-from mirage_bench.engine.timing import TrunkClock
-from mirage_bench.engine.trunks import Trunk, model_trunks
+from mirage_bench.scoring.reference import Scores, distinct_specs, gathered_scores, in_eval_mode, rank_shard
+from mirage_bench.scoring.timing import TrunkClock
+from mirage_bench.scoring.trunks import Trunk, model_trunks
 from mirage_bench.errors import ConfigError, worker_errors
-from mirage_bench.fastpath.decoded_grid import CLEAN, RAW_JPEG, DecodedGrid, Part
-from mirage_bench.fastpath.gpu_degrade import BatchOp, gpu_plan
-from mirage_bench.fastpath.gpu_preprocess import eval_geometry, supported
-from mirage_bench.fastpath.ops import host_to_device, normalize
-from mirage_bench.fastpath.warm import after, compiling, kernel_compiles
+from mirage_bench.scoring.decoded_grid import CLEAN, RAW_JPEG, DecodedGrid, Part
+from mirage_bench.scoring.device_plan import BatchOp, gpu_plan
+from mirage_bench.scoring.gpu_preprocess import eval_geometry, supported
+from mirage_bench.kernels.ops import host_to_device, normalize
+from mirage_bench.kernels.warm import after, compiling, kernel_compiles
 
 Group = tuple[torch.Tensor, torch.Tensor]  # (manifest rows int64 [n], images [n, ...]), both on the device
 
