@@ -24,13 +24,15 @@ WorkersOpt = typer.Option(min(16, usable_cores()), "--workers", min=1,
 
 def _scan(root: Path, layout: str, protocol: Optional[str], protocols: Optional[List[Path]], strict: bool, workers: int):
     from mirage_bench.data import build_manifest
+    from mirage_bench.progress import progress_bars
     from mirage_bench.protocol import load_protocol
 
     card = load_protocol(protocol, (), as_list(protocols)) if protocol else None
     from_card = card is not None and layout == "auto" and card.layout != "auto"
     if from_card:
         layout = card.layout  # read the root as a run with this card reads it
-    manifest, exclusions = build_manifest(root, layout=layout, protocol=card, strict=strict, workers=workers)
+    with progress_bars(console) as progress:
+        manifest, exclusions = build_manifest(root, layout=layout, protocol=card, strict=strict, workers=workers, progress=progress)
     reason = f"named by protocol {card.name!r}" if from_card else manifest.attrs["layout_reason"]
     console.print(f"layout {manifest.attrs['layout']} ({reason})", highlight=False, soft_wrap=True)
     return card, manifest, exclusions

@@ -22,6 +22,7 @@ from mirage_bench.data.images import MAX_PIXELS, UnusableImage, decode_file
 from mirage_bench.data.layouts import LAYOUTS, Record, detect_layout
 from mirage_bench.data.subsets import splits_read
 from mirage_bench.errors import DataError
+from mirage_bench.progress import Progress, no_progress, step
 
 if TYPE_CHECKING:
     from mirage_bench.protocol import ProtocolCard
@@ -52,6 +53,7 @@ def build_manifest(
     workers: int = 1,
     roles: Sequence[str] | None = None,
     facts: FactsCache | None = None,
+    progress: Progress = no_progress,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(manifest, exclusions) of ``root``; ``manifest.attrs`` records the layout and how it was chosen.
 
@@ -59,13 +61,14 @@ def build_manifest(
     protocol reads one generator's training split and the eight val splits; decoding the seven other training
     splits (most of its files) on every run cost hours. The others are counted in ``manifest.attrs["unread"]``;
     ``data verify`` reads all. ``facts``: what earlier scans found about unchanged files (:mod:`.facts_cache`);
-    only the others are decoded.
+    only the others are decoded. ``progress`` shows the listing and the decoding (:mod:`mirage_bench.progress`).
     """
     root = Path(root)
     if not root.exists():
         raise DataError(f"data root {root} does not exist")
     name, how = _choose_layout(root, layout, protocol)
-    records = LAYOUTS.get(name)().scan(root, protocol)
+    with step(progress, f"list the files under {root}"):  # the layouts walk without counting
+        records = LAYOUTS.get(name)().scan(root, protocol)
     key_of = functools.cache(lambda names: _generator_key(names, protocol))  # one answer per folder, not per file
     records = [_not_data(_resolve(r, protocol, key_of), protocol) for r in records]
     usable = [r for r in records if r.problem is None]
@@ -73,7 +76,7 @@ def build_manifest(
     wanted = [reads is None or r.split in reads.get(r.generator, ()) for r in usable]
     candidates = [r for r, read in zip(usable, wanted) if read]
     unread = [r for r, read in zip(usable, wanted) if not read]
-    results = examine_files([r.path for r in candidates], max_pixels, workers, facts)
+    results = examine_files([r.path for r in candidates], max_pixels, workers, facts, progress)
     rows, excluded = [], [r for r in records if r.problem is not None]
     for record, result in zip(candidates, results):
         if isinstance(result, tuple):
@@ -160,14 +163,19 @@ def _resolve(record: Record, protocol: "ProtocolCard | None", key_of: Callable[[
     return replace(record, generator=key, family=entry.family, problem=problem)
 
 
-def examine_files(paths: list[str], max_pixels: int, workers: int, facts: FactsCache | None) -> list[Result]:
+def examine_files(paths: list[str], max_pixels: int, workers: int, facts: FactsCache | None,
+                  progress: Progress = no_progress) -> list[Result]:
     """Each file's facts or (kind, reason), in order: remembered ones from ``facts``, the others decoded (in a
-    process pool when there are enough of them) and then remembered."""
+    process pool when there are enough of them, shown as one ``progress`` task) and then remembered."""
     known = facts.lookup(paths) if facts is not None else {}
     todo = [path for path in paths if path not in known]
     identities = [identity(path) for path in todo] if facts is not None else []  # before decoding, see remember()
+    advance = progress(f"decode and hash {len(todo):,} images" + (f" ({len(known):,} known)" if known else ""), len(todo))
+    fresh = []
     with _pool(workers if len(todo) >= PARALLEL_FROM else 1) as pool:
-        fresh = list(pool.map(_examine, [(path, max_pixels) for path in todo], chunksize=32))
+        for result in pool.map(_examine, [(path, max_pixels) for path in todo], chunksize=32):
+            fresh.append(result)
+            advance(1)
     if facts is not None:
         facts.remember(todo, identities, fresh)
     found = {**known, **dict(zip(todo, fresh))}
