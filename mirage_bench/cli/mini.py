@@ -20,21 +20,12 @@ def mini(
     force: bool = typer.Option(False, "--force", help="Replace an existing set at --out (built aside, then swapped in)."),
 ) -> None:
     """Train the four small generators (GAN, VAE, diffusion, autoencoder) and write the mini set in GenImage layout."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from mirage_bench.mini import default_root
     from mirage_bench.mini.build import build_mini
+    from mirage_bench.progress import progress_bars
 
     root = out if out is not None else default_root()
-    with Progress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=False) as bar:
-        tasks: dict[str, int] = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done)
-
+    with progress_bars(console) as progress:
         result = build_mini(root, size=size, per_generator=per_generator, device=device, seed=seed, force=force,
                             progress=progress, threads=threads)
     card = result.card

@@ -18,7 +18,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -32,10 +32,9 @@ from mirage_bench.mini.families import FAMILIES, GENERATORS, Family, Knobs, defa
 from mirage_bench.mini.manifest import ImageRecord, write_image, write_manifest
 from mirage_bench.mini.photos import MIN_CROP_STD, PHOTOS, SCALES, SPLITS, Crop, sample_crops
 from mirage_bench.mini.train import reconstruct
+from mirage_bench.progress import Progress, no_progress, step
 
 FORMAT_VERSION = 1
-#: stage name, steps done, steps in that stage
-StageProgress = Callable[[str, int, int], None]
 
 
 class MiniConfig(StrictModel):
@@ -96,8 +95,9 @@ def training_pool(config: MiniConfig) -> tuple[list[Crop], np.ndarray]:
 
 
 def build_mini(out: Path | str, size: int = 32, per_generator: int = 160, device: str = "cpu", seed: int = 0,
-               force: bool = False, progress: StageProgress | None = None, **knobs: Any) -> BuildResult:
-    """Build (or reuse) a mini set at ``out``; extra keyword knobs go to :func:`mini_config`."""
+               force: bool = False, progress: Progress = no_progress, **knobs: Any) -> BuildResult:
+    """Build (or reuse) a mini set at ``out``; extra keyword knobs go to :func:`mini_config`. ``progress`` shows
+    each stage (:mod:`mirage_bench.progress`)."""
     config = mini_config(size, per_generator, device, seed, **knobs)
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -118,7 +118,7 @@ def build_mini(out: Path | str, size: int = 32, per_generator: int = 160, device
     if staging.exists():
         shutil.rmtree(staging)
     try:
-        card = _build_into(staging, config, progress or (lambda stage, done, total: None))
+        card = _build_into(staging, config, progress)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -172,18 +172,17 @@ def _to_uint8(images: Any) -> np.ndarray:
     return ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
 
 
-def _build_into(root: Path, config: MiniConfig, progress: StageProgress) -> dict[str, Any]:
+def _build_into(root: Path, config: MiniConfig, progress: Progress) -> dict[str, Any]:
     started = time.perf_counter()
     device = torch.device(config.device)
     records: list[ImageRecord] = []
     generator_cards: dict[str, Any] = {}
     with _deterministic(config.threads, config.device):
-        progress("training crops", 0, 1)
-        _, pool_pixels = training_pool(config)
-        data = _to_tensor(pool_pixels, device)
-        reference = pool_pixels[: config.swd_samples].reshape(config.swd_samples, -1) / 255.0
+        with step(progress, "training crops"):
+            _, pool_pixels = training_pool(config)
+            data = _to_tensor(pool_pixels, device)
+            reference = pool_pixels[: config.swd_samples].reshape(config.swd_samples, -1) / 255.0
         crops_seconds = time.perf_counter() - started
-        progress("training crops", 1, 1)
         counts = {"train": config.per_generator, "val": config.val_per_generator}
         for key in GENERATORS:
             family = FAMILIES[key]
@@ -196,15 +195,17 @@ def _build_into(root: Path, config: MiniConfig, progress: StageProgress) -> dict
                 swd_gen = torch.Generator().manual_seed(derived_seed(config.seed, key, "swd"))
                 swd = {"initial": _swd(family, model, config, knobs, swd_gen, device, reference)}
             t0 = time.perf_counter()
-            log = family.train(model, data, knobs, gen, lambda done, total, k=key: progress(f"train {k}", done, total))
+            trained = progress(f"train {key}", knobs.iterations)  # mini.train reports (step, iterations) once a step
+            log = family.train(model, data, knobs, gen, lambda done, total: trained(1))
             train_seconds = time.perf_counter() - t0
             if swd is not None:
                 swd_gen = torch.Generator().manual_seed(derived_seed(config.seed, key, "swd"))
                 swd["final"] = _swd(family, model, config, knobs, swd_gen, device, reference)
             t0 = time.perf_counter()
+            written = progress(f"write {key}", sum(counts.values()))
             for split in SPLITS:
                 records += _write_subset(root, key, split, counts[split], model, family, knobs, config, device)
-                progress(f"write {key}", SPLITS.index(split) + 1, len(SPLITS))
+                written(counts[split])
             generator_cards[key] = {
                 "family": family.family,
                 "description": family.description,

@@ -1,24 +1,28 @@
 """Putting a published file on this machine the ecosystem's way, and refusing any file that is not the one named.
 
-https sources go through ``torch.hub.download_url_to_file`` into ``torch.hub.get_dir()/checkpoints/mirage-bench/
-CARD/`` (``TORCH_HOME`` moves it); ``hf-hub:ORG/REPO/PATH`` sources through ``huggingface_hub`` into its cache
-(``HF_HOME``; resumable). A download lands in a temporary file beside its final name and is renamed only after
-its sha256 matched the card, so no load ever reads an unverified or half-written file. A file copied there by
+https sources are streamed as ``torch.hub.download_url_to_file`` streams them (with :mod:`mirage_bench.progress`
+instead of its tqdm bar, which a log file does not keep) into ``torch.hub.get_dir()/checkpoints/mirage-bench/CARD/``
+(``TORCH_HOME`` moves it); ``hf-hub:ORG/REPO/PATH`` sources through ``huggingface_hub`` into its cache (``HF_HOME``;
+resumable). A download lands in a temporary file beside its final name and is renamed only after its sha256
+matched the card, so no load ever reads an unverified or half-written file. A file copied there by
 hand (an offline cluster) is used once its sha256 matches.
 """
 
 from __future__ import annotations
 
-import sys
+import shutil
 from pathlib import Path
 from typing import NamedTuple
+from urllib.request import Request, urlopen
 
 from mirage_bench.detectors.infra.checkpoint import sha256_file
 from mirage_bench.errors import WeightsError
+from mirage_bench.progress import Progress, no_progress, step
 from mirage_bench.store import say
 from mirage_bench.zoo.card import PublishedCard
 
 HF_PREFIX = "hf-hub:"
+MIB = 1 << 20
 
 
 class LocalFile(NamedTuple):
@@ -42,8 +46,10 @@ def cache_path(card: PublishedCard) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / "mirage-bench" / card.name / card.weights.filename
 
 
-def resolve(card: PublishedCard, path: str | Path | None = None, offline: bool = False) -> LocalFile:
-    """The verified local file of ``card``: ``path`` if given, else the cache, downloaded there when online."""
+def resolve(card: PublishedCard, path: str | Path | None = None, offline: bool = False,
+            progress: Progress = no_progress) -> LocalFile:
+    """The verified local file of ``card``: ``path`` if given, else the cache, downloaded there when online
+    (``progress`` shows an https download in MiB)."""
     if path is not None:
         path = Path(path).expanduser()
         if not path.is_file():
@@ -54,7 +60,7 @@ def resolve(card: PublishedCard, path: str | Path | None = None, offline: bool =
         return verified(card, target)
     if offline or card.weights.manual:
         raise WeightsError(missing_message(card, target, "--offline was given" if offline else "it is downloaded by hand"))
-    return _download(card, target)
+    return _download(card, target, progress)
 
 
 def missing_message(card: PublishedCard, target: Path, why: str) -> str:
@@ -85,16 +91,14 @@ def verified(card: PublishedCard, path: Path) -> LocalFile:
     return LocalFile(path, digest)
 
 
-def _download(card: PublishedCard, target: Path) -> LocalFile:
+def _download(card: PublishedCard, target: Path, progress: Progress) -> LocalFile:
     if card.weights.url.startswith(HF_PREFIX):
         return verified(card, _hf_download(card, target))
-    from torch.hub import download_url_to_file
-
     from mirage_bench.store import replace_file
 
     def fetch_and_check(tmp: Path) -> None:
         try:
-            download_url_to_file(card.weights.url, str(tmp), progress=sys.stderr.isatty())
+            _stream(card.weights.url, tmp, progress, f"download {card.name}: {card.weights.filename}")
         except OSError as exc:  # URLError and HTTPError are OSErrors
             raise WeightsError(missing_message(card, target, f"the download failed ({exc})")) from exc
         found.append(verified(card, tmp).sha256)  # before the rename: a wrong file never takes the cache's name
@@ -102,6 +106,23 @@ def _download(card: PublishedCard, target: Path) -> LocalFile:
     found: list[str] = []
     replace_file(target, fetch_and_check)
     return LocalFile(target, found[0])
+
+
+def _stream(url: str, dst: Path, progress: Progress, description: str) -> None:
+    """``url`` into ``dst`` a MiB at a time, one unit of ``progress`` each, of the size the server announces."""
+    with urlopen(Request(url, headers={"User-Agent": "mirage-bench"})) as response, open(dst, "wb") as out:
+        announced = int(response.headers.get("Content-Length") or 0)
+        if not announced:  # nothing to count against: one step, whose lines still show that it is alive
+            with step(progress, description):
+                shutil.copyfileobj(response, out, MIB)
+            return
+        advance = progress(f"{description} (MiB)", -(-announced // MIB))
+        received = 0
+        while block := response.read(MIB):  # a read may return less than asked
+            out.write(block)
+            advance((received + len(block)) // MIB - received // MIB)  # each MiB once it is whole
+            received += len(block)
+        advance(-(-received // MIB) - received // MIB)  # the last, partial MiB
 
 
 def _hf_download(card: PublishedCard, target: Path) -> Path:

@@ -21,11 +21,30 @@ MICRO = dict(size=16, per_generator=5, seed=0, val_per_generator=3, pool=24,
 
 
 @pytest.fixture(scope="module")
-def micro(tmp_path_factory) -> Path:
+def micro_build(tmp_path_factory) -> tuple[Path, list[tuple[str, int, list[int]]]]:
+    """The micro set and the progress tasks its build showed: (description, total, advances)."""
     root = tmp_path_factory.mktemp("mini") / "set"
-    result = build_mini(root, **MICRO)
+    tasks: list[tuple[str, int, list[int]]] = []
+
+    def progress(description: str, total: int):
+        tasks.append((description, total, []))
+        return tasks[-1][2].append
+
+    result = build_mini(root, progress=progress, **MICRO)
     assert not result.cached
-    return root
+    return root, tasks
+
+
+@pytest.fixture(scope="module")
+def micro(micro_build) -> Path:
+    return micro_build[0]
+
+
+def test_every_stage_of_the_build_shows_its_progress(micro_build) -> None:
+    steps, per_split = MICRO["generator_knobs"]["iterations"], MICRO["per_generator"] + MICRO["val_per_generator"]
+    shown = [(description, total, sum(advances)) for description, total, advances in micro_build[1]]
+    assert shown == [("training crops", 1, 1)] + [
+        task for key in GENERATORS for task in ((f"train {key}", steps, steps), (f"write {key}", per_split, per_split))]
 
 
 def test_layout_matches_genimage_and_the_manifest(micro: Path) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from urllib.request import urlopen
 
 import pytest
 import torch
 
 from mirage_bench.errors import CheckpointError, WeightsError
 from mirage_bench.zoo.card import load_published
+from mirage_bench.zoo import fetch
 from mirage_bench.zoo.fetch import cache_path, resolve
 from mirage_bench.zoo.load import load_published_detector
 
@@ -83,8 +85,7 @@ def test_a_manual_source_is_never_downloaded() -> None:
 def test_a_download_is_verified_before_it_takes_the_cache_name(monkeypatch: pytest.MonkeyPatch) -> None:
     card = load_published(UNIVFD)
     served = {"file": FIXTURE}
-    monkeypatch.setattr(torch.hub, "download_url_to_file",
-                        lambda url, dst, **kw: shutil.copyfile(served["file"], dst) if url == card.weights.url else None)
+    monkeypatch.setattr(fetch, "urlopen", lambda request: urlopen(served["file"].as_uri()) if request.full_url == card.weights.url else None)
     served["file"] = Path(__file__)  # the wrong bytes: refused, and nothing is left under the cache's name
     with pytest.raises(WeightsError, match="refused"):
         resolve(card)
@@ -95,10 +96,10 @@ def test_a_download_is_verified_before_it_takes_the_cache_name(monkeypatch: pyte
 
 
 def test_a_failed_download_names_the_url_sha256_and_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    def unreachable(url: str, dst: str, **kw: object) -> None:
+    def unreachable(request: object) -> None:
         raise OSError("Network is unreachable")
 
-    monkeypatch.setattr(torch.hub, "download_url_to_file", unreachable)
+    monkeypatch.setattr(fetch, "urlopen", unreachable)
     card = load_published(UNIVFD)
     with pytest.raises(WeightsError, match=r"the download failed \(Network is unreachable\): download https://github.com/"):
         resolve(card)
