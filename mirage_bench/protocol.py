@@ -48,6 +48,20 @@ class ValidationRule(StrictModel):
     seed: int = 0
 
 
+class CarveRule(StrictModel):
+    """Splits a folder that has no split folders (every file read as split ``test``) into ``train`` and ``test``.
+
+    Only the generators that training reads (and the reals they pair with) are split; the other generators keep
+    every image in ``test``. A file goes to ``test`` when the first 8 bytes of
+    ``sha256(f"{seed}/carve/{rel_path}")``, read as an unsigned big-endian integer, fall below
+    ``test_fraction * 2**64``, else to ``train``. Why a hash of the path under the root rather than a shuffle: the
+    split does not depend on file-system order, and adding or removing a file moves no other file.
+    """
+
+    test_fraction: float = Field(0.2, gt=0, lt=1, description="share of each split generator's files held out for test")
+    seed: int = 0
+
+
 class SubsampleRule(StrictModel):
     """Caps the *test* subsets (papers report on fixed-size test sets); training always reads every image it is given."""
 
@@ -75,6 +89,10 @@ class ProtocolCard(StrictModel):
     test_split: str = "val"
     mode: Literal["single", "matrix"] = Field("single", description="matrix: train on each train generator in turn")
     validation: ValidationRule = Field(default_factory=ValidationRule)
+    carve: CarveRule | None = Field(None, description="a folder without split folders: split the training generators' "
+                                    "files into train and test by a seeded hash of their paths (CarveRule)")
+    rows: dict[str, list[str]] = Field(default_factory=dict, description="manifest lists only: keep the rows whose "
+                                       "column holds one of these values, e.g. {layout: [genimage]}")
     subsample: SubsampleRule = Field(default_factory=SubsampleRule)
     degradations: list[str] = Field(default_factory=list, description="degradation specs or preset names")
     not_data: list[str] = Field(default_factory=list, description="files shipped beside the images that are not data "
@@ -106,6 +124,9 @@ class ProtocolCard(StrictModel):
             raise ValueError(
                 f"train/test/reals name generators {unknown} not listed under 'generators' ({sorted(self.generators)})"
             )
+        if self.carve is not None and (self.train_split, self.test_split) != ("train", "test"):
+            raise ValueError(f"'carve' splits files into 'train' and 'test', so train_split and test_split must be "
+                             f"those (got {self.train_split!r}, {self.test_split!r})")
         if not self.train and self.train_from is None:
             raise ValueError("'train' is empty: list training generators, or name the card they come from in 'train_from'")
         owners: dict[str, str] = {}

@@ -99,3 +99,60 @@ def protocols_show(
 
     card = load_protocol(name, as_list(overrides), as_list(protocols))
     typer.echo(yaml.safe_dump(card.model_dump(mode="json"), sort_keys=False), nl=False)
+
+
+@protocols_app.command("new")
+def protocols_new(
+    root: Path = typer.Argument(..., help="Your data folder (any layout `data verify` reads) or manifest list."),
+    out: Path = typer.Option(..., "--out", help="Card to write (YAML); an existing file is never overwritten."),
+    train: Optional[str] = typer.Option(None, "--train", help="Comma-separated generator folders to train on."),
+    test: Optional[str] = typer.Option(None, "--test", help="Comma-separated generator folders to test on "
+                                       "(default: every generator not trained on, the unseen generators)."),
+    layout: str = typer.Option("auto", "--layout", help="Layout name, or 'auto' to detect it."),
+    split_seed: int = typer.Option(0, "--split-seed", help="Seed of the carved train/test split and of validation."),
+    test_fraction: float = typer.Option(0.2, "--test-fraction", help="Share of a training generator's files held out "
+                                        "for test, when the folder has no split folders."),
+    val_fraction: float = typer.Option(0.1, "--val-fraction", help="Share of the training split used for validation."),
+    rows: Optional[List[str]] = typer.Option(None, "--rows", help="Manifest lists: read only rows whose COLUMN holds "
+                                             "one of the values: --rows layout=genimage (repeatable)."),
+    name: Optional[str] = typer.Option(None, "--name", help="The card's name (default: ROOTNAME-train-A+B)."),
+) -> None:
+    """Write a protocol card for your own folder: layout detected, generators found, splits read or carved."""
+    from mirage_bench.data.own import protocol_from_folder, protocol_yaml
+    from mirage_bench.errors import ConfigError
+    from mirage_bench.progress import progress_bars
+    from mirage_bench.protocol import load_protocol
+
+    if out.exists():
+        raise ConfigError(f"{out} already exists; refusing to overwrite it. Remove it or choose another --out.")
+    with progress_bars(console) as progress:
+        built = protocol_from_folder(root, _names(train), _names(test) if test is not None else None, layout,
+                                     split_seed=split_seed, test_fraction=test_fraction, val_fraction=val_fraction,
+                                     rows=_rows(as_list(rows)), name=name, progress=progress)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("x", encoding="utf-8") as handle:  # "x": never overwrite, even a file made meanwhile
+        handle.write(protocol_yaml(built))
+    loaded = load_protocol(str(out))
+    if loaded.model_dump(exclude={"source"}) != built.card.model_dump(exclude={"source"}):
+        raise ConfigError(f"{out} does not load back as the protocol it was written from (a bug: please report it)")
+    for choice in built.choices:
+        console.print(f"- {choice}", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"wrote {out}: protocol {loaded.name!r}; run it with `mirage-bench run --protocol {out} "
+                  f"--data-root {root} --detectors ...`", markup=False, highlight=False, soft_wrap=True)
+
+
+def _names(text: str | None) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def _rows(pairs: list[str]) -> dict[str, list[str]]:
+    """``["layout=genimage", "source=a,b"]`` -> {"layout": ["genimage"], "source": ["a", "b"]}."""
+    from mirage_bench.errors import ConfigError
+
+    picked: dict[str, list[str]] = {}
+    for pair in pairs:
+        column, sep, values = pair.partition("=")
+        if not sep or not column.strip() or not _names(values):
+            raise ConfigError(f"--rows {pair!r}: expected COLUMN=VALUE[,VALUE...], e.g. --rows layout=genimage")
+        picked.setdefault(column.strip(), []).extend(_names(values))
+    return picked

@@ -14,7 +14,7 @@ import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Mapping, Sequence
 
 from mirage_bench.data.walk import FoundFile, listed_file, walk_files
 from mirage_bench.errors import DataError
@@ -63,6 +63,9 @@ class FolderLayout(Layout):
         raise NotImplementedError
 
     def scan(self, root: Path, protocol: "ProtocolCard | None" = None) -> list[Record]:
+        if protocol is not None and protocol.rows:
+            raise DataError(f"protocol {protocol.name!r} picks list rows ('rows: {protocol.rows}'), but layout "
+                            f"{self.name!r} reads folders; 'rows' applies to manifest lists only. Remove it from the card.")
         records = []
         for found in walk_files(root):
             records.append(self._record(found, root, protocol))
@@ -226,6 +229,8 @@ class ManifestFileLayout(Layout):
 
     Paths are relative to the list's folder (absolute paths must lie inside it); labels are 0/1 or
     real/fake. The root is the list file, or a folder holding exactly one ``manifest.csv``/``.jsonl``.
+    Other columns may pick rows (the card's ``rows``). A ``layout`` column with several values means the list
+    holds the same images in several layouts; reading them all would mix them, so it must be picked.
     """
 
     name = "manifest"
@@ -246,10 +251,14 @@ class ManifestFileLayout(Layout):
         return root if root.is_file() else root / found
 
     def scan(self, root: Path, protocol: "ProtocolCard | None" = None) -> list[Record]:
+        return self.read(Path(root), protocol.rows if protocol is not None else {})
+
+    def read(self, root: Path, rows: Mapping[str, Sequence[str]]) -> list[Record]:
+        """The records of the rows whose columns hold one of the values ``rows`` lists (every row if empty)."""
         list_path = self.list_file(Path(root))
         base = list_path.parent
         records: dict[str, Record] = {}
-        for line_no, row in _read_rows(list_path):
+        for line_no, row in _picked_rows(list_path, rows):
             where = f"{list_path}:{line_no}"
             missing = [key for key in ("path", "label", "generator") if not str(row.get(key) or "").strip()]
             if missing:
@@ -269,6 +278,32 @@ class ManifestFileLayout(Layout):
                 source=str(row.get("source") or "").strip(), problem=found.problem,
             )
         return [records[k] for k in sorted(records)]
+
+
+#: The list column that says which layout a row's copy of an image comes from.
+LAYOUT_COLUMN = "layout"
+
+
+def _picked_rows(path: Path, rows: Mapping[str, Sequence[str]]):
+    """(line number, row) of the rows ``rows`` picks; a column it names that the list lacks, or a ``layout`` column
+    with several values that it does not pick from, is an error."""
+    wanted = {column: {str(v).strip() for v in values} for column, values in rows.items()}
+    listed = list(_read_rows(path))
+    columns = sorted({key for _, row in listed for key in row})
+    unknown = sorted(set(wanted) - set(columns))
+    if unknown:
+        raise DataError(f"{path}: the card's 'rows' names column(s) {unknown} that the list does not have; "
+                        f"its columns: {columns}")
+    picked = [(n, row) for n, row in listed
+              if all(str(row.get(column) or "").strip() in values for column, values in wanted.items())]
+    layouts = sorted({str(row.get(LAYOUT_COLUMN) or "").strip() for _, row in picked} - {""})
+    if len(layouts) > 1 and LAYOUT_COLUMN not in wanted:
+        raise DataError(
+            f"{path}: column {LAYOUT_COLUMN!r} holds {len(layouts)} layouts ({', '.join(layouts)}); reading every row "
+            f"would mix copies of the same images. Pick one: 'rows: {{{LAYOUT_COLUMN}: [{layouts[0]}]}}' in the "
+            f"protocol card, or `mirage-bench protocols new {path} --rows {LAYOUT_COLUMN}={layouts[0]} ...`."
+        )
+    return picked
 
 
 def _read_rows(path: Path):

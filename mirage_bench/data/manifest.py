@@ -19,7 +19,8 @@ import pandas as pd
 
 from mirage_bench.data.facts_cache import FactsCache, Result, identity
 from mirage_bench.data.images import MAX_PIXELS, UnusableImage, decode_file
-from mirage_bench.data.layouts import LAYOUTS, Record, detect_layout
+from mirage_bench.data.carve import carve_records
+from mirage_bench.data.layouts import DEFAULT_SPLIT, LAYOUTS, Record, detect_layout
 from mirage_bench.data.subsets import splits_read
 from mirage_bench.errors import DataError
 from mirage_bench.progress import Progress, no_progress, step
@@ -70,7 +71,7 @@ def build_manifest(
     with step(progress, f"list the files under {root}"):  # the layouts walk without counting
         records = LAYOUTS.get(name)().scan(root, protocol)
     key_of = functools.cache(lambda names: _generator_key(names, protocol))  # one answer per folder, not per file
-    records = [_not_data(_resolve(r, protocol, key_of), protocol) for r in records]
+    records = carve_records([_not_data(_resolve(r, protocol, key_of), protocol) for r in records], protocol)
     usable = [r for r in records if r.problem is None]
     reads = splits_read(protocol, roles) if roles is not None and protocol is not None else None
     wanted = [reads is None or r.split in reads.get(r.generator, ()) for r in usable]
@@ -90,7 +91,7 @@ def build_manifest(
     ).sort_values("rel_path", kind="stable", ignore_index=True)
     exclusions["label"] = exclusions["label"].astype("Int64")
     manifest.attrs.update({"root": str(root.absolute()), "layout": name, "layout_reason": how,
-                           "unread": {"files": len(unread), "generators": sorted({r.generator for r in unread if r.generator is not None})}})
+                           "unread": {"files": len(unread), "generators": sorted(splits_of(unread)), "splits": splits_of(unread)}})
     unusable = problems(exclusions)
     if strict and len(unusable):
         raise DataError(
@@ -100,12 +101,52 @@ def build_manifest(
             + "\nRun `mirage-bench data verify` for the full list, then repair or remove those files."
         )
     if manifest.empty:
-        raise DataError(
-            f"{root}: no usable images found with layout {name!r} ({len(exclusions)} file(s) excluded). "
-            "Check the root and the layout (`--layout` of the `mirage-bench data` commands, `layout:` in a protocol "
-            "card); `mirage-bench data verify` lists every excluded file."
-        )
+        raise DataError(f"{root}: no usable images found with layout {name!r} ({len(exclusions)} file(s) excluded). "
+                        + _why_empty(root, name, how, records, unread, reads, protocol))
     return manifest, exclusions
+
+
+def splits_of(records: Sequence[Record]) -> dict[str, list[str]]:
+    """Generator -> the sorted splits ``records`` place its files in."""
+    found: dict[str, set[str]] = {}
+    for r in records:
+        if r.generator is not None:
+            found.setdefault(r.generator, set()).add(str(r.split))
+    return {generator: sorted(found[generator]) for generator in sorted(found)}
+
+
+def layout_hint(root: Path, name: str, named_by: str = "as given") -> str:
+    """For a layout that placed no file under ``root``: the sentence naming the layout the folder looks like and
+    the fix, or "" when detection finds that same layout, none or several."""
+    try:
+        looks, evidence = detect_layout(root)
+    except DataError:
+        return ""
+    if looks == name:
+        return ""
+    return (f"No file lies where layout {name!r}, {named_by}, expects one ({LAYOUTS.get(name).description}), and the "
+            f"folder looks like layout {looks!r} (found {evidence}). Set `layout: {looks}` in the card, or pass --layout {looks}.")
+
+
+def _why_empty(root: Path, name: str, how: str, records: list[Record], unread: list[Record],
+               reads: dict[str, list[str]] | None, protocol: "ProtocolCard | None") -> str:
+    """The cause of an empty manifest: files in no split or generator the card reads, a layout the folder does not
+    have (naming the one it looks like), or files that do not decode."""
+    if unread:
+        found = "; ".join(f"{g}: {', '.join(s)}" for g, s in splits_of(unread).items())
+        reads_text = "; ".join(f"{g}: {', '.join(s)}" for g, s in (reads or {}).items())
+        flat = (f" A folder without split folders puts every file in split {DEFAULT_SPLIT!r}, so it cannot train as it "
+                "is: `mirage-bench protocols new ROOT --train GEN` writes a card that carves a train/test split "
+                "('carve:').") if all(s == [DEFAULT_SPLIT] for s in splits_of(unread).values()) else ""
+        return (f"{len(unread)} usable file(s) lie in generators or splits that protocol {protocol.name!r} does not "
+                f"read: it reads (generator: splits) {reads_text}; the folder holds {found}.{flat}")
+    if how == "given" and all(r.label is None for r in records):  # the layout placed no file
+        named_by = f"named by protocol {protocol.name!r} in {protocol.source}" if protocol is not None and protocol.layout == name else "as given"
+        hint = layout_hint(root, name, named_by)
+        if hint:
+            return hint
+    return ("Check the root and the layout (`--layout` of the `mirage-bench data` commands, `layout:` in a protocol "
+            "card); `mirage-bench data verify` lists every excluded file.")
 
 
 def problems(exclusions: pd.DataFrame) -> pd.DataFrame:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import pandas as pd
 
+from mirage_bench.data.layouts import DEFAULT_SPLIT
 from mirage_bench.errors import DataError
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ class ProtocolData:
             "protocol": p.name, "version": p.version, "mode": p.mode,
             "validation": {"fraction": p.validation.fraction, "seed": p.validation.seed, "carved_from": f"{p.train_split} of {p.train}"},
             "subsample": {"per_class": p.subsample.per_class, "seed": p.subsample.seed},
+            "carve": p.carve.model_dump() if p.carve is not None else None, "rows": dict(p.rows),
             "counts": self.counts().to_dict(orient="records"), "notes": list(self.notes),
         }
 
@@ -137,7 +139,8 @@ def check_counts(protocol: "ProtocolCard", manifest: pd.DataFrame, exclusions: p
                 labels, wanted = set(subset_rows(protocol, manifest, key, split)["label"]), {0, 1}
             missing = sorted(wanted - labels)
             if missing:
-                problems.append(f"{key}/{split}: no {' or '.join(_LABELS[m] for m in missing)} images (split folder missing?)")
+                problems.append(f"{key}/{split}: no {' or '.join(_LABELS[m] for m in missing)} images "
+                                f"({_where_files_lie(manifest, key)})")
     all_files = manifest[["generator", "split", "label"]]
     if exclusions is not None and len(exclusions):
         all_files = pd.concat([all_files, exclusions[["generator", "split", "label"]].dropna()])
@@ -158,6 +161,16 @@ def check_counts(protocol: "ProtocolCard", manifest: pd.DataFrame, exclusions: p
         )
     unknown = sorted(found - set(protocol.generators))
     return [f"folders not in protocol {protocol.name!r}, ignored: {unknown}"] if unknown else []
+
+
+def _where_files_lie(manifest: pd.DataFrame, key: str) -> str:
+    """The splits ``key``'s files lie in (read or not), and the fix when they all lie in a flat folder's ``test``."""
+    splits = set(manifest.loc[manifest["generator"] == key, "split"])
+    splits |= set(manifest.attrs.get("unread", {}).get("splits", {}).get(key, []))
+    if splits == {DEFAULT_SPLIT}:
+        return (f"every file of it lies in split {DEFAULT_SPLIT!r}, where a folder without split folders puts them; to train on "
+                "it, carve a train/test split ('carve:' in the card; `mirage-bench protocols new` writes one)")
+    return f"split folder missing? its files lie in split(s) {', '.join(sorted(splits)) or '(none)'}"
 
 
 def protocol_subsets(protocol: "ProtocolCard", manifest: pd.DataFrame, exclusions: pd.DataFrame | None = None,

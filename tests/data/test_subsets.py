@@ -244,7 +244,8 @@ def test_a_run_decodes_only_the_generators_and_splits_its_roles_read(genimage_ro
     assert len(full_excluded) == 3 and set(full_excluded["kind"]) == {"not-an-image"}  # what `data verify` sees
     tested, excluded = build_manifest(genimage_root, protocol=card, roles=("test",))
     assert set(tested["split"]) == {"val"} and len(tested) == 8 * 6 and excluded.empty
-    assert tested.attrs["unread"] == {"files": 2 * SD14_TRAIN + 3, "generators": ["adm", "biggan", "extra_gen", "sdv14"]}
+    assert tested.attrs["unread"] == {"files": 2 * SD14_TRAIN + 3, "generators": ["adm", "biggan", "extra_gen", "sdv14"],
+                                      "splits": {"adm": ["train"], "biggan": ["train"], "extra_gen": ["val"], "sdv14": ["train"]}}
     test_only = protocol_subsets(card, tested, excluded, roles=("test",))
     everything = protocol_subsets(card, full[full["split"] == "val"].reset_index(drop=True), roles=("test",))
     assert all(test_only.test[k].equals(everything.test[k]) for k in card.test)
