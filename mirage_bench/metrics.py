@@ -22,6 +22,7 @@ import pandas as pd
 
 from mirage_bench.errors import DataError
 from mirage_bench.machine import usable_cores
+from mirage_bench.progress import Progress, no_progress
 from mirage_bench.registry import Registry
 
 ThresholdKind = Literal["fixed", "calibrated", "none"]
@@ -298,14 +299,15 @@ def _one_scoring(group: pd.DataFrame, where: str) -> float:
 
 def subset_metrics(
     predictions: pd.DataFrame, metrics: Sequence[str] = DEFAULT_METRICS, by: Sequence[str] = SUBSET_KEYS,
-    n_boot: int = 1000, level: float = 0.95, workers: int | None = None,
+    n_boot: int = 1000, level: float = 0.95, workers: int | None = None, progress: Progress = no_progress,
 ) -> pd.DataFrame:
     """One row per subset (``by``) and metric: ``value``, ``lo``, ``hi`` (bootstrap), ``n``.
 
     Works on any predictions frame with the ``by`` columns, ``image_id``, ``label``, ``p_fake`` and (for
     ``acc_cal``) ``threshold``; each group must hold one checkpoint's scores of distinct images. Subsets are
     computed in ``workers`` threads (default: every core, at most 16; numpy releases the GIL in the bootstrap's
-    array work), each with its own seeded resamples, so the table does not depend on the thread count.
+    array work), each with its own seeded resamples, so the table does not depend on the thread count. ``progress``
+    counts the subsets done (:mod:`mirage_bench.progress`).
     """
     missing = sorted({*by, "image_id", "label", "p_fake"} - set(predictions.columns))
     if missing:
@@ -318,8 +320,13 @@ def subset_metrics(
         key, group = item
         return _subset_rows(dict(zip(by, key if isinstance(key, tuple) else (key,))), group, metrics, n_boot, level)
 
+    advance = progress(f"metrics of {len(groups):,} subsets, {n_boot} bootstrap resamples each", len(groups))
+    rows: list[dict[str, Any]] = []
     with ThreadPoolExecutor(max(1, min(workers, len(groups)))) as pool:
-        return pd.DataFrame([row for rows in pool.map(one, groups) for row in rows])
+        for subset in pool.map(one, groups):
+            rows += subset
+            advance(1)
+    return pd.DataFrame(rows)
 
 
 def _subset_rows(key: dict[str, Any], group: pd.DataFrame, metrics: Sequence[str], n_boot: int, level: float) -> list[dict[str, Any]]:

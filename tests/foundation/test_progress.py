@@ -134,3 +134,23 @@ def test_a_step_that_cannot_count_says_how_long_it_runs_and_took(clock):
         raise OSError("gone")
     lines.close()
     assert written[2:] == ["walk a broken disk: stopped in 0:00:00"]
+
+
+def test_subset_metrics_counts_the_subsets_it_has_done():
+    import numpy as np
+    import pandas as pd
+
+    from mirage_bench.metrics import SUBSET_KEYS, subset_metrics
+
+    rng = np.random.default_rng(0)
+    rows = [{**{k: "x" for k in SUBSET_KEYS}, "seed": 0, "generator": g, "image_id": f"{g}{i}", "label": i % 2,
+             "p_fake": rng.random(), "threshold": 0.5} for g in ("a", "b", "c") for i in range(8)]
+    tasks: list[tuple[str, int, list[int]]] = []
+
+    def progress(description: str, total: int):
+        tasks.append((description, total, []))
+        return tasks[-1][2].append
+
+    table = subset_metrics(pd.DataFrame(rows), ["auroc"], n_boot=10, progress=progress)
+    assert len(table) == 3
+    assert tasks == [("metrics of 3 subsets, 10 bootstrap resamples each", 3, [1, 1, 1])]
