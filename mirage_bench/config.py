@@ -270,7 +270,7 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel], source
         elif err["type"] == "missing":
             lines.append(f"  - missing required key {loc!r}")
         else:
-            lines.append(f"  - {loc} = {err['input']!r}: {err['msg']}")
+            lines.append(f"  - {loc} = {err['input']!r}: {err['msg'].removeprefix('Value error, ')}")
     return "\n".join(lines)
 
 

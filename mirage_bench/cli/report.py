@@ -56,21 +56,22 @@ def ablate(
     recipes: Optional[List[Path]] = RecipeDirs, protocols: Optional[List[Path]] = ProtocolDirs,
 ) -> None:
     """Run (or reuse) the full model and each ablation variant; report each change with paired 95% intervals."""
-    from mirage_bench.reports.ablation import (
-        ablation_summary,
-        ablation_table,
-        run_ablation,
-    )
+    from mirage_bench.api import ablate as run_ablation
+    from mirage_bench.progress import progress_bars
+    from mirage_bench.reports.ablation import ablation_summary, ablation_table
+    from mirage_bench.runconfig import RunConfig
     from mirage_bench.reports.frames import frame_markdown, frame_rich
     from mirage_bench.reports.runs import load_runs
     from mirage_bench.store import atomic_write
 
-    record = run_ablation(detector, protocol, data_root, [int(s) for s in seeds.split(",")], store, as_list(recipes),
-                          as_list(protocols), device)
-    table = ablation_table(load_runs(store, [record["run_id"]]).predictions, detector, n_boot=n_boot)
+    config = RunConfig.from_sources(None, {"protocol": protocol, "data_root": data_root, "seeds": seeds, "out": store, "device": device,
+                                           "recipe_dirs": as_list(recipes), "protocol_dirs": as_list(protocols), "bootstrap": n_boot})
+    with progress_bars(console) as progress:
+        record = run_ablation(detector, config, progress=progress, notify=lambda line: console.print(line, markup=False, highlight=False))
+    table = ablation_table(load_runs(store, [record.run_id]).predictions, detector, n_boot=n_boot)
     summary = ablation_summary(table)
     title = f"Ablation of {detector} on {protocol}: change against the full model (points, paired 95% bootstrap interval)"
-    run_dir = store / "runs" / record["run_id"]
+    run_dir = store / "runs" / record.run_id
     atomic_write(run_dir / "ablation.csv", lambda tmp: table.to_csv(tmp, index=False))
     atomic_write(run_dir / "ablation.md", lambda tmp: tmp.write_text(frame_markdown(summary, title)))
     console.print(frame_rich(summary, title))

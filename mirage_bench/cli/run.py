@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from contextlib import ExitStack
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 from rich.table import Table
 
 from mirage_bench.cli.console import console
-from mirage_bench.cli.options import Overrides, ProtocolDirs, RecipeDirs, as_list
+from mirage_bench.cli.options import Overrides, ProtocolDirs, RecipeDirs
 from mirage_bench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mirage_bench.runconfig import RunConfig
 
 _Protocol = typer.Option("mini", "--protocol", help="Protocol card name or YAML path.")
 _Detectors = typer.Option(None, "--detectors", help="Comma-separated recipe cards (default: the protocol card's 'detectors').")
@@ -42,110 +44,88 @@ _Time = typer.Option(240, "--slurm-time", help="Time limit per job, in minutes; 
 _MaxJobs = typer.Option(None, "--max-jobs", help="Most training jobs running at once (the job array's parallelism).")
 
 
-def parse_seeds(text: str) -> list[int]:
-    """``--seeds 0,1,2`` as integers; a bad, empty or repeated item is refused by name."""
-    items = [item.strip() for item in text.split(",")]
-    seeds = []
-    for item in items:
-        try:
-            seeds.append(int(item))
-        except ValueError:
-            raise ConfigError(f"--seeds {text!r}: item {item!r} is not an integer; give comma-separated integers, e.g. --seeds 0,1,2") from None
-    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
-    if repeated:
-        raise ConfigError(f"--seeds {text!r}: seed(s) {repeated} given twice; list each seed once, e.g. --seeds 0,1,2")
-    return seeds
+_Config = typer.Option(None, "--config", help="A YAML file of run settings (RunConfig's fields, e.g. protocol: mini, seeds: [0, 1]); "
+                       "flags given on the command line override it.")
+
+#: Each flag's place in RunConfig: a field name, or (section, field) for the launcher's settings.
+FLAG_FIELDS: dict[str, str | tuple[str, str]] = {
+    "protocol": "protocol", "detectors": "detectors", "data_root": "data_root", "train_data_root": "train_data_root", "out": "out",
+    "seeds": "seeds", "overrides": "overrides", "device": "device", "workers": "workers", "backbone": "backbone",
+    "pretrained": "pretrained", "recipes": "recipe_dirs", "protocols": "protocol_dirs", "n_boot": "bootstrap", "impl": "impl",
+    "compile_model": "compile", "wait": "wait", "launcher": ("launcher", "kind"), "slurm_partition": ("launcher", "partition"),
+    "slurm_account": ("launcher", "account"), "gpus_per_job": ("launcher", "gpus_per_job"), "cpus_per_job": ("launcher", "cpus_per_job"),
+    "slurm_mem": ("launcher", "mem_gb"), "slurm_time": ("launcher", "time_min"), "max_jobs": ("launcher", "max_jobs"),
+}
 
 
-def _go(stages: tuple[bool, bool], protocol, detectors, data_root, train_data_root, out, seeds, overrides, device, dry_run,
-        cells, workers, backbone, pretrained, recipes, protocols, n_boot, impl, compile_model, wait, launcher) -> None:
-    from mirage_bench.data.facts_cache import FactsCache
-    from mirage_bench.data.images import MAX_PIXELS
-    from mirage_bench.engine.runner import Options, load_benchmark, preflight
-    from mirage_bench.engine.store_lock import hold_store
-    from mirage_bench.store import Store
+def config_from_flags(ctx: typer.Context, config_file: Optional[Path], stages: tuple[bool, bool]) -> "RunConfig":
+    """RunConfig from the defaults, then ``--config``'s file, then the flags the user typed (a flag left at its default
+    does not override the file). The command fixes the stages (``train``, ``eval`` or both)."""
+    from mirage_bench.runconfig import RunConfig
+
+    flags: dict = {"train": stages[0], "evaluate": stages[1]}
+    for flag, field in FLAG_FIELDS.items():
+        source = ctx.get_parameter_source(flag)
+        if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):  # by name: Typer may carry its own copy of click
+            continue
+        value = ctx.params[flag]
+        value = list(value) if isinstance(value, (list, tuple)) else value
+        if isinstance(field, tuple):
+            flags.setdefault(field[0], {})[field[1]] = value
+        else:
+            flags[field] = value
+    return RunConfig.from_sources(config_file, flags)
+
+
+def _go(config: "RunConfig", dry_run: bool, cells: bool) -> None:
+    """Run (or with ``dry_run`` plan) ``config`` through the library and print what comes back."""
+    import mirage_bench.api as api
+    from mirage_bench.engine import distributed
+    from mirage_bench.progress import progress_bars
+    from mirage_bench.reports.render import rich_table
 
     if cells and not dry_run:  # before the data is read
         raise ConfigError("--cells lists the plan's cells and runs nothing; pass it with --dry-run")
-    if n_boot < 0:
-        raise ConfigError(f"--bootstrap {n_boot} is negative; give the number of resamples (0: no intervals)")
-    launcher.check()
-    if not dry_run:
-        launcher.check_scheduler()
-    names = None if detectors is None else [d.strip() for d in detectors.split(",") if d.strip()]
-    options = Options(out=out, device=device, workers=workers, impl=impl, compile=compile_model, wait=wait)
-    store = Store(out, repair=not dry_run)
-    with ExitStack() as held:
-        def check(cards) -> None:
-            """Before the data is read: every option and card, then the output folder's lock (a dry run writes
-            nothing and takes none). A config error leaves no file behind."""
-            preflight(cards, options, writes=not dry_run, device_here=launcher.kind != "submitit")  # Slurm jobs check their GPU
-            if not dry_run:
-                held.enter_context(hold_store(out, wait=wait, notify=_say))
+    if dry_run:
+        _print_plan(api.plan(config, notify=_say), config, cells)
+        return
+    with progress_bars(console) as progress:
+        record = api.run(config, progress=progress, notify=_say)
+    if not distributed.is_main():  # under torchrun, one rank prints
+        return
+    store = config.out
+    if not config.evaluate:
+        trained = sum(c.trained_in_this_run for c in record.train_cells)
+        console.print(f"trained {trained} cells; run record: {store / 'runs' / record.run_id}")
+        return
+    for table in record.report.tables:
+        console.print(rich_table(table))
+    if record.computed_nothing():
+        _say(f"run {record.run_id} computed nothing: every checkpoint and evaluation cell was already in {store}; "
+             "the tables above are computed from the stored predictions")
+    console.print(f"run {record.run_id}: per-image predictions in {store / 'predictions'}, "
+                  f"metrics with 95% intervals in {store / 'runs' / record.run_id / 'metrics.csv'}")
 
-        with FactsCache(store.facts_path(), MAX_PIXELS, writable=not dry_run) as facts:  # a dry run changes no file
-            bench = load_benchmark(protocol, names, data_root, parse_seeds(seeds), as_list(overrides), backbone, pretrained,
-                                   as_list(recipes), as_list(protocols), train_data_root=train_data_root, facts=facts, check=check)
-        _work(stages, bench, store, options, dry_run, cells, n_boot, launcher)
+
+def _print_plan(plan, config: "RunConfig", cells: bool) -> None:
+    for source in plan.benchmark.sources:
+        for line in source.lines():
+            _say(line)
+    if plan.jobs:
+        for line in plan.jobs:
+            _say(line)
+        return
+    bench = plan.benchmark
+    title = f"Plan for {bench.protocol.name} v{bench.protocol.version} in {config.out}"
+    _print_frame(plan.cells if cells else plan.models, title)
+    if not cells:
+        models, evaluations = plan.cell_counts()
+        console.print(f"{models} training cell(s), {evaluations} evaluation cell(s); --dry-run --cells lists each with its id",
+                      highlight=False)
 
 
 def _say(line: str) -> None:
     console.print(line, markup=False, highlight=False, soft_wrap=True)
-
-
-def _work(stages: tuple[bool, bool], bench, store, options, dry_run: bool, cells: bool, n_boot: int, launcher) -> None:
-    """What ``_go`` does once the data is read: the plan (``--dry-run``), or the run and its table."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from mirage_bench.engine import distributed
-    from mirage_bench.engine.runner import describe_plan, evaluation_impl, execute, summarize_plan
-    from mirage_bench.engine.tables import save_metrics
-    from mirage_bench.reports.render import rich_table
-    from mirage_bench.reports.report import build_report
-    from mirage_bench.reports.runs import load_runs
-
-    out = options.out
-    main = distributed.is_main()  # under torchrun, one rank prints and writes the report
-    for source in bench.sources if main else []:
-        for line in source.lines():
-            _say(line)
-    if dry_run and launcher.kind != "local":
-        from mirage_bench.cluster.launch import describe_jobs, plan_jobs
-
-        for line in describe_jobs(plan_jobs(bench, store, evaluation_impl(bench, options, options.device), *stages), launcher):
-            _say(line)
-        return
-    if dry_run:
-        plan = describe_plan(bench, store, evaluation_impl(bench, options, options.device))
-        title = f"Plan for {bench.protocol.name} v{bench.protocol.version} in {out}"
-        _print_frame(plan if cells else summarize_plan(bench, plan), title)
-        if not cells:
-            models = int((plan["kind"] == "train").sum())
-            console.print(f"{models} training cell(s), {models * len(bench.protocol.test) * len(bench.degradations)} "
-                          "evaluation cell(s); --dry-run --cells lists each with its id", highlight=False)
-        return
-    if launcher.kind != "local":
-        from mirage_bench.cluster.launch import execute_jobs
-
-        record = execute_jobs(bench, options, launcher, train=stages[0], evaluate=stages[1], notify=_say)
-    else:
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
-            def progress(description: str, total: int):
-                task = bar.add_task(description, total=total)
-                return lambda n: bar.advance(task, n)
-
-            record = execute(bench, options, train=stages[0], evaluate=stages[1], progress=progress, checked=True)
-    if not main:
-        return
-    if not stages[1]:
-        console.print(f"trained {sum(c['trained_in_this_run'] for c in record['train_cells'])} cells; run record: {store.run_dir(record['run_id'])}")
-        return
-    report = build_report(load_runs(out, [record["run_id"]]), n_boot=n_boot, with_figures=False)  # metrics computed once
-    save_metrics(store, record["run_id"], report.long)
-    for table in report.tables:
-        console.print(rich_table(table))
-    console.print(f"run {record['run_id']}: per-image predictions in {store.root / 'predictions'}, "
-                  f"metrics with 95% intervals in {store.run_dir(record['run_id']) / 'metrics.csv'}")
 
 
 def _print_frame(frame, title: str) -> None:
@@ -159,6 +139,7 @@ def _print_frame(frame, title: str) -> None:
 
 def _command(stages: tuple[bool, bool], doc: str):
     def command(
+        ctx: typer.Context, config_file: Optional[Path] = _Config,
         protocol: str = _Protocol, detectors: Optional[str] = _Detectors, data_root: Optional[Path] = _DataRoot,
         train_data_root: Optional[Path] = _TrainDataRoot, out: Path = _Out, seeds: str = _Seeds,
         overrides: Optional[List[str]] = Overrides, device: str = _Device, dry_run: bool = _DryRun, cells: bool = _Cells,
@@ -168,11 +149,7 @@ def _command(stages: tuple[bool, bool], doc: str):
         slurm_partition: Optional[str] = _Partition, slurm_account: Optional[str] = _Account, gpus_per_job: int = _Gpus,
         cpus_per_job: Optional[int] = _Cpus, slurm_mem: Optional[float] = _Mem, slurm_time: int = _Time, max_jobs: Optional[int] = _MaxJobs,
     ) -> None:
-        from mirage_bench.cluster.launch import Launcher
-
-        jobs = Launcher(launcher, slurm_partition, slurm_account, gpus_per_job, cpus_per_job, slurm_mem, slurm_time, max_jobs)
-        _go(stages, protocol, detectors, data_root, train_data_root, out, seeds, overrides, device, dry_run, cells, workers, backbone,
-            pretrained, recipes, protocols, n_boot, impl, compile_model, wait, jobs)
+        _go(config_from_flags(ctx, config_file, stages), dry_run, cells)
 
     command.__doc__ = doc
     return command

@@ -30,9 +30,11 @@ from mirage_bench.engine import distributed
 from mirage_bench.engine.benchmark import Benchmark
 from mirage_bench.engine.record import base_record
 from mirage_bench.engine.runner import (
-    Options, TrainCell, _evaluate_all, _no_progress, _train, checkpoint_hash, data_hashes, eval_jobs, evaluation_impl, train_cells,
+    Options, TrainCell, checkpoint_hash, data_hashes, eval_jobs, evaluate_into_store, evaluation_impl, train_cells,
+    train_into_store,
 )
 from mirage_bench.errors import DataError
+from mirage_bench.progress import no_progress
 from mirage_bench.store import Store, atomic_write, replace_text
 
 PLAN = "plan.pkl"
@@ -100,7 +102,7 @@ class TrainJob(_Job):
         with claim_cell(options.out, f"train-{cell_id}", job_id()):
             trained = not store.has_checkpoint(cell_id)
             if trained:
-                _train(cell, store, options, device, _no_progress)
+                train_into_store(cell, store, options, device, no_progress)
         env = environment(device)
         if trained:
             _record_environment(store, [cell_id], env)
@@ -121,7 +123,7 @@ class EvalJob(_Job):
                             "did not finish (see its log)")
         jobs = eval_jobs(bench, cell, ckpt, data_hashes(bench)["test"], impl)
         with claim_cell(options.out, f"eval-{cell_id}-{impl}", job_id()):
-            seconds = _evaluate_all(jobs, bench, store, options, device, self.spec.run_id, _no_progress, impl)
+            seconds = evaluate_into_store(jobs, bench, store, options, device, self.spec.run_id, no_progress, impl)
         env = environment(device)
         _record_environment(store, list(seconds), env)
         return {"cell_id": cell_id, "seconds": seconds, "environment": env}

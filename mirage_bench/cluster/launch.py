@@ -20,7 +20,6 @@ the failed ones are submitted, and a training cell resumes from its ``state.pt``
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,71 +27,23 @@ from typing import Any, Callable, Sequence
 
 from mirage_bench.cluster.cell_lock import held_cells
 from mirage_bench.cluster.jobs import PLAN, EvalJob, JobSpec, TrainJob, save_plan
+from mirage_bench.cluster.launcher import Launcher
 from mirage_bench.engine.benchmark import Benchmark
+from mirage_bench.engine.record import RunRecord
 from mirage_bench.engine.runner import (
     Options, TrainCell, check_plan, checkpoint_hash, data_hashes, eval_entries, eval_jobs, evaluation_impl, no_checkpoint,
     run_record, train_cells, train_entry,
 )
 from mirage_bench.engine.store_lock import StoreInUse, hold_store
-from mirage_bench.errors import ConfigError, MirageBenchError
+from mirage_bench.errors import MirageBenchError
 from mirage_bench.store import Store, say, write_json
 from mirage_bench.zoo.load import is_published_recipe
 
-#: ``local``: one process (or one torchrun group), today's path. ``submitit``: Slurm. ``submitit-local``: the same
-#: jobs as processes on this machine through submitit's local executor (no Slurm; what the tests use).
-LAUNCHERS = ("local", "submitit", "submitit-local")
 FAILED = "failed.json"
 
 
 class JobsFailed(MirageBenchError):
     """Some jobs of a run failed; the message lists their cells, errors and logs."""
-
-
-@dataclass(frozen=True)
-class Launcher:
-    """Where the jobs run and what each asks the scheduler for (submitit's ``AutoExecutor.update_parameters``)."""
-
-    kind: str = "local"
-    partition: str | None = None  # slurm_partition
-    account: str | None = None  # slurm_account
-    gpus_per_job: int = 0  # gpus_per_node
-    cpus_per_job: int | None = None  # cpus_per_task
-    mem_gb: float | None = None  # mem_gb
-    time_min: int = 240  # timeout_min: a job stopped at its limit is requeued and resumes
-    max_jobs: int | None = None  # slurm_array_parallelism: training jobs running at once
-    poll_s: float = 5.0  # how often the driver looks at its jobs
-
-    def check(self) -> None:
-        """Refuse an unknown launcher, a non-positive amount, and Slurm options with a launcher that has no Slurm."""
-        if self.kind not in LAUNCHERS:
-            raise ConfigError(f"--launcher {self.kind!r} is not one of {', '.join(LAUNCHERS)}")
-        for name, value in (("--gpus-per-job", self.gpus_per_job), ("--cpus-per-job", self.cpus_per_job), ("--slurm-mem", self.mem_gb),
-                            ("--slurm-time", self.time_min), ("--max-jobs", self.max_jobs)):
-            if value is not None and (value < 0 or (value == 0 and name != "--gpus-per-job")):
-                raise ConfigError(f"{name} {value} must be positive")
-        if self.kind == "local" and self != Launcher(poll_s=self.poll_s):
-            raise ConfigError("--slurm-*, --gpus-per-job, --cpus-per-job and --max-jobs describe scheduler jobs; "
-                              "pass --launcher submitit (or submitit-local) with them")
-        if self.kind != "local" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            raise ConfigError(f"--launcher {self.kind} runs its driver as one process, not under torchrun; start it with "
-                              "mirage-bench run directly")
-        if self.kind == "submitit-local" and (self.partition or self.account):
-            raise ConfigError("--slurm-partition and --slurm-account need Slurm; pass --launcher submitit with them")
-
-    def check_scheduler(self) -> None:
-        """Refuse ``submitit`` where Slurm's commands are missing (a dry run plans without them)."""
-        import shutil
-
-        if self.kind == "submitit" and not (shutil.which("sbatch") and shutil.which("srun")):
-            raise ConfigError("--launcher submitit submits Slurm jobs, and this machine has no sbatch/srun on its PATH: run it on "
-                              "the cluster's login node, or pass --launcher submitit-local to run the same jobs here")
-
-    def parameters(self) -> dict[str, Any]:
-        """The executor's parameters (the Slurm ones are ignored by submitit's local executor)."""
-        given = {"timeout_min": self.time_min, "gpus_per_node": self.gpus_per_job, "cpus_per_task": self.cpus_per_job,
-                 "mem_gb": self.mem_gb, "slurm_partition": self.partition, "slurm_account": self.account,
-                 "slurm_array_parallelism": self.max_jobs}
-        return {key: value for key, value in given.items() if value is not None}
 
 
 @dataclass
@@ -201,7 +152,7 @@ def _counts(jobs: Sequence[_Tracked]) -> str:
 
 
 def execute_jobs(bench: Benchmark, options: Options, launcher: Launcher, *, train: bool = True, evaluate: bool = True,
-                 notify: Callable[[str], None] = say) -> dict[str, Any]:
+                 notify: Callable[[str], None] = say) -> RunRecord:
     """Run the plan as scheduler jobs and return the run record (written once every job is done). Failed jobs:
     :class:`JobsFailed` naming their cells, errors and logs (also in ``runs/<run_id>/failed.json``)."""
     launcher.check()
@@ -299,7 +250,7 @@ def _fail(store: Store, run_id: str, failed: list[_Tracked]) -> None:
 
 
 def _record(bench: Benchmark, options: Options, store: Store, run_id: str, impl: str, plan: Plan, jobs: list[_Tracked],
-            kind: str, evaluate: bool) -> dict[str, Any]:
+            kind: str, evaluate: bool) -> RunRecord:
     """The run record of a finished run, as a one-process run writes it, plus its jobs and their environments."""
     hashes = data_hashes(bench)
     record = run_record(bench, options, run_id, options.device, 1, impl, hashes)
@@ -328,5 +279,6 @@ def _record(bench: Benchmark, options: Options, store: Store, run_id: str, impl:
     if environments:  # the leaderboard's hardware column: every device the run's cells were computed on
         record["device"] = "; ".join(sorted({env["device"] for env in environments}))
     record.update(launcher=kind, jobs=[_job_entry(j) for j in jobs], environments=environments)
-    write_json(store.run_dir(run_id) / "record.json", record)
-    return record
+    typed = RunRecord.model_validate(record)
+    write_json(store.run_dir(run_id) / "record.json", typed.json_dict())
+    return typed

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -19,9 +19,10 @@ import torch
 from mirage_bench.config import RecipeCard
 from mirage_bench.engine import cells, distributed
 from mirage_bench.engine.benchmark import Benchmark, Cards, Subsets, load_benchmark, load_cards
-from mirage_bench.engine.record import base_record
+from mirage_bench.engine.record import RunRecord, base_record
 from mirage_bench.scoring.timing import cell_seconds
 from mirage_bench.errors import ConfigError, ContractError, DataError
+from mirage_bench.progress import Progress, no_progress
 from mirage_bench.store import Store, write_json
 from mirage_bench.zoo.load import is_published_recipe, save_published_checkpoint
 
@@ -229,13 +230,6 @@ def summarize_plan(bench: Benchmark, plan: pd.DataFrame, shown: int = 3) -> pd.D
     return pd.DataFrame(rows, columns=["detector", "train", "seed", "training", "evaluation"])
 
 
-Progress = Callable[[str, int], Callable[[int], None]]  # (description, total) -> advance(n)
-
-
-def _no_progress(description: str, total: int) -> Callable[[int], None]:
-    return lambda n: None
-
-
 def evaluation_impl(bench: Benchmark | Cards, options: Options, device: str) -> str:
     """The run's evaluation path, refused at the start (before any training, and in a dry run) where it cannot
     apply: nvjpeg decoding needs a CUDA device, a grid that runs entirely there and torchvision's decode_jpeg;
@@ -253,7 +247,7 @@ def evaluation_impl(bench: Benchmark | Cards, options: Options, device: str) -> 
 
 
 def execute(bench: Benchmark, options: Options, *, train: bool = True, evaluate: bool = True,
-            progress: Progress = _no_progress, checked: bool = False) -> dict[str, Any]:
+            progress: Progress = no_progress, checked: bool = False) -> RunRecord:
     """Run the plan; returns the run record (also written to ``runs/<run_id>/record.json``). Refused before
     any work: a bad plan, option or weights file (``preflight``, skipped when ``checked``: the caller ran it),
     and an output folder that another run holds (``store_lock.hold_store``, waiting with ``options.wait``)."""
@@ -266,7 +260,7 @@ def execute(bench: Benchmark, options: Options, *, train: bool = True, evaluate:
         return _execute(bench, options, train, evaluate, progress)
 
 
-def _execute(bench: Benchmark, options: Options, train: bool, evaluate: bool, progress: Progress) -> dict[str, Any]:
+def _execute(bench: Benchmark, options: Options, train: bool, evaluate: bool, progress: Progress) -> RunRecord:
     store = Store(options.out)
     device = distributed.init_from_env(options.device)
     impl = evaluation_impl(bench, options, device)
@@ -284,17 +278,18 @@ def _execute(bench: Benchmark, options: Options, train: bool, evaluate: bool, pr
         if ckpt is None:
             if not train and not is_published_recipe(cell.recipe):  # a published card's file needs no training
                 raise no_checkpoint(store, cell)
-            _train(cell, store, options, device, progress)
+            train_into_store(cell, store, options, device, progress)
             ckpt = checkpoint_hash(store, cell)
         record["train_cells"].append(train_entry(store, cell, ckpt, trained_now))
         jobs += eval_jobs(bench, cell, ckpt, hashes["test"], impl)
     if evaluate:
-        seconds = _evaluate_all(jobs, bench, store, options, device, run_id, progress, impl)
+        seconds = evaluate_into_store(jobs, bench, store, options, device, run_id, progress, impl)
         record["eval_cells"] += eval_entries(jobs, seconds)
+    typed = RunRecord.model_validate(record)
     if rank == 0:
-        write_json(store.run_dir(run_id) / "record.json", record)
+        write_json(store.run_dir(run_id) / "record.json", typed.json_dict())
     distributed.barrier()
-    return record
+    return typed
 
 
 def no_checkpoint(store: Store, cell: TrainCell) -> DataError:
@@ -338,7 +333,9 @@ def _training_record(bench: Benchmark) -> dict[str, Any]:
             "training_sets": sorted(bench.subsets.train)}
 
 
-def _train(cell: TrainCell, store: Store, options: Options, device: str, progress: Progress) -> None:
+def train_into_store(cell: TrainCell, store: Store, options: Options, device: str, progress: Progress) -> None:
+    """Train ``cell``'s checkpoint into the store (resuming from its state file); a published card's released
+    weights are saved as the checkpoint instead."""
     from mirage_bench.detectors.infra.build import build_detector
     from mirage_bench.engine.trainer import train_cell
 
@@ -371,7 +368,7 @@ def pass_model_bytes(device: str) -> int:
     return min(PASS_MODEL_BYTES, total // 3) if total else PASS_MODEL_BYTES
 
 
-def _evaluate_all(jobs: list[EvalJob], bench: Benchmark, store: Store, options: Options, device: str, run_id: str,
+def evaluate_into_store(jobs: list[EvalJob], bench: Benchmark, store: Store, options: Options, device: str, run_id: str,
                   progress: Progress, impl: str) -> dict[str, float]:
     """Score every job's missing cells. The checkpoints with work left are loaded once each, in groups of at
     most ``pass_model_bytes(device)``. A group's models are scored in passes: one for all the test subsets where
@@ -528,16 +525,18 @@ def _prediction_frame(job: EvalJob, manifest: pd.DataFrame, spec: str, seeds: np
     })
 
 
-def run_predictions(store: Store, record: dict[str, Any]) -> pd.DataFrame:
-    """The predictions of a run's cells from the store, with the exactly-once count checked per cell."""
-    predictions = store.read_predictions([c["cell_id"] for c in record["eval_cells"]])
+def run_predictions(store: Store, record: RunRecord | dict[str, Any]) -> pd.DataFrame:
+    """The predictions of a run's cells from the store, with the exactly-once count checked per cell (``record``:
+    the run's record, or ``record.json``'s contents)."""
+    cells_ = (record if isinstance(record, RunRecord) else RunRecord.model_validate(record)).eval_cells
+    predictions = store.read_predictions([c.cell_id for c in cells_])
     per_cell = predictions.groupby("cell_id")["image_id"]
     counts, distinct = per_cell.size(), per_cell.nunique()
-    for c in record["eval_cells"]:
-        n, unique = int(counts.get(c["cell_id"], 0)), int(distinct.get(c["cell_id"], 0))
-        if n != c["images"] or unique != n:
-            raise DataError(f"cell {c['cell_id']} ({c['generator']}, {c['degradation']}) holds {n} predictions of {unique} images; "
-                            f"its manifest counts {c['images']}. The store is inconsistent; re-run into a new --out folder")
+    for c in cells_:
+        n, unique = int(counts.get(c.cell_id, 0)), int(distinct.get(c.cell_id, 0))
+        if n != c.images or unique != n:
+            raise DataError(f"cell {c.cell_id} ({c.generator}, {c.degradation}) holds {n} predictions of {unique} images; "
+                            f"its manifest counts {c.images}. The store is inconsistent; re-run into a new --out folder")
     return predictions
 
 

@@ -1,7 +1,7 @@
 """``mirage-bench ablate``: the full model and each of its variants on the same data and seeds, compared.
 
 Variants are the recipe cards whose ``variant_of`` names the full model (found by that field, never by
-name). :func:`run_ablation` runs them through the engine (finished cells are reused); :func:`ablation_table`
+name). ``mirage_bench.api.ablate`` runs them through the engine (finished cells are reused); :func:`ablation_table`
 reports each variant's change against the full model, per test generator and as the mean over generators,
 with paired bootstrap 95% intervals over the same images.
 """
@@ -32,22 +32,6 @@ def find_variants(full: str, recipe_dirs: Sequence[str | Path] = ()) -> list[str
         raise ConfigError(f"no recipe card has 'variant_of: {full}'; add ablation cards (base: {full}, variant_of: {full}) "
                           "or pass a folder of them with --recipes DIR")
     return variants
-
-
-def run_ablation(full: str, protocol: str = "mini", data_root: str | Path | None = None, seeds: Sequence[int] = (0,),
-                 out: str | Path = "results/runs", recipe_dirs: Sequence[str | Path] = (), protocol_dirs: Sequence[str | Path] = (),
-                 device: str = "cpu", progress: Any = None) -> dict[str, Any]:
-    """Run (or reuse) the full model and its variants; returns the engine's run record."""
-    from mirage_bench.data.facts_cache import FactsCache
-    from mirage_bench.data.images import MAX_PIXELS
-    from mirage_bench.engine.runner import Options, execute, load_benchmark
-    from mirage_bench.store import Store
-
-    with FactsCache(Store(out).facts_path(), MAX_PIXELS) as facts:
-        bench = load_benchmark(protocol, [full, *find_variants(full, recipe_dirs)], data_root, seeds, (), None, None,
-                               recipe_dirs, protocol_dirs, facts=facts)
-    kwargs = {"progress": progress} if progress else {}
-    return execute(bench, Options(out=Path(out), device=device), **kwargs)
 
 
 def _subset(full: pd.DataFrame, variant: pd.DataFrame, where: str) -> Subset:

@@ -12,6 +12,7 @@ import pytest
 import submitit
 from typer.testing import CliRunner
 
+from mirage_bench import api
 from mirage_bench.cli import app
 from mirage_bench.cluster import launch
 from mirage_bench.cluster.cell_lock import claim_cell, lock_path
@@ -41,14 +42,14 @@ def test_jobs_store_the_one_process_predictions(tiny, tmp_path, engine_helpers):
     bench, reference, _ = tiny
     record = launch.execute_jobs(bench, _options(tmp_path), LOCAL)
     assert engine_helpers.stored_logits(tmp_path).equals(reference)  # same cell ids, same bits
-    assert [(j["kind"], j["state"]) for j in record["jobs"]] == [("train", "done"), ("eval", "done")]
-    assert record["train_cells"][0]["trained_in_this_run"] and all(c["computed_in_this_run"] for c in record["eval_cells"])
-    assert record["environments"][0]["host"] == socket.gethostname() and record["launcher"] == "submitit-local"
-    assert record["train_cells"][0]["environment"] == 0 and {c["environment"] for c in record["eval_cells"]} == {0}
-    assert record["device"] == record["environments"][0]["device"]
-    cell = record["train_cells"][0]["cell_id"]
-    assert json.loads((tmp_path / "environments" / f"{cell}.json").read_text())["job"] == record["jobs"][0]["job_id"]
-    assert (tmp_path / "runs" / record["run_id"] / "record.json").is_file()
+    assert [(j["kind"], j["state"]) for j in record.jobs] == [("train", "done"), ("eval", "done")]
+    assert record.train_cells[0].trained_in_this_run and all(c.computed_in_this_run for c in record.eval_cells)
+    assert record.environments[0]["host"] == socket.gethostname() and record.launcher == "submitit-local"
+    assert record.train_cells[0].environment == 0 and {c.environment for c in record.eval_cells} == {0}
+    assert record.device == record.environments[0]["device"]
+    cell = record.train_cells[0].cell_id
+    assert json.loads((tmp_path / "environments" / f"{cell}.json").read_text())["job"] == record.jobs[0]["job_id"]
+    assert (tmp_path / "runs" / record.run_id / "record.json").is_file()
 
 
 def test_a_job_killed_mid_training_fails_the_run_and_a_rerun_resumes_it(tiny, tmp_path):
@@ -79,8 +80,8 @@ def test_a_job_killed_mid_training_fails_the_run_and_a_rerun_resumes_it(tiny, tm
     assert state.is_file()  # what the rerun resumes from
 
     record = launch.execute_jobs(bench, _options(tmp_path), LOCAL, evaluate=False)  # training only: one job, not two
-    assert [(j["kind"], j["state"], j["cell_id"]) for j in record["jobs"]] == [("train", "done", cell)]
-    assert record["train_cells"][0]["checkpoint_sha256"] == checkpoint and not state.exists()
+    assert [(j["kind"], j["state"], j["cell_id"]) for j in record.jobs] == [("train", "done", cell)]
+    assert record.train_cells[0].checkpoint_sha256 == checkpoint and not state.exists()
 
 
 def _drive(bench, out) -> None:
@@ -148,7 +149,7 @@ def test_a_driver_refuses_a_store_whose_cells_are_still_computed(tiny, tmp_path)
 
 def test_dry_run_lists_the_jobs_and_submits_nothing(tiny, tmp_path, monkeypatch):
     bench, _, _ = tiny
-    monkeypatch.setattr(runner, "load_benchmark", lambda *args, **kwargs: bench)
+    monkeypatch.setattr(api, "load_benchmark", lambda *args, **kwargs: bench)
     monkeypatch.setattr(submitit, "AutoExecutor", lambda *a, **k: pytest.fail("a dry run made an executor"))
     result = CliRunner().invoke(app, ["run", "--out", str(tmp_path / "out"), "--dry-run", "--launcher", "submitit",
                                       "--slurm-partition", "gpu", "--gpus-per-job", "1", "--max-jobs", "4", "--slurm-mem", "32"],

@@ -7,8 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 import helpers
+from mirage_bench import api
 from mirage_bench.cli import app
-from mirage_bench.engine import runner
 from mirage_bench.metrics import compute
 from mirage_bench.store import Store
 
@@ -19,7 +19,7 @@ def stub_data(tmp_path, monkeypatch):
 
     monkeypatch.setattr(console, "width", 250)  # the table must not fold in the captured output
     bench = helpers.benchmark(tmp_path / "data")
-    monkeypatch.setattr(runner, "load_benchmark", lambda *args, **kwargs: bench)
+    monkeypatch.setattr(api, "load_benchmark", lambda *args, **kwargs: bench)
     return bench
 
 
@@ -64,5 +64,5 @@ def test_unusable_device_is_refused_before_any_work(tmp_path, monkeypatch):
 def test_bad_seeds_are_refused_naming_the_item_and_the_expected_form(seeds, words, stub_data, tmp_path):
     result = CliRunner().invoke(app, ["run", "--out", str(tmp_path / "out"), "--seeds", seeds, "--dry-run"], terminal_width=250)
     assert result.exit_code == 2
-    assert f"error: --seeds {seeds!r}: {words}" in result.output and "e.g. --seeds 0,1,2" in result.output
+    assert f"seeds = {seeds!r}: {words}" in result.output and "e.g. --seeds 0,1,2" in result.output
     assert "Traceback" not in result.output and "ValueError" not in result.output

@@ -143,9 +143,9 @@ def test_runs_killed_by_sigkill_leave_nothing_behind_after_the_next_run(tiny_dat
     assert all(any(run.iterdir()) for run in runs)
     killed = [run for run in runs if not (run / "record.json").is_file()]
     assert len(killed) == 2 and all((run / INTERRUPTED).is_file() and (run / STARTED).is_file() for run in killed)
-    assert Store(out).run_ids() == [record["run_id"]]
+    assert Store(out).run_ids() == [record.run_id]
     predictions = Store(out).read_predictions()
     assert set(predictions["run_id"]) <= {run.name for run in runs if (run / STARTED).is_file()}
     assert len(set(predictions["run_id"])) == 2, "the killed run's cell stays, naming its run"
-    assert record["train_cells"][0]["checkpoint_sha256"] == reference["train_cells"][0]["checkpoint_sha256"]
+    assert record.train_cells[0].checkpoint_sha256 == reference.train_cells[0].checkpoint_sha256
     helpers.assert_same_scores(helpers.stored_logits(out), helpers.stored_logits(reference_out))

@@ -20,7 +20,7 @@ from mirage_bench.errors import ConfigError, WeightsError
 def no_work(monkeypatch):
     """Any data scan or training fails the test: each check must come first."""
     monkeypatch.setattr(benchmark, "_read_data", lambda *a, **k: pytest.fail("the data was scanned"))
-    monkeypatch.setattr(runner, "_train", lambda *a, **k: pytest.fail("a detector trained"))
+    monkeypatch.setattr(runner, "train_into_store", lambda *a, **k: pytest.fail("a detector trained"))
 
 
 def _refused(tmp_path, *args: str) -> str:
@@ -42,17 +42,17 @@ def _wrong_shape_file(tmp_path, make, key: str) -> str:
 
 
 def test_an_unknown_implementation_is_a_config_error_with_a_suggestion(no_work, tmp_path):
-    assert "error: --impl 'fastt' is not one of auto, reference, fast, fast-nvjpeg; did you mean 'fast'?" in _refused(tmp_path, "--impl", "fastt")
+    assert "impl = 'fastt': 'fastt' is not one of auto, reference, fast, fast-nvjpeg; did you mean 'fast'?" in _refused(tmp_path, "--impl", "fastt")
     with pytest.raises(ConfigError, match="not one of"):
         Options(impl="quick").resolved_impl("cpu")
 
 
 def test_negative_workers_are_refused_before_the_scan(no_work, tmp_path):
-    assert "--workers -1 is negative" in _refused(tmp_path, "--workers", "-1")
+    assert "workers = -1: Input should be greater than or equal to 0" in _refused(tmp_path, "--workers", "-1")
 
 
 def test_a_negative_bootstrap_is_refused_before_the_scan(no_work, tmp_path):
-    assert "--bootstrap -1 is negative" in _refused(tmp_path, "--bootstrap", "-1")
+    assert "bootstrap = -1: Input should be greater than or equal to 0" in _refused(tmp_path, "--bootstrap", "-1")
 
 
 def test_devices_this_machine_cannot_use_are_refused_before_the_scan(no_work, tmp_path, monkeypatch):

@@ -101,12 +101,12 @@ def test_train_from_trains_on_the_named_cards_data_and_shares_its_checkpoints(tm
     plan = describe_plan(bench, Store(out))
     assert plan[plan["kind"] == "train"]["status"].tolist() == ["done"]
     second = execute(bench, Options(out=out))
-    assert [c["cell_id"] for c in second["train_cells"]] == [c["cell_id"] for c in first["train_cells"]]
-    assert [c["checkpoint_sha256"] for c in second["train_cells"]] == [c["checkpoint_sha256"] for c in first["train_cells"]]
-    assert not any(c["trained_in_this_run"] for c in second["train_cells"])
-    assert sorted(c["generator"] for c in second["eval_cells"]) == ["cyclegan", "progan"]
-    assert second["training_protocol"]["name"] == "forensynths" and second["training_protocol"]["via_train_from"]
-    assert [s["roles"] for s in second["data_sources"]] == ["test", "train"]
+    assert [c.cell_id for c in second.train_cells] == [c.cell_id for c in first.train_cells]
+    assert [c.checkpoint_sha256 for c in second.train_cells] == [c.checkpoint_sha256 for c in first.train_cells]
+    assert not any(c.trained_in_this_run for c in second.train_cells)
+    assert sorted(c.generator for c in second.eval_cells) == ["cyclegan", "progan"]
+    assert second.training_protocol["name"] == "forensynths" and second.training_protocol["via_train_from"]
+    assert [s["roles"] for s in second.data_sources] == ["test", "train"]
 
 
 def test_missing_training_data_names_the_card_root_layout_and_option(tmp_path):
@@ -197,7 +197,7 @@ def test_notes_and_exclusions_are_printed_and_recorded(tmp_path):
     assert "excluded 1 x decode-failed: b/val/ai/999.png" in out
     store = Store(tmp_path / "out")
     record = json.loads((store.run_dir(store.latest_run_id()) / "record.json").read_text())
-    [source] = record["data_sources"]
+    [source] = record.data_sources
     assert source["root"] == str(root) and source["roles"] == "train and test"
     assert (source["decoded"], source["unread"]) == (24, 4)
     with sqlite3.connect(store.facts_path()) as facts:  # the next run decodes none of the 25 files it read

@@ -63,11 +63,11 @@ def test_resumed_store_equals_uninterrupted(fault, tiny_data, tiny_reference, tm
         with pytest.raises(Killed):
             execute(bench, Options(out=tmp_path, state_every=3))
     if fault == "mid-epoch":
-        assert (Store(tmp_path).checkpoint_dir(ref_record["train_cells"][0]["cell_id"]) / trainer.STATE_FILE).is_file()
+        assert (Store(tmp_path).checkpoint_dir(ref_record.train_cells[0].cell_id) / trainer.STATE_FILE).is_file()
     record = execute(bench, Options(out=tmp_path, state_every=3))
     resumed, expected = _logits(tmp_path), _logits(ref_out)
     helpers.assert_same_scores(resumed, expected)
-    assert [c["checkpoint_sha256"] for c in record["train_cells"]] == [c["checkpoint_sha256"] for c in ref_record["train_cells"]]
+    assert [c.checkpoint_sha256 for c in record.train_cells] == [c.checkpoint_sha256 for c in ref_record.train_cells]
     run_predictions(Store(tmp_path), record)  # the exactly-once counts hold
 
 
@@ -76,11 +76,11 @@ def test_second_run_recomputes_nothing(tiny_data, tiny_reference):
     files = sorted((out / "predictions").glob("*.parquet"))
     stamps = [p.stat().st_mtime_ns for p in files]
     second = execute(helpers.benchmark(tiny_data), Options(out=out))
-    assert not any(c["trained_in_this_run"] for c in second["train_cells"])
-    assert not any(c["computed_in_this_run"] for c in second["eval_cells"])
-    assert [c["cell_id"] for c in second["eval_cells"]] == [c["cell_id"] for c in first["eval_cells"]]
+    assert not any(c.trained_in_this_run for c in second.train_cells)
+    assert not any(c.computed_in_this_run for c in second.eval_cells)
+    assert [c.cell_id for c in second.eval_cells] == [c.cell_id for c in first.eval_cells]
     assert [p.stat().st_mtime_ns for p in files] == stamps
-    assert second["run_id"] != first["run_id"]
+    assert second.run_id != first.run_id
     plan = runner.describe_plan(helpers.benchmark(tiny_data), Store(out))
     assert set(plan["status"]) == {"done"}
 
@@ -91,11 +91,11 @@ def test_editing_what_documents_a_recipe_recomputes_nothing(tiny_data, tiny_refe
     documented = helpers.benchmark(tiny_data, overrides=["description=reworded", "citation=Someone et al. 2026",
                                                     "note=re-run", "tags=[edited]", "variant_of=tinycnn"])
     second = execute(documented, Options(out=out))
-    assert not any(c["trained_in_this_run"] for c in second["train_cells"])
-    assert not any(c["computed_in_this_run"] for c in second["eval_cells"])
-    assert [c["cell_id"] for c in second["train_cells"]] == [c["cell_id"] for c in first["train_cells"]]
+    assert not any(c.trained_in_this_run for c in second.train_cells)
+    assert not any(c.computed_in_this_run for c in second.eval_cells)
+    assert [c.cell_id for c in second.train_cells] == [c.cell_id for c in first.train_cells]
     changed = helpers.benchmark(tiny_data, overrides=["train.lr=0.01"])
-    assert {c.cell_id for c in runner.train_cells(changed)}.isdisjoint(c["cell_id"] for c in first["train_cells"])
+    assert {c.cell_id for c in runner.train_cells(changed)}.isdisjoint(c.cell_id for c in first.train_cells)
 
 
 def test_plan_summary_names_what_each_model_still_needs(tiny_data, tiny_reference):
@@ -115,9 +115,9 @@ def test_plan_summary_names_what_each_model_still_needs(tiny_data, tiny_referenc
 def test_every_image_scored_once_per_cell(tiny_reference):
     out, record = tiny_reference
     predictions = run_predictions(Store(out), record)
-    for cell in record["eval_cells"]:
-        rows = predictions[predictions.cell_id == cell["cell_id"]]
-        assert len(rows) == cell["images"] == rows["image_id"].nunique()
+    for cell in record.eval_cells:
+        rows = predictions[predictions.cell_id == cell.cell_id]
+        assert len(rows) == cell.images == rows["image_id"].nunique()
 
 
 def test_mirage_resumes_with_its_memory_bank(tiny_data, tmp_path):
@@ -138,5 +138,5 @@ def test_mirage_resumes_with_its_memory_bank(tiny_data, tmp_path):
         with pytest.raises(Killed):
             execute(bench(), Options(out=tmp_path / "killed", state_every=3))
     resumed = execute(bench(), Options(out=tmp_path / "killed", state_every=3))
-    assert [c["checkpoint_sha256"] for c in resumed["train_cells"]] == [c["checkpoint_sha256"] for c in reference["train_cells"]]
+    assert [c.checkpoint_sha256 for c in resumed.train_cells] == [c.checkpoint_sha256 for c in reference.train_cells]
     pd.testing.assert_frame_equal(_logits(tmp_path / "killed"), _logits(tmp_path / "ref"), check_exact=True)

@@ -95,9 +95,9 @@ def test_a_run_scores_all_subsets_in_one_pass_for_all_models_with_the_logits_of_
     assert scoring == [("score 2 models on g1, g2", (9 + 7) * 2 * 2)]  # one loader for both subsets
     assert len(loads) == 2  # each checkpoint loaded once for both subsets
     monkeypatch.undo()
-    assert all(c["computed_in_this_run"] and c["seconds"] > 0 for c in record["eval_cells"])
+    assert all(c.computed_in_this_run and c.seconds > 0 for c in record.eval_cells)
     # the record lists cells model by model, as before
-    assert [c["train_cell_id"] for c in record["eval_cells"]] == [c["cell_id"] for c in record["train_cells"] for _ in range(4)]
+    assert [c.train_cell_id for c in record.eval_cells] == [c.cell_id for c in record.train_cells for _ in range(4)]
     for k, recipe in enumerate(bench.recipes):
         execute(replace(bench, recipes=[recipe]), Options(out=tmp_path / f"alone{k}"))
     alone = pd.concat([_predictions(tmp_path / f"alone{k}") for k in range(2)]).sort_values(["cell_id", "image_id"], ignore_index=True)
@@ -118,7 +118,7 @@ def test_passes_hold_at_most_the_model_byte_budget(tmp_path, monkeypatch):
 
 def test_a_model_with_non_finite_logits_is_refused_and_the_others_of_its_pass_are_stored(tmp_path, monkeypatch):
     bench = _two_model_benchmark(tmp_path / "data")
-    first, second = (c["checkpoint_sha256"] for c in execute(bench, Options(out=tmp_path / "out"), evaluate=False)["train_cells"])
+    first, second = (c.checkpoint_sha256 for c in execute(bench, Options(out=tmp_path / "out"), evaluate=False).train_cells)
     original = evaluator.score_models
 
     def poisoned(detectors, manifest, degradations, **kwargs):
@@ -246,8 +246,8 @@ def test_the_slow_model_of_a_pass_records_the_slower_cells(tmp_path, monkeypatch
     execute(bench, Options(out=tmp_path / "out"), evaluate=False)
     monkeypatch.setattr(TinyCNN, "forward", timed)
     record = execute(bench, Options(out=tmp_path / "out"))
-    fast_cell, slow_cell = (c["cell_id"] for c in record["train_cells"])
-    seconds = {cell: sum(c["seconds"] for c in record["eval_cells"] if c["train_cell_id"] == cell) for cell in (fast_cell, slow_cell)}
+    fast_cell, slow_cell = (c.cell_id for c in record.train_cells)
+    seconds = {cell: sum(c.seconds for c in record.eval_cells if c.train_cell_id == cell) for cell in (fast_cell, slow_cell)}
     # the slow model sleeps 0.25 s in each of its 2 forwards (one pass over both subsets' 16 images: 2
     # degradations x 1 batch); their compute is alike and tiny, and the shared work is charged to both alike
     assert seconds[slow_cell] - seconds[fast_cell] >= 0.75 * 2 * 0.25
@@ -305,7 +305,7 @@ def test_a_pass_scores_an_image_that_several_subsets_list_once(tmp_path, monkeyp
     union = pd.concat(bench.subsets.test.values())["image_id"].nunique()
     assert union == 9 + 7 + 3 and len(opened) == union  # g1's 5 reals decoded once for g1 and g3
     assert [(d, n) for d, n in seen if d.startswith("score")] == [("score tinycnn/g1/s0 on g1, g2, g3", union * 2)]
-    assert {c["generator"]: c["images"] for c in record["eval_cells"]} == {"g1": 9, "g2": 7, "g3": 8}
+    assert {c.generator: c.images for c in record.eval_cells} == {"g1": 9, "g2": 7, "g3": 8}
     monkeypatch.undo()
     for generator in bench.protocol.test:
         alone = replace(bench, protocol=bench.protocol.model_copy(update={"test": [generator]}))
@@ -327,7 +327,7 @@ def test_subsets_that_need_other_degradations_get_passes_of_their_own(tmp_path):
     seen, progress = _recorder()
     record = execute(bench, Options(out=out), progress=progress)
     assert [(d, n) for d, n in seen if d.startswith("score")] == [("score tinycnn/g1/s0 on g1", 9), ("score tinycnn/g1/s0 on g2", 7 * 2)]
-    assert [c["computed_in_this_run"] for c in record["eval_cells"]] == [False, True, True, True]
+    assert [c.computed_in_this_run for c in record.eval_cells] == [False, True, True, True]
 
 
 def test_the_union_of_subsets_refuses_repeated_ids_and_one_id_for_two_files(tmp_path):

@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 import helpers
+from mirage_bench import api
 from mirage_bench.data.facts_cache import FactsCache
 from mirage_bench.engine import runner
 from mirage_bench.engine.runner import Options, execute
@@ -71,7 +72,7 @@ def test_a_full_disk_at_a_store_write_keeps_the_cells_stored_before(tiny_data, t
     stamp = stored[0].stat().st_mtime_ns
     record = execute(helpers.benchmark(tiny_data), Options(out=tmp_path, state_every=3))  # after the fix
     assert stored[0].stat().st_mtime_ns == stamp, "a cell stored before the fault is kept, not recomputed"
-    assert sum(c["computed_in_this_run"] for c in record["eval_cells"]) == len(record["eval_cells"]) - 1
+    assert sum(c.computed_in_this_run for c in record.eval_cells) == len(record.eval_cells) - 1
     helpers.assert_same_scores(helpers.stored_logits(tmp_path), helpers.stored_logits(tiny_reference[0]))
 
 
@@ -91,7 +92,7 @@ def _failing_write_bytes(monkeypatch, prefix, code):
 def test_a_full_disk_at_the_checkpoint_save_resumes_from_the_training_state(tiny_data, tiny_reference, tmp_path, monkeypatch):
     ref_out, ref_record = tiny_reference
     bench = helpers.benchmark(tiny_data)
-    checkpoint = Store(tmp_path).checkpoint_dir(ref_record["train_cells"][0]["cell_id"])
+    checkpoint = Store(tmp_path).checkpoint_dir(ref_record.train_cells[0].cell_id)
     with monkeypatch.context() as patched:
         _failing_write_bytes(patched, ".model.pt.", errno.ENOSPC)
         with pytest.raises(StorageError) as error:
@@ -99,7 +100,7 @@ def test_a_full_disk_at_the_checkpoint_save_resumes_from_the_training_state(tiny
     _assert_one_clear_message(error, checkpoint / "model.pt", errno.ENOSPC)
     assert sorted(p.name for p in checkpoint.iterdir()) == ["state.pt"], "no temporary file; the training state kept"
     record = execute(bench, Options(out=tmp_path, state_every=3))
-    assert record["train_cells"][0]["checkpoint_sha256"] == ref_record["train_cells"][0]["checkpoint_sha256"]
+    assert record.train_cells[0].checkpoint_sha256 == ref_record.train_cells[0].checkpoint_sha256
     helpers.assert_same_scores(helpers.stored_logits(tmp_path), helpers.stored_logits(ref_out))
 
 
@@ -145,7 +146,7 @@ def test_the_cli_prints_one_message_and_exits_2(tmp_path, monkeypatch):
     from mirage_bench.cli import app
 
     bench = helpers.benchmark(tmp_path / "data")
-    monkeypatch.setattr(runner, "load_benchmark", lambda *args, **kwargs: bench)
+    monkeypatch.setattr(api, "load_benchmark", lambda *args, **kwargs: bench)
     with monkeypatch.context() as patched:
         patched.setattr(pq, "write_table", lambda table, where, **kwargs: (_ for _ in ()).throw(_fault(errno.ENOSPC, where)))
         full = CliRunner().invoke(app, ["run", "--out", str(tmp_path / "out"), "--bootstrap", "0"], terminal_width=400)

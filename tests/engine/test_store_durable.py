@@ -124,9 +124,9 @@ def test_a_run_recomputes_damaged_cells_and_retrains_a_damaged_model(tiny_data, 
     ref_out, ref_record = tiny_reference
     first = execute(helpers.benchmark(tiny_data), Options(out=tmp_path))
     store = Store(tmp_path)
-    model = store.checkpoint_dir(first["train_cells"][0]["cell_id"]) / "model.pt"
+    model = store.checkpoint_dir(first.train_cells[0].cell_id) / "model.pt"
     _silently_flipped_checkpoint(model)
-    emptied = store.prediction_path(first["eval_cells"][1]["cell_id"])
+    emptied = store.prediction_path(first.eval_cells[1].cell_id)
     emptied.write_bytes(b"")
     capsys.readouterr()
     plan = runner.describe_plan(helpers.benchmark(tiny_data), Store(tmp_path, repair=False))  # a dry run names, moves nothing
@@ -134,8 +134,8 @@ def test_a_run_recomputes_damaged_cells_and_retrains_a_damaged_model(tiny_data, 
     again = execute(helpers.benchmark(tiny_data), Options(out=tmp_path))
     err = capsys.readouterr().err
     assert f"damaged: {model}" in err and "trained again" in err
-    assert [c["trained_in_this_run"] for c in again["train_cells"]] == [True]
-    assert again["train_cells"][0]["checkpoint_sha256"] == ref_record["train_cells"][0]["checkpoint_sha256"]
+    assert [c.trained_in_this_run for c in again.train_cells] == [True]
+    assert again.train_cells[0].checkpoint_sha256 == ref_record.train_cells[0].checkpoint_sha256
     moved = sorted(str(p.relative_to(tmp_path / DAMAGED)).rsplit(".", 1)[0] for p in (tmp_path / DAMAGED).rglob("*.*"))
     assert moved == sorted(str(p.relative_to(tmp_path)) for p in (model, emptied))
     assert f"damaged: {emptied}" in err and emptied.stat().st_size > 0
@@ -146,7 +146,7 @@ def test_a_run_recomputes_damaged_cells_and_retrains_a_damaged_model(tiny_data, 
 
 def test_report_names_a_damaged_file_instead_of_a_traceback(tiny_data, tmp_path):
     record = execute(helpers.benchmark(tiny_data), Options(out=tmp_path))
-    path = Store(tmp_path).prediction_path(record["eval_cells"][0]["cell_id"])
+    path = Store(tmp_path).prediction_path(record.eval_cells[0].cell_id)
     path.write_bytes(b"")
     from mirage_bench.cli import app
 

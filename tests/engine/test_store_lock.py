@@ -74,7 +74,7 @@ def test_the_holding_process_may_take_it_again(tmp_path):
 def test_execute_refuses_a_held_store_before_any_training(holder, tmp_path, monkeypatch):
     from mirage_bench.engine import runner
 
-    monkeypatch.setattr(runner, "_train", lambda *a, **k: pytest.fail("trained on a store another run holds"))
+    monkeypatch.setattr(runner, "train_into_store", lambda *a, **k: pytest.fail("trained on a store another run holds"))
     with pytest.raises(StoreInUse, match=f"pid {holder.pid}"):
         execute(helpers.benchmark(tmp_path / "data"), Options(out=tmp_path / "out"))
     assert not (tmp_path / "out" / "runs").exists()

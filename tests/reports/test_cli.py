@@ -14,7 +14,7 @@ def run(tmp_path_factory, engine_helpers):
     """A tiny real run: tinycnn trained and scored by the engine, predictions in the store."""
     data, out = tmp_path_factory.mktemp("data"), tmp_path_factory.mktemp("runs")
     record = execute(engine_helpers.benchmark(data), Options(out=out))
-    return out, record["run_id"]
+    return out, record.run_id
 
 
 def _invoke(*args):
@@ -51,8 +51,9 @@ def test_ablate_runs_full_model_and_variants_on_the_same_cells(tmp_path, monkeyp
     import yaml
 
     from mirage_bench.cards import load_recipe
-    from mirage_bench.engine import runner
-    from mirage_bench.reports.ablation import ablation_table, run_ablation
+    from mirage_bench import api
+    from mirage_bench.reports.ablation import ablation_table
+    from mirage_bench.runconfig import RunConfig
     from mirage_bench.reports.runs import load_runs
 
     helpers = engine_helpers
@@ -64,19 +65,20 @@ def test_ablate_runs_full_model_and_variants_on_the_same_cells(tmp_path, monkeyp
                                                              "params": {"width": 2}}))
     asked = {}
 
-    def load_benchmark(protocol, detectors, data_root, seeds, overrides, backbone, pretrained, recipe_dirs, protocol_dirs, facts):
+    def load_benchmark(protocol, detectors, data_root, seeds, overrides, backbone, pretrained, recipe_dirs, protocol_dirs, **_):
         asked.update(detectors=list(detectors), seeds=list(seeds))
         bench = helpers.benchmark(tmp_path / "data", seeds)
         bench.recipes = [load_recipe(d, (), recipe_dirs) for d in detectors]
         return bench
 
-    monkeypatch.setattr(runner, "load_benchmark", load_benchmark)
-    record = run_ablation("tfull", "tiny", seeds=[0], out=tmp_path / "runs", recipe_dirs=[cards])
+    monkeypatch.setattr(api, "load_benchmark", load_benchmark)
+    config = RunConfig(protocol="tiny", seeds=[0], out=tmp_path / "runs", recipe_dirs=[cards], bootstrap=0)
+    record = api.ablate("tfull", config, notify=lambda line: None)
     assert asked == {"detectors": ["tfull", "tfull-narrow"], "seeds": [0]}
-    table = ablation_table(load_runs(tmp_path / "runs", [record["run_id"]]).predictions, "tfull", n_boot=100)
+    table = ablation_table(load_runs(tmp_path / "runs", [record.run_id]).predictions, "tfull", n_boot=100)
     assert set(table.variant) == {"tfull-narrow"} and set(table.generator) == {"g1", "g2", "mean"}
     assert ((table.lo <= table.delta + 1e-9) & (table.delta <= table.hi + 1e-9)).all()
-    preds = load_runs(tmp_path / "runs", [record["run_id"]]).predictions
+    preds = load_runs(tmp_path / "runs", [record.run_id]).predictions
     g2 = preds[(preds.generator == "g2") & (preds.degradation == "none")]
     acc = {d: 100 * ((g.p_fake > 0.5) == g.label).mean() for d, g in g2.groupby("detector")}
     row = table[(table.generator == "g2") & (table.metric == "acc") & (table.degradation == "none")].iloc[0]

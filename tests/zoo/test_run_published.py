@@ -33,15 +33,15 @@ def test_run_scores_the_published_file_as_a_finished_training_cell(tmp_path: Pat
     tiny = helpers.benchmark(tmp_path / "data")
     bench = Benchmark(tiny.protocol, tiny.subsets, recipes, expand_degradations(["none"]), [0])
     record = execute(bench, Options(out=tmp_path / "out"), train=False)  # `mirage-bench eval`: nothing to train
-    payload = read_checkpoint(record["train_cells"][0]["checkpoint"])
+    payload = read_checkpoint(record.train_cells[0].checkpoint)
     published = torch.load(FIXTURE, map_location="cpu", weights_only=True)
     assert torch.equal(payload["state"]["fc.weight"], published["weight"])
     assert payload["metadata"]["published"] == "univfd-ojha2023" and payload["metadata"]["threshold"] == 0.5
     predictions = run_predictions(Store(tmp_path / "out"), record)
     assert set(predictions["detector"]) == {"univfd-ojha2023"} and (predictions["threshold"] == 0.5).all()
     again = execute(bench, Options(out=tmp_path / "out"))
-    assert not again["train_cells"][0]["trained_in_this_run"]
-    assert not any(c["computed_in_this_run"] for c in again["eval_cells"])
+    assert not again.train_cells[0].trained_in_this_run
+    assert not any(c.computed_in_this_run for c in again.eval_cells)
 
 
 def test_a_hand_downloaded_file_that_is_missing_stops_the_run_before_any_data_is_read() -> None:

@@ -1,0 +1,142 @@
+"""The library's entry points: ``run(config) -> RunRecord``, ``plan(config)``, ``ablate(full, config)`` and
+``report(out, run_ids)``.
+
+``mirage-bench run/train/eval`` and ``ablate``, the benchmarks and the tests call these; the CLI only turns flags
+into a :class:`~mirage_bench.runconfig.RunConfig` and prints what comes back. In a notebook::
+
+    import mirage_bench as mb
+    record = mb.run(mb.RunConfig(detectors=["tinycnn"]))
+    metrics = record.report.long  # every metric of every cell, a DataFrame (also in runs/<run_id>/metrics.csv)
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import pandas as pd
+
+from mirage_bench.cluster.launch import describe_jobs, execute_jobs, plan_jobs
+from mirage_bench.data.facts_cache import FactsCache
+from mirage_bench.data.images import MAX_PIXELS
+from mirage_bench.engine import distributed
+from mirage_bench.engine.benchmark import Benchmark, Cards, load_benchmark
+from mirage_bench.engine.preflight import check_writable
+from mirage_bench.engine.record import RunRecord
+from mirage_bench.engine.runner import Options, describe_plan, evaluation_impl, execute, preflight, summarize_plan
+from mirage_bench.engine.store_lock import hold_store
+from mirage_bench.engine.tables import save_metrics
+from mirage_bench.errors import ConfigError, StorageError
+from mirage_bench.progress import Progress, no_progress
+from mirage_bench.reports.ablation import find_variants
+from mirage_bench.reports.report import Report, build_report
+from mirage_bench.reports.runs import load_runs
+from mirage_bench.runconfig import RunConfig
+from mirage_bench.store import Store
+
+Notify = Callable[[str], None]
+
+
+def options_of(config: RunConfig) -> Options:
+    """The engine's options for ``config``."""
+    return Options(out=config.out, device=config.device, workers=config.workers, impl=config.impl, compile=config.compile,
+                   wait=config.wait)
+
+
+def read_benchmark(config: RunConfig, store: Store, *, writes: bool, held: ExitStack | None = None,
+                   keep_facts: bool = True) -> Benchmark:
+    """The cards, checked before any data file is read (options, weights files, the output folder; with ``held``,
+    the output folder's lock is taken there and kept until ``held`` closes), then the data. What earlier scans of
+    unchanged files found is reused from the store's facts cache, and with ``keep_facts`` what this scan decodes is
+    kept there."""
+    options = options_of(config)
+    on_cluster = config.launcher.kind != "local"
+
+    def check(cards: Cards) -> None:
+        preflight(cards, options, writes=writes, device_here=not on_cluster)  # Slurm jobs check their own GPU
+        if held is not None:
+            held.enter_context(hold_store(config.out, wait=config.wait))
+
+    with FactsCache(store.facts_path(), MAX_PIXELS, writable=keep_facts) as facts:
+        return load_benchmark(config.protocol, config.detectors, config.data_root, config.seeds, config.overrides, config.backbone,
+                              config.pretrained, config.recipe_dirs, config.protocol_dirs, train_data_root=config.train_data_root,
+                              facts=facts, check=check)
+
+
+def run(config: RunConfig, *, progress: Progress = no_progress, notify: Notify = print) -> RunRecord:
+    """Train what is missing, score what is missing, write the run record and, when the run evaluates, its
+    ``metrics.csv``; returns the record (on every torchrun rank; rank 0 writes). ``notify`` gets the lines a user
+    should read (what the data scan found, waiting for another run's lock, cluster job counts)."""
+    if not (config.train or config.evaluate):
+        raise ConfigError("a run with train: false and evaluate: false does nothing; set one of them")
+    if config.launcher.kind != "local":
+        config.launcher.check_scheduler()
+    store = Store(config.out, repair=True)
+    options = options_of(config)
+    with ExitStack() as held:
+        bench = read_benchmark(config, store, writes=True, held=held)
+        if distributed.is_main():
+            for source in bench.sources:
+                for line in source.lines():
+                    notify(line)
+        if config.launcher.kind != "local":
+            record = execute_jobs(bench, options, config.launcher, train=config.train, evaluate=config.evaluate, notify=notify)
+        else:
+            record = execute(bench, options, train=config.train, evaluate=config.evaluate, progress=progress, checked=True)
+        if config.evaluate and distributed.is_main():
+            metrics = report(config.out, [record.run_id], bootstrap=config.bootstrap)
+            save_metrics(store, record.run_id, metrics.long)
+            record.attach_report(metrics)
+    return record
+
+
+def ablate(full: str, config: RunConfig, *, progress: Progress = no_progress, notify: Notify = print) -> RunRecord:
+    """Run (or reuse) the full model and each of its ablation variants (the cards whose ``variant_of`` names it) on
+    ``config``'s protocol, data and seeds; ``config``'s own detectors are replaced by them."""
+    detectors = [full, *find_variants(full, config.recipe_dirs)]
+    return run(config.model_copy(update={"detectors": detectors, "train": True, "evaluate": True}), progress=progress, notify=notify)
+
+
+@dataclass
+class RunPlan:
+    """What a run would do (``--dry-run``): every cell with its status, one row per model, or the scheduler jobs."""
+
+    benchmark: Benchmark
+    cells: pd.DataFrame  # describe_plan: one row per cell
+    models: pd.DataFrame  # summarize_plan: one row per (detector, training set, seed)
+    jobs: list[str]  # with a cluster launcher: the jobs it would submit, one line each
+
+    def cell_counts(self) -> tuple[int, int]:
+        """Training cells and evaluation cells of the plan."""
+        bench = self.benchmark
+        models = int((self.cells["kind"] == "train").sum())
+        return models, models * len(bench.protocol.test) * len(bench.degradations)
+
+
+def plan(config: RunConfig, *, notify: Notify = print) -> RunPlan:
+    """What ``run(config)`` would train and score, from the store as it is; trains and scores nothing and writes no
+    result. What it decodes is kept in the store's facts cache, so the run that follows does not decode it again
+    (unless ``out`` cannot be written: then it says so and keeps nothing)."""
+    store = Store(config.out, repair=False)
+    try:
+        check_writable(config.out)
+        keep_facts = True
+    except StorageError as exc:
+        notify(f"note: this dry run keeps none of the image facts it decodes ({exc})")
+        keep_facts = False
+    bench = read_benchmark(config, store, writes=False, keep_facts=keep_facts)
+    options = options_of(config)
+    impl = evaluation_impl(bench, options, options.device)
+    jobs: list[str] = []
+    if config.launcher.kind != "local":
+        jobs = describe_jobs(plan_jobs(bench, store, impl, config.train, config.evaluate), config.launcher)
+    cells = describe_plan(bench, store, impl)
+    return RunPlan(bench, cells, summarize_plan(bench, cells), jobs)
+
+
+def report(out: str | Path, run_ids: Sequence[str], *, bootstrap: int = 1000, with_figures: bool = False) -> Report:
+    """The tables (and, with ``with_figures``, the figures) of runs in the store at ``out``, computed from their stored
+    predictions."""
+    return build_report(load_runs(out, list(run_ids)), n_boot=bootstrap, with_figures=with_figures)

@@ -1,0 +1,120 @@
+"""A run's settings as one typed object, validated once: defaults < a YAML file (``--config run.yaml``) < flags.
+
+``mirage_bench.run(RunConfig(...))`` is the library's entry point; ``mirage-bench run/train/eval`` build the same
+object from their flags, so a notebook, a benchmark script and the CLI run exactly the same thing.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal, Mapping, Optional, get_args
+
+import yaml
+from pydantic import Field, field_validator
+
+from mirage_bench.cluster.launcher import Launcher
+from mirage_bench.config import StrictModel, validate
+from mirage_bench.errors import ConfigError
+
+#: ``reference``: PIL/scipy on CPU workers, exact. ``fast``: degradations and preprocessing on the device, the
+#: reference's pixels, floats rounded in other batches. ``fast-nvjpeg``: fast with JPEGs decoded on the GPU.
+#: ``auto``: fast on CUDA, reference elsewhere.
+Impl = Literal["auto", "reference", "fast", "fast-nvjpeg"]
+
+
+class RunConfig(StrictModel):
+    """Everything a run is asked to do. Fields mirror ``mirage-bench run``'s flags (``--set`` is ``overrides``,
+    ``--recipes``/``--protocols`` are ``recipe_dirs``/``protocol_dirs``, ``--bootstrap`` is ``bootstrap``)."""
+
+    protocol: str = "mini"
+    detectors: Optional[list[str]] = None  # None: the protocol card's own list
+    data_root: Optional[Path] = None  # None: the shipped mini set for mini protocols
+    train_data_root: Optional[Path] = None  # None: data_root
+    out: Path = Path("results/runs")
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    overrides: list[str] = Field(default_factory=list)  # "train.lr=1e-4", applied to every recipe
+    device: str = "cpu"
+    workers: Optional[int] = Field(None, ge=0)  # None: on CUDA this process's cores but one (at most 16); on CPU none
+    backbone: Optional[str] = None
+    pretrained: Optional[str] = None
+    recipe_dirs: list[Path] = Field(default_factory=list)
+    protocol_dirs: list[Path] = Field(default_factory=list)
+    bootstrap: int = Field(1000, ge=0)  # resamples for the 95% intervals (0: none)
+    impl: Impl = "auto"
+    compile: bool = False  # fast path: score with torch.compile
+    wait: bool = False  # another run holds ``out``: wait for it (else refuse at once)
+    train: bool = True  # train missing checkpoints (False: refuse a missing one)
+    evaluate: bool = True  # score missing evaluation cells and compute the tables
+    launcher: Launcher = Field(default_factory=Launcher)
+
+    @field_validator("detectors", mode="before")
+    @classmethod
+    def _split_names(cls, value: Any) -> Any:
+        """``"a,b"`` (a flag's text) or a list; blanks dropped."""
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _parse_seeds(cls, value: Any) -> Any:
+        """``"0,1,2"``, ``0`` or ``[0, 1, 2]``; a bad item or a repeated seed is refused by name."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            return [value]
+        if isinstance(value, str):
+            items = [item.strip() for item in value.split(",")]
+            bad = [item for item in items if not item.lstrip("-").isdigit()]
+            if bad:
+                raise ValueError(f"item {bad[0]!r} is not an integer; give comma-separated integers, e.g. --seeds 0,1,2")
+            value = [int(item) for item in items]
+        if isinstance(value, list):
+            repeated = sorted({s for s in value if value.count(s) > 1})
+            if repeated:
+                raise ValueError(f"seed(s) {repeated} given twice; list each seed once, e.g. --seeds 0,1,2")
+        return value
+
+    @field_validator("impl", mode="before")
+    @classmethod
+    def _known_impl(cls, value: Any) -> Any:
+        """An unknown path is refused with the closest known one."""
+        known = get_args(Impl)
+        if isinstance(value, str) and value not in known:
+            close = difflib.get_close_matches(value, known, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"{value!r} is not one of {', '.join(known)}{hint}")
+        return value
+
+    @field_validator("launcher", mode="after")
+    @classmethod
+    def _check_launcher(cls, value: Launcher) -> Launcher:
+        value.check()
+        return value
+
+    @classmethod
+    def from_sources(cls, path: Path | None = None, flags: Mapping[str, Any] | None = None) -> "RunConfig":
+        """Defaults, then the YAML file at ``path`` (if any), then ``flags`` (only those the user gave; a ``launcher``
+        mapping overrides the file's launcher settings one by one)."""
+        data = read_yaml(path) if path is not None else {}
+        for key, value in (flags or {}).items():
+            if key == "launcher" and isinstance(value, Mapping) and isinstance(data.get(key), Mapping):
+                value = {**data[key], **value}
+            data[key] = value
+        return validate(cls, data, f"run configuration {path} with the flags given" if path is not None else "run options")
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A run configuration file's mapping, or one error naming the file and what is wrong with it."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"run configuration {path}: cannot read it ({exc.strerror or exc}); pass an existing YAML file to --config") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"run configuration {path} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"run configuration {path} must be a mapping of settings (protocol: mini, ...), not a {type(data).__name__}")
+    return data
