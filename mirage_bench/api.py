@@ -11,9 +11,11 @@ into a :class:`~mirage_bench.runconfig.RunConfig` and prints what comes back. In
 
 from __future__ import annotations
 
+import hashlib
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import Callable, Sequence
 
 import pandas as pd
@@ -21,6 +23,7 @@ import pandas as pd
 from mirage_bench.cluster.launch import describe_jobs, execute_jobs, plan_jobs
 from mirage_bench.data.facts_cache import FactsCache
 from mirage_bench.data.images import MAX_PIXELS
+from mirage_bench.data.own import BuiltProtocol, protocol_from_folder, protocol_yaml
 from mirage_bench.engine import distributed
 from mirage_bench.engine.benchmark import Benchmark, Cards, load_benchmark
 from mirage_bench.engine.preflight import check_writable
@@ -34,7 +37,7 @@ from mirage_bench.reports.ablation import find_variants
 from mirage_bench.reports.report import Report, build_report
 from mirage_bench.reports.runs import load_runs
 from mirage_bench.runconfig import RunConfig
-from mirage_bench.store import Store
+from mirage_bench.store import Store, atomic_write
 
 Notify = Callable[[str], None]
 
@@ -46,11 +49,12 @@ def options_of(config: RunConfig) -> Options:
 
 
 def read_benchmark(config: RunConfig, store: Store, *, writes: bool, held: ExitStack | None = None,
-                   keep_facts: bool = True) -> Benchmark:
+                   keep_facts: bool = True, progress: Progress = no_progress) -> Benchmark:
     """The cards, checked before any data file is read (options, weights files, the output folder; with ``held``,
     the output folder's lock is taken there and kept until ``held`` closes), then the data. What earlier scans of
     unchanged files found is reused from the store's facts cache, and with ``keep_facts`` what this scan decodes is
-    kept there."""
+    kept there. With ``train_generators``, the protocol is built from ``data_root`` (``data.own``), kept as a card in
+    ``out/protocols/`` (a dry run's in a temporary folder), and each choice it made is a note of the data it read."""
     options = options_of(config)
     on_cluster = config.launcher.kind != "local"
 
@@ -59,10 +63,27 @@ def read_benchmark(config: RunConfig, store: Store, *, writes: bool, held: ExitS
         if held is not None:
             held.enter_context(hold_store(config.out, wait=config.wait))
 
-    with FactsCache(store.facts_path(), MAX_PIXELS, writable=keep_facts) as facts:
-        return load_benchmark(config.protocol, config.detectors, config.data_root, config.seeds, config.overrides, config.backbone,
-                              config.pretrained, config.recipe_dirs, config.protocol_dirs, train_data_root=config.train_data_root,
-                              facts=facts, check=check)
+    with ExitStack() as scratch, FactsCache(store.facts_path(), MAX_PIXELS, writable=keep_facts) as facts:
+        protocol, choices = config.protocol, []
+        if config.train_generators is not None:  # own data: the protocol is built from the folder and kept as a card
+            built = protocol_from_folder(config.data_root, config.train_generators, config.test_generators, progress=progress)
+            folder = config.out / "protocols" if writes else Path(scratch.enter_context(TemporaryDirectory()))
+            protocol, choices = str(keep_card(built, folder)), built.choices
+        bench = load_benchmark(protocol, config.detectors, config.data_root, config.seeds, config.overrides, config.backbone,
+                               config.pretrained, config.recipe_dirs, config.protocol_dirs, train_data_root=config.train_data_root,
+                               facts=facts, check=check)
+    bench.sources[0].notes[:0] = [f"protocol built from {config.data_root}: {choice}" for choice in choices]
+    return bench
+
+
+def keep_card(built: BuiltProtocol, folder: Path) -> Path:
+    """Write a built protocol as a card in ``folder``, named by its content (a rebuilt identical card is the same
+    file; a different one never replaces it), and return its path."""
+    text = protocol_yaml(built)
+    path = folder / f"{built.card.name}-{hashlib.sha256(text.encode()).hexdigest()[:8]}.yaml"
+    if not path.is_file():
+        atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return path
 
 
 def run(config: RunConfig, *, progress: Progress = no_progress, notify: Notify = print) -> RunRecord:
@@ -76,7 +97,7 @@ def run(config: RunConfig, *, progress: Progress = no_progress, notify: Notify =
     store = Store(config.out, repair=True)
     options = options_of(config)
     with ExitStack() as held:
-        bench = read_benchmark(config, store, writes=True, held=held)
+        bench = read_benchmark(config, store, writes=True, held=held, progress=progress)
         if distributed.is_main():
             for source in bench.sources:
                 for line in source.lines():

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping, Optional, get_args
 
 import yaml
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from mirage_bench.cluster.launcher import Launcher
 from mirage_bench.config import StrictModel, validate
@@ -28,6 +28,8 @@ class RunConfig(StrictModel):
     ``--recipes``/``--protocols`` are ``recipe_dirs``/``protocol_dirs``, ``--bootstrap`` is ``bootstrap``)."""
 
     protocol: str = "mini"
+    train_generators: Optional[list[str]] = None  # own data: build the protocol from data_root, training on these
+    test_generators: Optional[list[str]] = None  # own data: test on these (default: every generator not trained on)
     detectors: Optional[list[str]] = None  # None: the protocol card's own list
     data_root: Optional[Path] = None  # None: the shipped mini set for mini protocols
     train_data_root: Optional[Path] = None  # None: data_root
@@ -48,7 +50,7 @@ class RunConfig(StrictModel):
     evaluate: bool = True  # score missing evaluation cells and compute the tables
     launcher: Launcher = Field(default_factory=Launcher)
 
-    @field_validator("detectors", mode="before")
+    @field_validator("detectors", "train_generators", "test_generators", mode="before")
     @classmethod
     def _split_names(cls, value: Any) -> Any:
         """``"a,b"`` (a flag's text) or a list; blanks dropped."""
@@ -90,6 +92,21 @@ class RunConfig(StrictModel):
     def _check_launcher(cls, value: Launcher) -> Launcher:
         value.check()
         return value
+
+    @model_validator(mode="after")
+    def _own_data(self) -> "RunConfig":
+        """Generators to train on build the protocol from ``data_root``; they exclude a protocol card."""
+        if self.train_generators is None:
+            if self.test_generators is not None:
+                raise ConfigError("--test names the test generators of a protocol built from your folder; pass --train too "
+                                  "(e.g. --data-root DIR --train A --test B,C), or pick a card's test subsets in the card")
+            return self
+        if "protocol" in self.model_fields_set:
+            raise ConfigError(f"--train builds a protocol from --data-root, and --protocol {self.protocol} names a card: pass one "
+                              "of them (to edit the built protocol, write it with `mirage-bench protocols new DIR --out card.yaml`)")
+        if self.data_root is None:
+            raise ConfigError("--train names generators of your own folder: pass it with --data-root DIR")
+        return self
 
     @classmethod
     def from_sources(cls, path: Path | None = None, flags: Mapping[str, Any] | None = None) -> "RunConfig":

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from mirage_bench.runconfig import RunConfig
 
 _Protocol = typer.Option("mini", "--protocol", help="Protocol card name or YAML path.")
+_TrainOn = typer.Option(None, "--train", help="Your own data: build the protocol from --data-root, training on these generators "
+                        "(comma-separated folder names; layout detected, splits read or carved by a seeded rule).")
+_TestOn = typer.Option(None, "--test", help="With --train: the generators to test on (default: every generator not trained on).")
 _Detectors = typer.Option(None, "--detectors", help="Comma-separated recipe cards (default: the protocol card's 'detectors').")
 _DataRoot = typer.Option(None, "--data-root", help="Dataset root (default: the shipped mini set for mini protocols).")
 _TrainDataRoot = typer.Option(None, "--train-data-root", help="Root of the training data: the protocol's training generators, or for a "
@@ -49,7 +52,7 @@ _Config = typer.Option(None, "--config", help="A YAML file of run settings (RunC
 
 #: Each flag's place in RunConfig: a field name, or (section, field) for the launcher's settings.
 FLAG_FIELDS: dict[str, str | tuple[str, str]] = {
-    "protocol": "protocol", "detectors": "detectors", "data_root": "data_root", "train_data_root": "train_data_root", "out": "out",
+    "protocol": "protocol", "train_on": "train_generators", "test_on": "test_generators", "detectors": "detectors", "data_root": "data_root", "train_data_root": "train_data_root", "out": "out",
     "seeds": "seeds", "overrides": "overrides", "device": "device", "workers": "workers", "backbone": "backbone",
     "pretrained": "pretrained", "recipes": "recipe_dirs", "protocols": "protocol_dirs", "n_boot": "bootstrap", "impl": "impl",
     "compile_model": "compile", "wait": "wait", "launcher": ("launcher", "kind"), "slurm_partition": ("launcher", "partition"),
@@ -140,7 +143,7 @@ def _print_frame(frame, title: str) -> None:
 def _command(stages: tuple[bool, bool], doc: str):
     def command(
         ctx: typer.Context, config_file: Optional[Path] = _Config,
-        protocol: str = _Protocol, detectors: Optional[str] = _Detectors, data_root: Optional[Path] = _DataRoot,
+        protocol: str = _Protocol, train_on: Optional[str] = _TrainOn, test_on: Optional[str] = _TestOn, detectors: Optional[str] = _Detectors, data_root: Optional[Path] = _DataRoot,
         train_data_root: Optional[Path] = _TrainDataRoot, out: Path = _Out, seeds: str = _Seeds,
         overrides: Optional[List[str]] = Overrides, device: str = _Device, dry_run: bool = _DryRun, cells: bool = _Cells,
         workers: Optional[int] = _Workers, backbone: Optional[str] = _Backbone, pretrained: Optional[str] = _Pretrained,
