@@ -2,7 +2,7 @@
 
 ``check_detector(card)`` builds the card's tiny variant and checks the detector contract end to end;
 it raises :class:`ContractError` (or :class:`CheckpointError` from the checkpoint checks) naming the
-first broken promise. ``tests/test_detector_contract.py`` runs it over every recipe card.
+first broken promise. ``tests/detectors/test_contract.py`` runs it over every recipe card.
 """
 
 from __future__ import annotations
