@@ -68,15 +68,6 @@ def test_spy_no_resize_between_the_file_and_the_residual(size, monkeypatch) -> N
     assert torch.equal(calls[0][0], raw[..., : raw.shape[-2] // 2 * 2, : raw.shape[-1] // 2 * 2])
 
 
-@pytest.fixture
-def one_thread():
-    """Small convolutions on a shared 2-core machine run ~15x faster on one thread than on two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_learns_nearest_upsampling_within_a_few_hundred_steps(one_thread) -> None:
     """Fakes = nearest-up-sampled noise, reals = plain noise: NPR must beat chance by >= 30 points."""
     torch.manual_seed(0)
