@@ -1,4 +1,4 @@
-"""Data scans report their progress: a step for the listing, one counted task for the decoding."""
+"""Data scans report their progress: a step for the listing, one counted task for the decoding, a step for the table."""
 
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ def test_build_manifest_shows_the_listing_and_counts_every_decoded_file(tmp_path
     assert [(d, t, sum(a)) for d, t, a in recorder.tasks] == [
         (f"list the files under {root}", 1, 1),
         ("decode and hash 6 images", 6, 6),  # the empty file is decoded, then excluded
+        ("build the manifest table", 1, 1),
     ]
 
 
