@@ -5,10 +5,32 @@ from __future__ import annotations
 
 import os
 
+from mirage_bench.errors import ConfigError
+
 
 def usable_cores() -> int:
     """Cores this process may run on (its CPU affinity where the OS has one, as taskset and containers set it)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def cpu_threads(loader_workers: int, cores: int | None = None) -> int:
+    """torch intra-op threads for a process that runs a model on the CPU beside ``loader_workers`` DataLoader
+    workers: the ``cores`` (default :func:`usable_cores`; under torchrun, the rank's share) that the workers leave,
+    at least one. Each worker runs one thread (``torch.utils.data`` sets it so), so threads + workers stay within
+    the cores. Why: torch's default (one thread per core) beside busy workers oversubscribes the cores, and its
+    threads then wait for each other at every operation (measured in ``benchmarks/cpu_threads.py``)."""
+    if loader_workers < 0:
+        raise ConfigError(f"loader workers must be >= 0, got {loader_workers}")
+    return max(1, (usable_cores() if cores is None else cores) - loader_workers)
+
+
+def limit_cpu_threads(loader_workers: int, cores: int | None = None) -> int:
+    """Set torch's intra-op threads to :func:`cpu_threads` and return the previous count (to restore it)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(cpu_threads(loader_workers, cores))
+    return previous
 
 
 def memory_bytes(device: str) -> int | None:

@@ -86,6 +86,16 @@ def test_scan_throughput_prints_every_row():
     assert "80 files of 32 px" in out, out
 
 
+def test_cpu_threads_times_both_settings():
+    out = _run("cpu_threads.py", "--workers", "1", "--steps", "2", "--rounds", "1", "--size", "64")
+    assert re.search(r"torch default \(\d+ threads\) +\d", out) and re.search(r"cpu_threads \(\d+ thread\(s\)\) +\d", out), out
+
+
+def test_progress_gaps_times_the_lines_of_data_index():
+    out = _run("progress_gaps.py", "--files", "40", "--workers", "1")
+    assert "decode and hash 40 images: done 40/40" in out and re.search(r"exit code 0, .* 5 lines; gaps \(s\): ", out), out
+
+
 def test_metrics_throughput_agrees_with_scikit_learn_on_every_metric():
     out = _run("metrics_throughput.py", "--images", "300", "--boot", "20", "--naive-boot", "5")
     assert out.count("yes") == 7 and "NO" not in out and "all, one table cell" in out, out
