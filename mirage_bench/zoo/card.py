@@ -50,11 +50,14 @@ class WeightsFile(StrictModel):
 
 class KeyMap(StrictModel):
     """Published key names -> ours. Every published key is renamed (first matching prefix) or ignored with a reason;
-    an unmatched key keeps its name. The result must be exactly our detector's state dict, shape for shape."""
+    an unmatched key keeps its name. An ignored whole key wins over the renames; an ignored prefix (ending in '.',
+    e.g. a frozen backbone the file carries whole) takes only the keys that no rename matches. The result must be
+    exactly our detector's state dict, shape for shape."""
 
     rename: dict[str, str] = Field(default_factory=dict, description="published prefix -> our prefix; a prefix is "
                                    "'' (every key), ends with '.', or is a whole key")
-    ignore: dict[str, str] = Field(default_factory=dict, description="published key -> why it is not loaded")
+    ignore: dict[str, str] = Field(default_factory=dict, description="published key, or a prefix ending in '.' for "
+                                   "the keys under it that no rename matches -> why it is not loaded")
     shapes: dict[str, list[int]] = Field(default_factory=dict, description="the published file's shapes, as the "
                                          "authors' model code gives them (documentation; the load checks ours)")
 
@@ -67,6 +70,8 @@ class KeyMap(StrictModel):
                 return new
             if (old == "" or old.endswith(".")) and key.startswith(old):
                 return new + key[len(old):]
+        if any(prefix.endswith(".") and key.startswith(prefix) for prefix in self.ignore):
+            return None
         return key
 
 

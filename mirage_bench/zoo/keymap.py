@@ -24,7 +24,8 @@ def map_state(card: PublishedCard, published: dict[str, Tensor], expected: dict[
         if target in origin:
             problems.append(f"published keys {origin[target]!r} and {key!r} both map to {target!r}")
         mapped[target], origin[target] = value, key
-    absent_ignored = sorted(set(card.key_map.ignore) - set(published))
+    absent_ignored = sorted(k for k in card.key_map.ignore if k not in published
+                            and not (k.endswith(".") and any(p.startswith(k) for p in published)))
     if absent_ignored:
         problems.append(f"keys the card ignores are not in the file: {', '.join(absent_ignored)}")
     unexpected = sorted(set(mapped) - set(expected))

@@ -34,7 +34,7 @@ def _tiny_tree(root, n_per_class: int = 4) -> list[tuple[str, int]]:
 
 # One card per implementation (the variants build the same model); univfd-cached trains on cached
 # features, tested in tests/features.
-@pytest.mark.parametrize("card", ["cnnspot", "npr", "univfd", "freqnet"])
+@pytest.mark.parametrize("card", ["cnnspot", "npr", "univfd", "freqnet", "fatformer"])
 def test_trains_on_a_tiny_tree_with_falling_loss(card: str, tmp_path) -> None:
     torch.manual_seed(0)
     detector = build_tiny(card)

@@ -1,5 +1,5 @@
 """Fixtures for the published-checkpoint tests: an empty torch hub cache per test, and a tiny CLIP with ViT-L/14's
-768-d embedding (so the real UnivFD head fits it)."""
+768-d embedding (so the real UnivFD head fits it) and three blocks (so FatFormer's three adapters fit it)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def tiny_clip_768(tmp_path_factory: pytest.TempPathFactory) -> str:
     folder = tmp_path_factory.mktemp("clip_configs")
     (folder / f"{TINY_768}.json").write_text(json.dumps({
         "embed_dim": 768, "quick_gelu": True,
-        "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32, "patch_size": 8},
+        "vision_cfg": {"image_size": 32, "layers": 3, "width": 64, "head_width": 32, "patch_size": 8},
         "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 48, "heads": 2, "layers": 2},
     }))
     open_clip.add_model_config(folder)

@@ -99,7 +99,8 @@ def encode_text_prompted(
     checkpointing: bool = False,
 ) -> Tensor:
     """Text embeddings (not normalised) of ``token_ids`` ``[C, L]`` with ``prompts[i]`` written at
-    ``ctx_index`` ``[C, n_ctx]`` before layer ``i`` (layer 0: into the token embeddings)."""
+    ``ctx_index`` ``[C, n_ctx]`` before layer ``i`` (layer 0: into the token embeddings). A prompt is
+    ``[n_ctx, Dt]``, shared by every row, or ``[C, n_ctx, Dt]``, one per row (FatFormer's image-conditioned context)."""
     from open_clip.transformer import text_global_pool
 
     cast_dtype = clip.transformer.get_cast_dtype()
@@ -109,7 +110,9 @@ def encode_text_prompted(
     rows = torch.arange(token_ids.shape[0], device=token_ids.device).unsqueeze(1)  # [C, 1]
 
     def place(x: Tensor, prompt: Tensor) -> Tensor:
-        values = prompt.to(x.dtype).unsqueeze(0).expand(token_ids.shape[0], -1, -1)  # [C, n_ctx, Dt]
+        values = prompt.to(x.dtype)
+        if values.dim() == 2:
+            values = values.unsqueeze(0).expand(token_ids.shape[0], -1, -1)  # [C, n_ctx, Dt]
         return x.index_put((rows, ctx_index), values)
 
     if prompts:
