@@ -24,9 +24,19 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def test_a_running_task_gets_one_line_per_interval_with_done_total_rate_and_eta(clock):
-    written: list[str] = []
-    lines = Lines(written.append, interval=10, clock=clock)
+@pytest.fixture
+def written() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def make_lines(clock, written):
+    """Lines(interval) on the fake clock, writing into ``written``."""
+    return lambda interval: Lines(written.append, interval=interval, clock=clock)
+
+
+def test_a_running_task_gets_one_line_per_interval_with_done_total_rate_and_eta(clock, written, make_lines):
+    lines = make_lines(10)
     advance = lines("decode", 1000)
     clock.now = 4
     advance(100)
@@ -48,9 +58,8 @@ def test_a_running_task_gets_one_line_per_interval_with_done_total_rate_and_eta(
                            "decode: 230/1,000 (23%) after 0:00:30, 7.67/s, ETA 0:01:40"]
 
 
-def test_a_task_writes_its_final_line_when_done_and_nothing_after(clock):
-    written: list[str] = []
-    lines = Lines(written.append, interval=5, clock=clock)
+def test_a_task_writes_its_final_line_when_done_and_nothing_after(clock, written, make_lines):
+    lines = make_lines(5)
     advance = lines("index", 3)
     clock.now = 2
     advance(1)
@@ -62,9 +71,8 @@ def test_a_task_writes_its_final_line_when_done_and_nothing_after(clock):
     assert len(written) == 1
 
 
-def test_close_ends_open_tasks_saying_where_they_stopped(clock):
-    written: list[str] = []
-    lines = Lines(written.append, interval=5, clock=clock)
+def test_close_ends_open_tasks_saying_where_they_stopped(clock, written, make_lines):
+    lines = make_lines(5)
     lines("train", 10)(4)
     lines("nothing to score", 0)
     clock.now = 120
@@ -72,10 +80,9 @@ def test_close_ends_open_tasks_saying_where_they_stopped(clock):
     assert written == ["train: stopped at 4/10 in 0:02:00 (30.0 s each)"]
 
 
-def test_the_heartbeat_writes_lines_while_nothing_advances(clock):
+def test_the_heartbeat_writes_lines_while_nothing_advances(clock, written, make_lines):
     """A step whose first item takes minutes still shows it is alive, every interval."""
-    written: list[str] = []
-    lines = Lines(written.append, interval=10, clock=clock)
+    lines = make_lines(10)
     lines("load model", 1)
 
     class Stop:  # waits by moving the fake clock; stops after 35 s
@@ -122,9 +129,8 @@ def test_no_progress_shows_nothing(capsys):
     assert capsys.readouterr() == ("", "")
 
 
-def test_a_step_that_cannot_count_says_how_long_it_runs_and_took(clock):
-    written: list[str] = []
-    lines = Lines(written.append, interval=5, clock=clock)
+def test_a_step_that_cannot_count_says_how_long_it_runs_and_took(clock, written, make_lines):
+    lines = make_lines(5)
     with step(lines, "list the files"):
         clock.now = 6
         lines.tick()
