@@ -2,9 +2,8 @@
 
 Library steps that can take more than a few seconds take a ``progress`` callable (:data:`Progress`):
 ``progress(description, total)`` starts a task of ``total`` units and returns ``advance(n)``. The library never
-prints progress itself; a command opens
-:func:`progress_bars` around its work and passes what it yields, and code that shows nothing passes
-:func:`no_progress`.
+prints progress itself: a command opens :func:`progress_bars` around its work and passes what it yields, and code
+that shows nothing passes :func:`no_progress`.
 
 Why plain lines: a console that is not a terminal (a pipe, a log file, a cluster job) shows a rich bar only when it
 ends, so such a console gets one line per unfinished task every ``interval`` seconds (done/total, rate, ETA) from a
@@ -88,14 +87,15 @@ class Lines:
         if not interval > 0:
             raise ConfigError(f"progress interval must be > 0 seconds, got {interval}")
         self._write, self._interval, self._clock = write, interval, clock
-        self._tasks: list[_Task] = []
+        self._tasks: list[_Task] = []  # the open ones
         self._lock = threading.Lock()
 
     def __call__(self, description: str, total: int) -> Advance:
         now = self._clock()
         task = _Task(description, total, now, now + self._interval, finished=total == 0)  # nothing to do: no line
         with self._lock:
-            self._tasks.append(task)
+            if not task.finished:
+                self._tasks.append(task)
 
         def advance(n: int) -> None:
             with self._lock:
@@ -110,25 +110,26 @@ class Lines:
         with self._lock:
             now = self._clock()
             for task in self._tasks:
-                if not task.finished and now >= task.due:
+                if now >= task.due:
                     self._write(_running_line(task, now))
                     task.due += self._interval * (1 + (now - task.due) // self._interval)
 
     def next_due(self) -> float | None:
         """When the earliest line of an unfinished task is due (by ``clock``), or None when none is running."""
         with self._lock:
-            return min((t.due for t in self._tasks if not t.finished), default=None)
+            return min((t.due for t in self._tasks), default=None)
 
     def close(self) -> None:
         """The final line of every task still open (stopped early, by an error or a caller that over-counted)."""
         with self._lock:
             now = self._clock()
-            for task in self._tasks:
-                if not task.finished:
-                    self._finish(task, now)
+            for task in list(self._tasks):
+                self._finish(task, now)
 
     def _finish(self, task: _Task, now: float) -> None:
+        """Its final line; it leaves the open tasks (a long run starts thousands)."""
         task.finished = True
+        self._tasks.remove(task)
         self._write(_final_line(task, now))
 
 
