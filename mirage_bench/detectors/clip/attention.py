@@ -49,10 +49,14 @@ class SelfAttention(nn.Module):
                 f"{tuple(attn_mask.shape)}"
             )
         batch, tokens, width = query.shape
-        qkv = F.linear(query, self.in_proj_weight, self.in_proj_bias)
+        qkv = self.project(query)
         q, k, v = qkv.view(batch, tokens, 3, self.num_heads, width // self.num_heads).permute(2, 0, 3, 1, 4).unbind(0)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # [B, H, T, D]
         return self.out_proj(out.transpose(1, 2).reshape(batch, tokens, width)), None
+
+    def project(self, query: Tensor) -> Tensor:
+        """q, k and v side by side, ``[B, T, 3E]``: the one place a subclass changes them (LoRA, :mod:`.lora`)."""
+        return F.linear(query, self.in_proj_weight, self.in_proj_bias)
 
 
 def _replaceable(block: nn.Module) -> bool:

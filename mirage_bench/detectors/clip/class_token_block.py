@@ -69,7 +69,8 @@ def use_class_token_block(visual: nn.Module) -> bool:
         return False
     blocks = visual.transformer.resblocks
     last = blocks[-1]
-    if type(last) is not ResidualAttentionBlock or not isinstance(last.attn, SelfAttention):
+    # exactly SelfAttention: a subclass (LoRA's) projects q, k and v otherwise than the weights read here
+    if type(last) is not ResidualAttentionBlock or type(last.attn) is not SelfAttention:
         return False
     blocks[-1] = ClassTokenBlock(last)
     return True
