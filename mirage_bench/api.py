@@ -64,15 +64,14 @@ def read_benchmark(config: RunConfig, store: Store, *, writes: bool, held: ExitS
             held.enter_context(hold_store(config.out, wait=config.wait))
 
     with ExitStack() as scratch, FactsCache(store.facts_path(), MAX_PIXELS, writable=keep_facts) as facts:
-        protocol, choices = config.protocol, []
+        protocol, choices = None, []
         if config.train_generators is not None:  # own data: the protocol is built from the folder and kept as a card
             built = protocol_from_folder(config.data_root, config.train_generators, config.test_generators, progress=progress)
             folder = config.out / "protocols" if writes else Path(scratch.enter_context(TemporaryDirectory()))
             protocol, choices = str(keep_card(built, folder)), built.choices
-        bench = load_benchmark(protocol, config.detectors, config.data_root, config.seeds, config.overrides, config.backbone,
-                               config.pretrained, config.recipe_dirs, config.protocol_dirs, train_data_root=config.train_data_root,
-                               facts=facts, check=check)
-    bench.sources[0].notes[:0] = [f"protocol built from {config.data_root}: {choice}" for choice in choices]
+        bench = load_benchmark(config, protocol=protocol, facts=facts, check=check)
+    if choices:
+        bench.sources[0].notes[:0] = [f"protocol built from {config.data_root}: {choice}" for choice in choices]
     return bench
 
 

@@ -10,15 +10,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import pandas as pd
 
 from mirage_bench.config import RecipeCard
+from mirage_bench.data import build_manifest, protocol_subsets
 from mirage_bench.data.facts_cache import FactsCache
-from mirage_bench.engine import distributed, sources
+from mirage_bench.data.layouts import LAYOUTS
+from mirage_bench.data.manifest import NOT_DATA, excluded_phrase, exclusion_summary, problems
+from mirage_bench.data.stats import conversions, data_stats
+from mirage_bench.data.subsets import ROLES, content_hashes, training_sets
+from mirage_bench.degradations import Degradation, expand
+from mirage_bench.engine import distributed
 from mirage_bench.errors import DataError
-from mirage_bench.protocol import ProtocolCard
+from mirage_bench.mini import default_root
+from mirage_bench.preprocess import check_pixel_cap, eval_upscale_side
+from mirage_bench.protocol import ProtocolCard, load_protocol, training_protocol
+from mirage_bench.runconfig import RunConfig
+from mirage_bench.zoo.load import recipe_by_name
 
 
 @dataclass
@@ -50,11 +60,9 @@ class DataSource:
     def of(cls, root: Path, protocol: str, roles: str, notes: list[str], manifest: pd.DataFrame,
            exclusions: pd.DataFrame) -> "DataSource":
         return cls(str(root.absolute()), protocol, roles, notes, exclusions, len(manifest), manifest.attrs["unread"]["files"],
-                   **sources.data_findings(manifest))
+                   warnings=data_stats(manifest).warnings, converted=conversions(manifest))
 
     def record(self) -> dict[str, Any]:
-        from mirage_bench.data.manifest import exclusion_summary
-
         return {"root": self.root, "protocol": self.protocol, "roles": self.roles, "notes": list(self.notes),
                 "decoded": self.decoded, "unread": self.unread, "excluded": exclusion_summary(self.exclusions),
                 "warnings": list(self.warnings), "converted": dict(self.converted), "upscaled": dict(self.upscaled)}
@@ -65,8 +73,6 @@ class DataSource:
 
         Files the card names as not data (its metadata, the publisher's READMEs) are counted, not listed.
         """
-        from mirage_bench.data.manifest import NOT_DATA, excluded_phrase, problems
-
         unread = f" ({self.unread} more in generators or splits not read here)" if self.unread else ""
         out = [f"data for {self.roles}: {self.root} (protocol {self.protocol}): {self.decoded} images{unread}, "
                f"{excluded_phrase(self.exclusions)}"]
@@ -91,7 +97,7 @@ class Benchmark:
     protocol: ProtocolCard
     subsets: Subsets
     recipes: list[RecipeCard]
-    degradations: list[Any]
+    degradations: list[Degradation]
     seeds: list[int]
     training: ProtocolCard | None = None  # the card whose training data train the models, when not ``protocol``
     sources: list[DataSource] = field(default_factory=list)
@@ -105,71 +111,74 @@ class Cards:
     protocol: ProtocolCard
     training: ProtocolCard  # the card whose training data train the models (``protocol`` itself, or its train_from)
     recipes: list[RecipeCard]
-    degradations: list[Any]
+    degradations: list[Degradation]
     seeds: list[int]
     data_root: Path
 
 
-def load_cards(
-    protocol: str = "mini", detectors: Sequence[str] | None = None, data_root: str | Path | None = None,
-    seeds: Sequence[int] = (0,), overrides: Sequence[str] = (), backbone: str | None = None, pretrained: str | None = None,
-    recipe_dirs: Sequence[str | Path] = (), protocol_dirs: Sequence[str | Path] = (),
-) -> Cards:
-    """The protocol, its training card, the recipes (with ``--set`` applied to all) and the degradations; a
-    protocol that ships no data needs ``data_root``. Reads no data file."""
-    from mirage_bench.protocol import load_protocol, training_protocol
-    from mirage_bench.zoo.load import recipe_by_name  # a published card runs as the recipe its file loads into
-
-    card = load_protocol(protocol, (), protocol_dirs)
-    trainer = training_protocol(card, protocol_dirs)
+def load_cards(config: RunConfig, protocol: str | Path | None = None) -> Cards:
+    """The protocol (``config.protocol``, or the card at ``protocol``), its training card, the recipes (with
+    ``config.overrides`` applied to all) and the degradations; a protocol that ships no data needs ``data_root``.
+    Reads no data file."""
+    card = load_protocol(str(protocol or config.protocol), (), config.protocol_dirs)
+    trainer = training_protocol(card, config.protocol_dirs)
+    detectors = config.detectors
     if detectors is None:
         if not card.detectors:
             raise DataError(f"protocol {card.name!r} names no default detectors; pass --detectors a,b (see `mirage-bench detectors list`)")
         detectors = card.detectors
+    data_root = config.data_root
     if data_root is None:
         if not card.name.startswith("mini"):
             raise DataError(f"protocol {card.name!r} needs its data: pass --data-root DIR (only the built-in mini protocols ship data)")
-        from mirage_bench.mini import default_root
-
         data_root = default_root()
+    swap = [f"backbone.name={config.backbone}"] * bool(config.backbone) + [f"backbone.pretrained={config.pretrained}"] * bool(config.pretrained)
     recipes = []
     for name in detectors:
-        recipe = recipe_by_name(name, overrides, recipe_dirs)
-        swap = [f"backbone.name={backbone}"] * bool(backbone) + [f"backbone.pretrained={pretrained}"] * bool(pretrained)
+        recipe = recipe_by_name(name, config.overrides, config.recipe_dirs)
         if swap and recipe.backbone is not None:  # recipes without a backbone (e.g. a CNN from scratch) are unaffected
-            recipe = recipe_by_name(name, [*overrides, *swap], recipe_dirs)
+            recipe = recipe_by_name(name, [*config.overrides, *swap], config.recipe_dirs)
         recipes.append(recipe)
-    return Cards(card, trainer, recipes, sources.expand_degradations(card.degradations), list(seeds), Path(data_root))
+    return Cards(card, trainer, recipes, expand(list(card.degradations) or ["none"]), list(config.seeds), Path(data_root))
 
 
-def load_benchmark(
-    protocol: str = "mini", detectors: Sequence[str] | None = None, data_root: str | Path | None = None,
-    seeds: Sequence[int] = (0,), overrides: Sequence[str] = (), backbone: str | None = None, pretrained: str | None = None,
-    recipe_dirs: Sequence[str | Path] = (), protocol_dirs: Sequence[str | Path] = (), *,
-    train_data_root: str | Path | None = None, scan_workers: int | None = None, facts: FactsCache | None = None,
-    check: Callable[[Cards], None] | None = None,
-) -> Benchmark:
-    """Resolve cards and data: the protocol, its subsets on disk, the recipes (with ``--set`` applied to all).
-    ``scan_workers``: processes decoding the data roots (default: every core this process may use, at most 16);
-    ``facts``: what earlier scans found about unchanged files, so that only new or changed files are decoded;
-    ``check``: called with the resolved cards before any data file is read (the CLI's pre-flight and lock)."""
-    cards = load_cards(protocol, detectors, data_root, seeds, overrides, backbone, pretrained, recipe_dirs, protocol_dirs)
+def load_benchmark(config: RunConfig, *, protocol: str | Path | None = None, scan_workers: int | None = None,
+                   facts: FactsCache | None = None, check: Callable[[Cards], None] | None = None) -> Benchmark:
+    """Resolve cards and data: the protocol (``config``'s, or the card at ``protocol``), its subsets on disk, the
+    recipes. ``scan_workers``: processes decoding the data roots (default: every core this process may use, at most
+    16); ``facts``: what earlier scans found about unchanged files, so that only new or changed files are decoded;
+    ``check``: called with the resolved cards before any data file is read (the pre-flight and the lock)."""
+    cards = load_cards(config, protocol)
     if check is not None:
         check(cards)
     scan = {"workers": scan_workers or min(16, distributed.cores_per_rank()), "facts": facts}
-    subsets, found = _read_data(cards.protocol, cards.training, cards.data_root, Path(train_data_root or cards.data_root), scan)
-    found[0].upscaled = sources.check_test_images(subsets.test, cards.recipes)  # found[0] read the test images
+    subsets, found = _read_data(cards.protocol, cards.training, cards.data_root, Path(config.train_data_root or cards.data_root), scan)
+    found[0].upscaled = check_test_images(subsets.test, cards.recipes)  # found[0] read the test images
     return Benchmark(cards.protocol, subsets, cards.recipes, cards.degradations, cards.seeds,
                      None if cards.training is cards.protocol else cards.training, found)
+
+
+def check_test_images(test: dict[str, pd.DataFrame], recipes: list[RecipeCard]) -> dict[str, int]:
+    """Before any training: refuse a test image above a recipe's pixel cap (``input.max_pixels``), naming it; and
+    per recipe, how many test images its evaluation upscales (shorter side below its resize or crop)."""
+    if not test:
+        return {}
+    images = pd.concat(list(test.values()), ignore_index=True).drop_duplicates("path")  # reals shared by several test generators count once
+    largest = images.loc[(images["width"] * images["height"]).idxmax()]
+    upscaled = {}
+    for recipe in recipes:
+        check_pixel_cap(int(largest["width"]), int(largest["height"]), recipe.input, f"{largest['path']} (test images of {recipe.name})")
+        side = eval_upscale_side(recipe.input)
+        count = 0 if side is None else int((images[["width", "height"]].min(axis=1) < side).sum())
+        if count:
+            upscaled[recipe.name] = count
+    return upscaled
 
 
 def _read_data(card: ProtocolCard, trainer: ProtocolCard, root: Path, train_root: Path, scan: dict[str, Any]
                ) -> tuple[Subsets, list[DataSource]]:
     """Test subsets from ``root`` under ``card``; training sets from ``train_root`` under ``trainer`` (one scan
     when both are the same), decoding only what each reads (``scan``: build_manifest's workers and facts)."""
-    from mirage_bench.data import build_manifest, protocol_subsets
-    from mirage_bench.data.subsets import ROLES, content_hashes, training_sets
-
     together = trainer is card and train_root.resolve() == root.resolve()
     manifest, exclusions = build_manifest(root, card.layout, card, roles=ROLES if together else ("test",), **scan)
     if together:
@@ -193,8 +202,6 @@ def _read_data(card: ProtocolCard, trainer: ProtocolCard, root: Path, train_root
 
 def _training_data_help(card: ProtocolCard, trainer: ProtocolCard, root: Path, exc: DataError) -> str:
     """What a missing training root needs: whose data, where it looked, which folders in which layout, which option."""
-    from mirage_bench.data.layouts import LAYOUTS
-
     whose = f"the training data of protocol {trainer.name!r} (its train_from)" if trainer is not card else "its training data"
     shape = "detected" if trainer.layout == "auto" else f"{trainer.layout!r}: {LAYOUTS.get(trainer.layout).description}"
     folders = ", ".join(f"{k} (folder {trainer.generators[k].folder!r})" for k in trainer.train)

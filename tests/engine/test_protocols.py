@@ -15,6 +15,7 @@ import helpers
 from mirage_bench.cli import app
 from mirage_bench.engine.runner import Options, describe_plan, execute, load_benchmark
 from mirage_bench.errors import ConfigError
+from mirage_bench.runconfig import RunConfig
 from mirage_bench.store import Store
 
 TINY_RUN = [*helpers.TINY, "train.epochs=1"]
@@ -44,7 +45,8 @@ def pair_root(tmp_path_factory):
 @pytest.mark.parametrize("mode, expected", [("single", {"a+b": 2 * (6 + 5) - 4}), ("matrix", {"a": 2 * 6 - 2, "b": 2 * 5 - 2})])
 def test_mode_single_trains_one_model_on_the_union_and_matrix_one_per_generator(mode, expected, pair_root, tmp_path):
     cards = _two_generator_card(tmp_path / "cards", mode)
-    bench = load_benchmark(f"pair-{mode}", ["tinycnn"], pair_root, [0], TINY_RUN, protocol_dirs=[cards])
+    bench = load_benchmark(RunConfig(protocol=f"pair-{mode}", detectors=["tinycnn"], data_root=pair_root, overrides=TINY_RUN,
+                                     protocol_dirs=[cards]))
     plan = describe_plan(bench, Store(tmp_path / "out"))
     train = plan[plan["kind"] == "train"]
     # 10% validation per generator and label: one image of each label of each generator
@@ -94,8 +96,9 @@ def test_train_from_trains_on_the_named_cards_data_and_shares_its_checkpoints(tm
                 helpers.write_png(ufd_test / generator / cls / f"{i}.png", seed=10**6 + len(list(ufd_test.rglob("*.png"))))
     cards = _card(tmp_path / "cards", "ufd-two", base="ufd", test=["progan", "cyclegan"], degradations=[])
     out = tmp_path / "out"
-    first = execute(load_benchmark("forensynths", ["tinycnn"], cnndetection, [0], TINY_RUN), Options(out=out))
-    bench = load_benchmark("ufd-two", ["tinycnn"], ufd_test, [0], TINY_RUN, protocol_dirs=[cards], train_data_root=cnndetection)
+    first = execute(load_benchmark(RunConfig(protocol="forensynths", detectors=["tinycnn"], data_root=cnndetection, overrides=TINY_RUN)), Options(out=out))
+    bench = load_benchmark(RunConfig(protocol="ufd-two", detectors=["tinycnn"], data_root=ufd_test, overrides=TINY_RUN,
+                                     protocol_dirs=[cards], train_data_root=cnndetection))
     assert bench.training.name == "forensynths" and list(bench.subsets.train) == ["progan"]
     assert set(bench.subsets.train["progan"]["source"]) == {"car", "cat"}
     plan = describe_plan(bench, Store(out))
@@ -121,7 +124,8 @@ def test_missing_training_data_names_the_card_root_layout_and_option(tmp_path):
     assert f"protocol 'chameleon' reads the training data of protocol 'genimage' (its train_from) from {chameleon}" in message
     assert ("genimage's training generator(s) sdv14 (folder 'stable_diffusion_v_1_4'), split 'train', layout 'genimage': "
             "{generator}/[inner]/{train,val}/{ai,nature}. Point --train-data-root at that data") in message
-    assert "Traceback" not in result.output and not (tmp_path / "out").exists()
+    assert "Traceback" not in result.output
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["image_facts.sqlite"], "a dry run keeps the facts it decoded, nothing else"
     genimage = tmp_path / "GenImage"
     for i, cls in enumerate(("ai", "nature")):
         for j in range(4):
@@ -140,7 +144,7 @@ def test_train_from_chains_and_unknown_cards_are_config_errors(tmp_path):
                         ("typo", "'train_from: genimag', which is not a usable protocol card: unknown dataset card 'genimag'. Did you mean 'genimage'"),
                         ("both", "sets both 'train' ['chameleon'] and 'train_from: genimage'; keep one")]:
         with pytest.raises(ConfigError, match=f"^protocol '{name}' .*" + re.escape(words)):
-            load_benchmark(name, ["tinycnn"], tmp_path, protocol_dirs=[cards])
+            load_benchmark(RunConfig(protocol=name, detectors=["tinycnn"], data_root=tmp_path, protocol_dirs=[cards]))
 
 
 def test_zero_cells_is_a_clear_error_before_any_run_is_recorded(tmp_path):
@@ -197,7 +201,7 @@ def test_notes_and_exclusions_are_printed_and_recorded(tmp_path):
     assert "excluded 1 x decode-failed: b/val/ai/999.png" in out
     store = Store(tmp_path / "out")
     record = json.loads((store.run_dir(store.latest_run_id()) / "record.json").read_text())
-    [source] = record.data_sources
+    [source] = record["data_sources"]
     assert source["root"] == str(root) and source["roles"] == "train and test"
     assert (source["decoded"], source["unread"]) == (24, 4)
     with sqlite3.connect(store.facts_path()) as facts:  # the next run decodes none of the 25 files it read

@@ -65,10 +65,10 @@ def test_ablate_runs_full_model_and_variants_on_the_same_cells(tmp_path, monkeyp
                                                              "params": {"width": 2}}))
     asked = {}
 
-    def load_benchmark(protocol, detectors, data_root, seeds, overrides, backbone, pretrained, recipe_dirs, protocol_dirs, **_):
-        asked.update(detectors=list(detectors), seeds=list(seeds))
-        bench = helpers.benchmark(tmp_path / "data", seeds)
-        bench.recipes = [load_recipe(d, (), recipe_dirs) for d in detectors]
+    def load_benchmark(config, **_):
+        asked.update(detectors=list(config.detectors), seeds=list(config.seeds))
+        bench = helpers.benchmark(tmp_path / "data", config.seeds)
+        bench.recipes = [load_recipe(d, (), config.recipe_dirs) for d in config.detectors]
         return bench
 
     monkeypatch.setattr(api, "load_benchmark", load_benchmark)

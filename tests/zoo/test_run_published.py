@@ -14,6 +14,7 @@ from mirage_bench.engine.benchmark import Benchmark, load_cards
 from mirage_bench.engine.runner import Options, execute, run_predictions
 from mirage_bench.engine.sources import expand_degradations
 from mirage_bench.errors import WeightsError
+from mirage_bench.runconfig import RunConfig
 from mirage_bench.store import Store
 from mirage_bench.zoo.card import load_published
 from mirage_bench.zoo.fetch import cache_path
@@ -28,7 +29,7 @@ def test_run_scores_the_published_file_as_a_finished_training_cell(tmp_path: Pat
     card = load_published("univfd-ojha2023")
     cache_path(card).parent.mkdir(parents=True)
     shutil.copyfile(FIXTURE, cache_path(card))
-    recipes = load_cards("mini", ["univfd-ojha2023"], overrides=TINY_CLIP).recipes  # `run --detectors univfd-ojha2023`
+    recipes = load_cards(RunConfig(detectors=["univfd-ojha2023"], overrides=TINY_CLIP)).recipes  # `run --detectors univfd-ojha2023`
     assert [r.name for r in recipes] == ["univfd-ojha2023"] and "never trained here" in recipes[0].note
     tiny = helpers.benchmark(tmp_path / "data")
     bench = Benchmark(tiny.protocol, tiny.subsets, recipes, expand_degradations(["none"]), [0])
@@ -46,4 +47,4 @@ def test_run_scores_the_published_file_as_a_finished_training_cell(tmp_path: Pat
 
 def test_a_hand_downloaded_file_that_is_missing_stops_the_run_before_any_data_is_read() -> None:
     with pytest.raises(WeightsError, match="'npr-tan2024-genimage' are not on this machine and it is downloaded by hand"):
-        load_cards("mini", ["npr-mini", "npr-tan2024-genimage"])
+        load_cards(RunConfig(detectors=["npr-mini", "npr-tan2024-genimage"]))
