@@ -8,7 +8,7 @@ import json
 import pytest
 
 from mirage_bench.mini import default_root
-from mirage_bench.mini.checks import quality_report
+from mirage_bench.mini.quality import quality_report
 from mirage_bench.mini.families import GENERATORS
 from mirage_bench.mini.manifest import read_manifest
 from mirage_bench.protocol import load_protocol
