@@ -1,7 +1,7 @@
 """Metrics over stored predictions: point estimates (scikit-learn), bootstrap intervals, seed summaries.
 
 Every table is computed here from the prediction store; nothing is computed while scoring. Conventions
-(``/work/shared/reference/protocols.md``): label 1 = fake, score = ``p_fake``, an image is called fake when
+(the field's): label 1 = fake, score = ``p_fake``, an image is called fake when
 ``p_fake > threshold``. A metric that needs both classes gives NaN with a warning on a single-class subset,
 never a number. Oracle accuracy chooses its threshold on the test labels and says so in its name.
 
@@ -253,21 +253,41 @@ def bootstrap_intervals(
     n_boot: int = 1000, level: float = 0.95, seed: int = 0,
 ) -> dict[str, tuple[float, float]]:
     """:func:`bootstrap` of several metrics over the same resamples, drawn and counted once."""
+    values = bootstrap_values(names, labels, scores, threshold, n_boot, seed)
+    return {name: percentile_interval(row, level) for name, row in zip(names, values)}
+
+
+def bootstrap_values(
+    names: Sequence[str], labels: Sequence[int], scores: Sequence[float], threshold: float | None = None,
+    n_boot: int = 1000, seed: int = 0,
+) -> np.ndarray:
+    """``[metrics, R]``: each metric on each of ``n_boot`` resamples of one subset (reals and fakes drawn apart,
+    from ``default_rng(seed)``); a row of NaN where the metric is undefined on the subset.
+
+    Why the values and not only the interval: the interval of a mean over subsets (generators, a family) is the
+    percentile interval of the mean of these rows, resample by resample, so each subset keeps the draws its own
+    interval used.
+    """
     metrics = [METRICS.get(name) for name in names]
     y = np.asarray(labels, dtype=int)
     s = np.asarray(scores, dtype=float)
-    todo = [m for m in metrics if not undefined_on(m, y)]
-    out = {m.name: (float("nan"), float("nan")) for m in metrics}
-    if not todo:
+    out = np.full((len(metrics), n_boot), np.nan)
+    todo = [i for i, m in enumerate(metrics) if not undefined_on(m, y)]
+    if not todo or not n_boot:
         return out
     index = resample_index(y, n_boot, np.random.default_rng(seed))
-    values = resampled_values(todo, y, s, index, [threshold_for(m, threshold) for m in todo])
-    alpha = (1 - level) / 2
-    for metric, row in zip(todo, values):
-        row = row[np.isfinite(row)]
-        if len(row):
-            out[metric.name] = (float(np.quantile(row, alpha)), float(np.quantile(row, 1 - alpha)))
+    out[todo] = resampled_values([metrics[i] for i in todo], y, s, index, [threshold_for(metrics[i], threshold) for i in todo])
     return out
+
+
+def percentile_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of the finite values (NaN, NaN when there are none)."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return float("nan"), float("nan")
+    alpha = (1 - level) / 2
+    return float(np.quantile(values, alpha)), float(np.quantile(values, 1 - alpha))
 
 
 def _runs(group: pd.DataFrame) -> str:
@@ -318,7 +338,7 @@ def subset_metrics(
 
     def one(item: tuple[Any, pd.DataFrame]) -> list[dict[str, Any]]:
         key, group = item
-        return _subset_rows(dict(zip(by, key if isinstance(key, tuple) else (key,))), group, metrics, n_boot, level)
+        return subset_rows(dict(zip(by, key if isinstance(key, tuple) else (key,))), group, metrics, n_boot, level)[0]
 
     advance = progress(f"metrics of {len(groups):,} subsets, {n_boot} bootstrap resamples each", len(groups))
     rows: list[dict[str, Any]] = []
@@ -329,18 +349,24 @@ def subset_metrics(
     return pd.DataFrame(rows)
 
 
-def _subset_rows(key: dict[str, Any], group: pd.DataFrame, metrics: Sequence[str], n_boot: int, level: float) -> list[dict[str, Any]]:
+def subset_rows(key: dict[str, Any], group: pd.DataFrame, metrics: Sequence[str], n_boot: int,
+                level: float) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """One subset's rows (``key``, ``metric``, ``value``, ``lo``, ``hi``, ``n``) and its resampled values
+    ``[metrics, n_boot]`` (:func:`bootstrap_values`), which intervals of means over subsets average."""
     where = " on " + ", ".join(f"{k}={v}" for k, v in key.items())
     threshold = _one_scoring(group, where)
     # acc_cal needs the calibrated threshold: NaN where the predictions carry none
     defined = [n for n in metrics if METRICS.get(n).threshold != "calibrated" or np.isfinite(threshold)]
-    intervals = bootstrap_intervals(defined, group["label"], group["p_fake"], threshold, n_boot, level) if n_boot else {}
-    rows = []
-    for name in metrics:
+    resampled = np.full((len(metrics), n_boot), np.nan)
+    if n_boot and defined:
+        rows = [list(metrics).index(n) for n in defined]
+        resampled[rows] = bootstrap_values(defined, group["label"], group["p_fake"], threshold, n_boot)
+    out = []
+    for name, values in zip(metrics, resampled):
         value = compute(name, group["label"], group["p_fake"], threshold, where) if name in defined else float("nan")
-        lo, hi = intervals.get(name, (float("nan"), float("nan")))
-        rows.append({**key, "metric": name, "value": value, "lo": lo, "hi": hi, "n": len(group)})
-    return rows
+        lo, hi = percentile_interval(values, level)
+        out.append({**key, "metric": name, "value": value, "lo": lo, "hi": hi, "n": len(group)})
+    return out, resampled
 
 
 def _strict_mean(values: pd.Series) -> float:

@@ -32,7 +32,8 @@ What the store guarantees:
 - :meth:`Store.clean_leftovers` tidies what killed runs left (temporary files, a ``state.pt`` beside a committed
   ``model.pt``, run folders without a record), called by a run that holds the store.
 
-Tables are computed from :func:`Store.read_predictions`.
+Tables are computed from the cells one at a time (:meth:`Store.cell_constants` plans them from the footers, 
+:meth:`Store.read_cell` reads each checked), never from all predictions at once (``mirage_bench.reports.cells``).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import pandas as pd
 import pyarrow as pa
@@ -192,6 +193,25 @@ def read_checked_parquet(path: Path) -> pd.DataFrame:
     return frame
 
 
+def _constant_stats(meta: pq.FileMetaData, columns: Sequence[str]) -> dict[str, Any]:
+    """The columns whose footer statistics give one value in every row group (absent: no statistics, or several)."""
+    names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+    out = {}
+    for name in columns:
+        if name not in names or meta.num_row_groups == 0:
+            continue
+        seen = set()
+        for g in range(meta.num_row_groups):
+            stats = meta.row_group(g).column(names.index(name)).statistics
+            if stats is None or not stats.has_min_max or stats.min != stats.max or stats.null_count:
+                seen = {object(), object()}  # unknown: read the column
+                break
+            seen.add(stats.min)
+        if len(seen) == 1:
+            out[name] = seen.pop()
+    return out
+
+
 def zip_damage(path: Path) -> str | None:
     """Why a checkpoint file (``torch.save`` writes a zip archive) does not read back, or None: every record's
     CRC-32 is checked, which ``torch.load`` never does (a flipped bit in a tensor would load silently)."""
@@ -294,13 +314,48 @@ class Store:
                 raise DataError(f"no predictions stored in {self.root} for cells {absent}; run `mirage-bench eval` first")
         if not paths:
             return pd.DataFrame(columns=PREDICTION_COLUMNS)
-        frames = []
-        for path in paths:
-            try:
-                frames.append(read_checked_parquet(path))
-            except Damaged as exc:
-                raise self._damaged_error(path, str(exc)) from exc
-        return pd.concat(frames, ignore_index=True)
+        return pd.concat([self._read_checked(path) for path in paths], ignore_index=True)
+
+    def _read_checked(self, path: Path) -> pd.DataFrame:
+        try:
+            return read_checked_parquet(path)
+        except Damaged as exc:
+            raise self._damaged_error(path, str(exc)) from exc
+
+    def read_cell(self, cell_id: str) -> pd.DataFrame:
+        """One cell's predictions, checked against the marks written with them (a damaged file is named with the
+        fix). The check decodes every column of the file, so a reader that wants two columns pays for all of them:
+        measured in benchmarks/RESULTS.md (report_scaling)."""
+        path = self.prediction_path(cell_id)
+        if not path.is_file():
+            raise DataError(f"no predictions stored in {self.root} for cell {cell_id}; run `mirage-bench eval` first")
+        return self._read_checked(path)
+
+    def cell_constants(self, cell_id: str, columns: Sequence[str]) -> tuple[int, dict[str, Any]]:
+        """A cell's row count and the value of each of ``columns`` that is constant in it (its key: detector,
+        generator, ...), from the file's footer alone when its statistics say min == max (pyarrow writes them),
+        else from those columns; a column holding several values is an error. Nothing here is checked against
+        the file's content digest: :meth:`read_cell` does that when the cell's rows are read."""
+        path = self.prediction_path(cell_id)
+        if not path.is_file():
+            raise DataError(f"no predictions stored in {self.root} for cell {cell_id}; run `mirage-bench eval` first")
+        try:
+            meta = pq.ParquetFile(path).metadata
+            values = _constant_stats(meta, columns)
+            unknown = [c for c in columns if c not in values]
+            if unknown:
+                table = pq.read_table(path, columns=unknown)
+                for name in unknown:
+                    distinct = table.column(name).unique().to_pylist()
+                    if len(distinct) != 1:
+                        raise DataError(f"{path} holds {len(distinct)} values of {name!r}; a predictions file holds one "
+                                        "evaluation cell (one detector, seed, test generator and degradation)")
+                    values[name] = distinct[0]
+        except DataError:
+            raise
+        except Exception as exc:  # a damaged footer reaches pyarrow's decoders: ArrowInvalid, OSError, ...
+            raise self._damaged_error(path, f"unreadable: {_first_line(exc)}") from exc
+        return meta.num_rows, values
 
     # -- checkpoints ----------------------------------------------------------------------------------
     def has_checkpoint(self, train_cell_id: str) -> bool:

@@ -66,7 +66,7 @@ def update_baseline(store: str | Path, run_ids: Sequence[str], baseline_folder: 
     spread = [load_runs(s, []) for s in spread_stores]
     for other, where in zip(spread, spread_stores):
         _require_comparable(anchor, other, f"the latest run in spread store {where}", "spread runs repeat the anchor runs' command")
-        missing = sorted(set(anchor.predictions["detector"]) - set(other.predictions["detector"]))
+        missing = sorted(set(anchor.cells.catalogue["detector"]) - set(other.cells.catalogue["detector"]))
         if missing:
             raise DataError(f"the latest run in spread store {where} lacks detector(s) {missing}; spread runs repeat the anchor's command")
     part, files, scores = scored.collect(Store(store), anchor, DEGRADATION_BASE_SEED)

@@ -42,7 +42,7 @@ CLEAN = "none"
 
 def summary(evidence: Evidence) -> pd.DataFrame:
     """The gate's summary values of a set of runs, one row per key and seed (``value`` in percent)."""
-    long = metric_long(evidence.predictions, METRICS, n_boot=0)
+    long = metric_long(evidence.cells, METRICS, n_boot=0)
     keep = (long["generator"] == "mean") | ((long["degradation"] == CLEAN) & ~long["generator"].str.startswith("family:")
                                            & (long["generator"] != "mean"))
     out = long.loc[keep, [*KEYS, "seed", "value"]].copy()

@@ -1,7 +1,8 @@
 """Figures of a report, as PNG bytes (matplotlib, Agg backend): heatmap, robustness curves, score histograms.
 
 Numbers plotted come from the metric table (``metrics`` functions over the store); histograms plot the
-stored ``p_fake`` of reals and fakes directly.
+counts of stored ``p_fake`` of reals and fakes per bin, counted cell by cell in the metric pass
+(:mod:`mirage_bench.reports.aggregate`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mirage_bench import metrics as M
+from mirage_bench.reports.aggregate import BINS, RANGE
 from mirage_bench.reports.tables import FAMILY, MEAN, ordered_columns
 
 #: Degradation kind -> (parameter, axis label) for robustness curves.
@@ -106,19 +108,22 @@ def robustness_curves(long: pd.DataFrame, labels: dict[str, str], metric: str = 
     return out
 
 
-def score_histograms(predictions: pd.DataFrame, labels: dict[str, str], generators: Sequence[str] = ()) -> list[Figure]:
-    """Per detector: p_fake of reals and fakes on clean images, one panel per test generator."""
+def score_histograms(histograms: pd.DataFrame, labels: dict[str, str], generators: Sequence[str] = ()) -> list[Figure]:
+    """Per detector: p_fake of reals and fakes on clean images, one panel per test generator (``histograms``: counts
+    per detector, generator and label, every training set and seed together)."""
     plt = _pyplot()
-    clean = predictions[predictions["degradation"] == "none"]
+    edges = np.linspace(*RANGE, BINS + 1)
     out = []
-    for detector, part in clean.groupby("detector", sort=True):
+    for detector, part in histograms.groupby("detector", sort=True):
         names = ordered_columns(set(part["generator"]), generators)
         fig, axes = plt.subplots(1, len(names), figsize=(2.2 * len(names), 2.4), sharey=True, squeeze=False,
                                  layout="constrained")  # keeps the title clear of the panel titles
         for ax, generator in zip(axes[0], names):
             rows = part[part["generator"] == generator]
             for label, name, color in ((0, "real", "tab:blue"), (1, "fake", "tab:red")):
-                ax.hist(rows.loc[rows["label"] == label, "p_fake"], bins=20, range=(0, 1), alpha=0.6, label=name, color=color)
+                counts = rows.loc[rows["label"] == label, "counts"]
+                total = np.sum(np.stack(counts.to_list()), axis=0) if len(counts) else np.zeros(BINS)
+                ax.hist(edges[:-1], bins=edges, weights=total, alpha=0.6, label=name, color=color)
             ax.set_title(generator, fontsize=8)
             ax.set_xlabel("p_fake", fontsize=7)
         axes[0][0].legend(fontsize=7)

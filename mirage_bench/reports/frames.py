@@ -32,3 +32,14 @@ def frame_rich(frame: pd.DataFrame, title: str = "", notes: Sequence[str] = ()) 
     for row in frame.itertuples(index=False):
         table.add_row(*(Text(_text(v)) for v in row))
     return table
+
+
+def print_frame(console: Any, frame: pd.DataFrame, title: str = "", notes: Sequence[str] = (), required: int = 1,
+                wide: bool = False, where: str = "the written files") -> None:
+    """Print ``frame`` fitted to the terminal (its first ``required`` columns kept), or every column with ``wide``."""
+    from mirage_bench.reports.terminal import print_fitted
+
+    columns = [str(c) for c in frame.columns]
+    frame = frame.set_axis(columns, axis=1)
+    print_fitted(console, lambda shown, note: frame_rich(frame[list(shown)], title, [*notes, note] if note else notes),
+                 columns, columns[:required], wide, where)

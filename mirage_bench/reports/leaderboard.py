@@ -3,7 +3,8 @@
 Each row is a detector and training set: the mean over test generators (and seeds) of each of the
 protocol's metrics on clean images, with a bootstrap 95% interval of that mean, plus the hardware and
 throughput the runs recorded. Runs whose protocol version or data manifest hash differ are refused
-(:func:`mirage_bench.reports.runs.check_comparable`), never ranked side by side.
+(:func:`mirage_bench.reports.runs.check_comparable`), never ranked side by side. Each row reads its clean cells
+once, together (its interval resamples them jointly), and drops them before the next row.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from mirage_bench import metrics as M
 from mirage_bench.store import replace_text
 from mirage_bench.errors import DataError
 from mirage_bench.reports.frames import frame_markdown
+from mirage_bench.reports.aggregate import METRIC_COLUMNS, MEAN
 from mirage_bench.reports.resample import Subset, interval, resampled_means
 from mirage_bench.reports.runs import RANDOM_BACKBONE_NOTE, RECONSTRUCTION_NOTE, Evidence, load_runs
-from mirage_bench.reports.tables import MEAN, ROW_FLAGS, flag_notes, marked, metric_long
+from mirage_bench.reports.tables import ROW_FLAGS, flag_notes, marked
 
 
 def select_runs(root: str | Path, protocol: str | None = None) -> list[str]:
@@ -54,26 +56,28 @@ ROW_KEYS = ["detector", "recipe_hash", "impl", "train_generators"]
 
 def leaderboard(evidence: Evidence, metrics: Sequence[str], n_boot: int = 1000, level: float = 0.95) -> pd.DataFrame:
     """Rows ranked by the first metric (mean over generators and seeds, clean images); percent."""
-    preds = evidence.predictions[evidence.predictions["degradation"] == "none"]
-    if preds.empty:
+    cells = evidence.cells
+    clean = cells.where(cells.catalogue["degradation"] == "none")
+    if clean.catalogue.empty:
         raise DataError(f"runs {evidence.run_ids} hold no clean ('none') predictions to rank")
-    long = metric_long(preds, metrics, n_boot=0)
-    means = M.over_seeds(long[long["generator"] == MEAN]).set_index([*ROW_KEYS, "metric"])["mean"]
-    cells = evidence.predictions.groupby(ROW_KEYS, sort=True, dropna=False)["cell_id"].unique()  # timing: every degradation
+    timed = cells.catalogue.groupby(ROW_KEYS, sort=True, dropna=False)["cell_id"].unique()  # timing: every degradation
     rows = []
-    for key, group in preds.groupby(ROW_KEYS, sort=True, dropna=False):
+    for key, part in clean.catalogue.groupby(ROW_KEYS, sort=True, dropna=False):
         detector, _, _, train = key
-        runs = set(group["run_id"])
-        flags = {flag: bool(group[flag].any()) for flag in ROW_FLAGS}
-        row: dict[str, Any] = {"detector": marked(detector, flags), "train": train, "seeds": group["seed"].nunique(), **flags}
+        group = clean.rows(part.index, [*ROW_KEYS, "seed", "generator", "degradation", *METRIC_COLUMNS])
+        runs = set(part["run_id"])
+        flags = {flag: bool(part[flag].any()) for flag in ROW_FLAGS}
+        row: dict[str, Any] = {"detector": marked(detector, flags), "train": train, "seeds": part["seed"].nunique(), **flags}
+        long = M.mean_over(M.subset_metrics(group, metrics, n_boot=0, workers=1), "generator", MEAN)
+        means = M.over_seeds(long[long["generator"] == MEAN]).set_index("metric")["mean"]
         subsets = [Subset(g["label"].to_numpy(int), [g["p_fake"].to_numpy(float)], [float(g["threshold"].iloc[0])])
                    for _, g in group.groupby(["seed", "generator"], sort=True)]
         for name in metrics:
-            value = means[(*key, name)]
+            value = means[name]
             lo, hi = interval(resampled_means(name, subsets, n_boot)[0], level) if n_boot else (np.nan, np.nan)
             row.update({name: 100 * value, f"{name} lo": 100 * lo, f"{name} hi": 100 * hi})
         row["hardware"] = "; ".join(sorted({r["device"] for r in evidence.records if r["run_id"] in runs}))
-        row["images/s"] = _throughput(evidence.records, set(cells[key]))
+        row["images/s"] = _throughput(evidence.records, set(timed[key]))
         row["runs"] = ",".join(sorted(runs))
         rows.append(row)
     first = metrics[0]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import io
 import json
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -111,20 +111,32 @@ def html_table(table: Table) -> str:
             f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{notes}")
 
 
-def rich_table(table: Table) -> Any:
+def rich_table(table: Table, columns: Sequence[str] | None = None, note: str = "") -> Any:
+    """The table for a terminal; ``columns``: only these of its columns (all by default), ``note`` added to its
+    footnotes (what was left out)."""
     from rich.table import Table as RichTable
     from rich.text import Text
 
     # Plain Text for names and notes: rich would read ':x:' in 'family:x: ...' as an emoji code.
     style = lambda text, mark: {"best": f"[bold]{text}[/]", "second": f"[underline]{text}[/]"}.get(mark, text)
-    out = RichTable(title=Text(table.title), caption=Text("\n".join(table.footnotes)) if table.footnotes else None)
+    shown = [c for c, col in enumerate(table.columns) if columns is None or col in columns]
+    notes = [*table.footnotes, note] if note else table.footnotes
+    out = RichTable(title=Text(table.title), caption=Text("\n".join(notes)) if notes else None)
     for h in table.row_header:
         out.add_column(Text(h), overflow="fold")  # names wrap rather than lose their † mark
-    for col in table.columns:
-        out.add_column(Text(col), justify="right")
+    for c in shown:
+        out.add_column(Text(table.columns[c]), justify="right")
     for r, cells in enumerate(_cells(table, style)):
-        out.add_row(*map(Text, table.row_label(r)), *cells)
+        out.add_row(*map(Text, table.row_label(r)), *(cells[c] for c in shown))
     return out
+
+
+def print_table(console: Any, table: Table, wide: bool = False, where: str = "the report's CSV and JSON") -> None:
+    """Print ``table`` fitted to the terminal (the mean and clean columns kept), or every column with ``wide``."""
+    from mirage_bench.reports.terminal import print_fitted
+
+    required = [c for c in table.columns if c in ("mean", "none")]
+    print_fitted(console, lambda shown, note: rich_table(table, shown, note), table.columns, required, wide, where)
 
 
 #: File suffix -> text renderer.

@@ -51,10 +51,5 @@ def resampled_means(name: str, subsets: Sequence[Subset], n_boot: int = 1000, se
     return total / len(subsets)
 
 
-def interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """Percentile interval of finite values (NaN when a resample left a metric undefined everywhere)."""
-    values = values[np.isfinite(values)]
-    if len(values) == 0:
-        return float("nan"), float("nan")
-    alpha = (1 - level) / 2
-    return float(np.quantile(values, alpha)), float(np.quantile(values, 1 - alpha))
+#: Percentile interval of finite values (NaN when a resample left a metric undefined everywhere).
+interval = M.percentile_interval

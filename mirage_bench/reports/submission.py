@@ -18,6 +18,7 @@ import pandas as pd
 
 from mirage_bench.errors import DataError
 from mirage_bench.protocol import HEADLINE_METRICS, ProtocolCard
+from mirage_bench.reports.cells import frame_cells
 from mirage_bench.reports.runs import Evidence
 
 ScoresAre = Literal["probabilities", "logits"]
@@ -87,7 +88,7 @@ def submission_evidence(scores_path: str | Path, test: dict[str, pd.DataFrame], 
         run_id="submission", detector=name, recipe_hash="", train_generators="submitted", seed=0, checkpoint_sha256=file_hash,
         degradation_seed=0, threshold=np.nan if threshold is None else float(threshold), impl="submitted", random_backbone=False)
     merged["cell_id"] = [digest([file_hash, g, d])[:20] for g, d in zip(merged["generator"], merged["degradation"])]
-    return Evidence(merged[PREDICTION_COLUMNS].assign(reconstruction=False), protocol, version, f"test:{test_hash}", ["submission"], [], list(test), [],
+    return Evidence(frame_cells(merged[PREDICTION_COLUMNS].assign(reconstruction=False)), protocol, version, f"test:{test_hash}", ["submission"], [], list(test), [],
                     list(metrics))
 
 

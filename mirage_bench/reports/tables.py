@@ -1,7 +1,9 @@
 """Paper-style tables as data: rows x columns x metrics, with best / second marks and footnotes.
 
-The numbers come from :mod:`mirage_bench.metrics` over the stored predictions (``subset_metrics`` per
-subset, ``mean_over`` generators, ``over_seeds``); this module only arranges them. Values are percent,
+The numbers come from :mod:`mirage_bench.metrics` over the stored predictions (one pass over the cells,
+:mod:`mirage_bench.reports.aggregate`; ``over_seeds``); this module only arranges them. Where a function takes
+``cells``, a predictions frame and a catalogue of cells (:mod:`mirage_bench.reports.cells`) serve alike: only the
+columns constant in a cell are read. Values are percent,
 means over seeds (with the standard deviation when there is more than one seed). Renderers
 (:mod:`mirage_bench.reports.render`) turn a :class:`Table` into Markdown, LaTeX, CSV, JSON or rich.
 """
@@ -18,10 +20,9 @@ import pandas as pd
 from mirage_bench import metrics as M
 from mirage_bench.errors import DataError
 from mirage_bench.protocol import HEADLINE_METRICS
+from mirage_bench.reports.aggregate import FAMILY, MEAN, metric_pass
+from mirage_bench.reports.cells import Cells, as_cells
 from mirage_bench.reports.runs import RANDOM_BACKBONE_NOTE, RECONSTRUCTION_NOTE
-
-MEAN = "mean"
-FAMILY = "family:"  # prefix of the engine's per-family mean rows
 ROW_KEYS = ["detector", "train_generators"]
 ROW_HEADER = ["detector", "train"]
 DAGGER = "†"
@@ -86,11 +87,10 @@ class Table:
         return f"{value:.1f}" + (f"±{std:.1f}" if np.isfinite(std) else "")
 
 
-def metric_long(predictions: pd.DataFrame, metrics: Sequence[str] = M.DEFAULT_METRICS, n_boot: int = 1000) -> pd.DataFrame:
-    """The engine's long table: per subset, metric and seed, plus the mean over generators and per family."""
-    from mirage_bench.engine.tables import long_table
-
-    return long_table(predictions, metrics, n_boot)
+def metric_long(predictions: pd.DataFrame | Cells, metrics: Sequence[str] = M.DEFAULT_METRICS, n_boot: int = 1000) -> pd.DataFrame:
+    """The long table: per subset, metric and seed, plus the mean over generators and per family, each with its
+    bootstrap interval (:func:`mirage_bench.reports.aggregate.metric_pass`)."""
+    return metric_pass(as_cells(predictions), metrics, n_boot).long
 
 
 def ordered_columns(present: set[str], generators: Sequence[str]) -> list[str]:
@@ -100,14 +100,14 @@ def ordered_columns(present: set[str], generators: Sequence[str]) -> list[str]:
     return [g for g in generators if g in plain] + sorted(plain - set(generators)) + [MEAN] * (MEAN in present) + families
 
 
-def _row_flags(predictions: pd.DataFrame) -> pd.DataFrame:
-    return predictions.groupby(ROW_KEYS, sort=True)[list(ROW_FLAGS)].any()
+def _row_flags(cells: pd.DataFrame) -> pd.DataFrame:
+    return cells.groupby(ROW_KEYS, sort=True)[list(ROW_FLAGS)].any()
 
 
-def with_row_flags(long: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
+def with_row_flags(long: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
     """``long`` with each row's flags as columns (``random_backbone``, ``reconstruction``), so that a CSV or JSON
     of it says what the tables mark with † and ‡."""
-    return long.merge(_row_flags(predictions).reset_index(), on=ROW_KEYS, how="left", validate="many_to_one")
+    return long.merge(_row_flags(cells).reset_index(), on=ROW_KEYS, how="left", validate="many_to_one")
 
 
 def _build(name: str, title: str, seeds: pd.DataFrame, column_key: str, columns: list[str], metrics: Sequence[str],
@@ -139,16 +139,16 @@ def _titles(metrics: Sequence[str]) -> str:
     return " / ".join(M.METRICS.get(m).title for m in metrics)
 
 
-def main_table(long: pd.DataFrame, predictions: pd.DataFrame, generators: Sequence[str] = (), metrics: Sequence[str] = HEADLINE_METRICS,
+def main_table(long: pd.DataFrame, cells: pd.DataFrame, generators: Sequence[str] = (), metrics: Sequence[str] = HEADLINE_METRICS,
                degradation: str = "none") -> Table:
     """Rows detectors (x training set), columns test generators and their mean, on clean images."""
     subset = long[(long["degradation"] == degradation) & long["metric"].isin(metrics)]
     seeds = M.over_seeds(subset)
     present = set(seeds["generator"])
-    singletons = {f"{FAMILY}{f}" for f, n in predictions.groupby("family")["generator"].nunique().items() if n == 1}
+    singletons = {f"{FAMILY}{f}" for f, n in cells.groupby("family")["generator"].nunique().items() if n == 1}
     columns = [c for c in ordered_columns(present, generators) if c not in singletons]  # a one-generator family repeats its column
     title = f"{_titles(metrics)} (%) per test generator, degradation {degradation}; threshold 0.5"
-    table = _build("main", title, seeds, "generator", columns, metrics, _row_flags(predictions))
+    table = _build("main", title, seeds, "generator", columns, metrics, _row_flags(cells))
     note = "mean: unweighted mean over the test generators (– where a generator's value is undefined)"
     if any(c.startswith(FAMILY) for c in columns):
         note += "; family:X: mean over the generators of family X"
@@ -156,17 +156,46 @@ def main_table(long: pd.DataFrame, predictions: pd.DataFrame, generators: Sequen
     return table
 
 
-def degradation_table(long: pd.DataFrame, predictions: pd.DataFrame, metrics: Sequence[str] = HEADLINE_METRICS) -> Table:
-    """Rows detectors, columns degradations (clean first), cells the mean over test generators."""
+def _strength(value: object) -> tuple:
+    """Numbers before words, numbers by value: ``q=30`` before ``q=100``."""
+    return (0, float(value), "") if isinstance(value, (int, float)) else (1, 0.0, str(value))
+
+
+def degradation_order(spec: str) -> tuple:
+    """Sort key of a degradation spec: ``none`` first, then by kind, then by each parameter's value (numerically:
+    ``jpeg(q=30)`` before ``jpeg(q=100)``, which sort the other way as strings)."""
+    from mirage_bench.degradations.spec import Call, read
+
+    def key(call: Call) -> tuple:
+        values = [*call.args, *(v for _, v in call.kwargs)]
+        return (call.name, tuple(key(v) if isinstance(v, Call) else _strength(v) for v in values))
+
+    return (spec != "none", key(read(spec)), spec)
+
+
+def degradation_table(long: pd.DataFrame, cells: pd.DataFrame, metrics: Sequence[str] = HEADLINE_METRICS) -> Table:
+    """Rows detectors, columns degradations (clean first, then by kind and strength), cells the mean over test
+    generators."""
     subset = long[(long["generator"] == MEAN) & long["metric"].isin(metrics)]
     seeds = M.over_seeds(subset)
-    specs = sorted(set(seeds["degradation"]))
-    columns = ["none"] * ("none" in specs) + [s for s in specs if s != "none"]
+    columns = sorted(set(seeds["degradation"]), key=degradation_order)
     title = f"{_titles(metrics)} (%) under each degradation, mean over test generators"
-    table = _build("degradation", title, seeds, "degradation", columns, metrics, _row_flags(predictions))
-    if "none" in specs:
-        drops = table.values - table.values[:, :1, :]
-        table.footnotes.append("Largest drop from clean: " + "; ".join(
-            f"{' '.join(table.rows[r])} {M.METRICS.get(m).title} {np.nanmin(drops[r, :, i]):+.1f}"
-            for r in range(len(table.rows)) for i, m in enumerate(metrics) if np.isfinite(drops[r, :, i]).any()) + " points.")
+    table = _build("degradation", title, seeds, "degradation", columns, metrics, _row_flags(cells))
+    table.footnotes.append(_largest_drops(table))
     return table
+
+
+def _largest_drops(table: Table) -> str:
+    """Per row and metric, the degradation that moves the value furthest down from clean ('none')."""
+    if "none" not in table.columns or len(table.columns) == 1:
+        return ("Only clean images ('none') were evaluated: no degradation to compare with." if table.columns == ["none"]
+                else "No clean ('none') results: changes from clean are not shown.")
+    degraded = table.columns[1:]  # 'none' sorts first
+    drops = table.values[:, 1:, :] - table.values[:, :1, :]
+    parts = []
+    for r in range(len(table.rows)):
+        for i, m in enumerate(table.metrics):
+            if np.isfinite(drops[r, :, i]).any():
+                worst = int(np.nanargmin(drops[r, :, i]))
+                parts.append(f"{' '.join(table.rows[r])} {M.METRICS.get(m).title} {drops[r, worst, i]:+.1f} ({degraded[worst]})")
+    return "Largest drop from clean (the most harmful degradation): " + "; ".join(parts) + " points."
