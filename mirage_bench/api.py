@@ -69,7 +69,7 @@ def read_benchmark(config: RunConfig, store: Store, *, writes: bool, held: ExitS
             built = protocol_from_folder(config.data_root, config.train_generators, config.test_generators, progress=progress)
             folder = config.out / "protocols" if writes else Path(scratch.enter_context(TemporaryDirectory()))
             protocol, choices = str(keep_card(built, folder)), built.choices
-        bench = load_benchmark(config, protocol=protocol, facts=facts, check=check)
+        bench = load_benchmark(config, protocol=protocol, facts=facts, check=check, progress=progress)
     if choices:
         bench.sources[0].notes[:0] = [f"protocol built from {config.data_root}: {choice}" for choice in choices]
     return bench

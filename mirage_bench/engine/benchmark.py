@@ -25,6 +25,7 @@ from mirage_bench.degradations import Degradation, expand
 from mirage_bench.engine import distributed
 from mirage_bench.errors import DataError
 from mirage_bench.mini import default_root
+from mirage_bench.progress import Progress, no_progress
 from mirage_bench.preprocess import check_pixel_cap, eval_upscale_side
 from mirage_bench.protocol import ProtocolCard, load_protocol, training_protocol
 from mirage_bench.runconfig import RunConfig
@@ -143,15 +144,17 @@ def load_cards(config: RunConfig, protocol: str | Path | None = None) -> Cards:
 
 
 def load_benchmark(config: RunConfig, *, protocol: str | Path | None = None, scan_workers: int | None = None,
-                   facts: FactsCache | None = None, check: Callable[[Cards], None] | None = None) -> Benchmark:
+                   facts: FactsCache | None = None, check: Callable[[Cards], None] | None = None,
+                   progress: Progress = no_progress) -> Benchmark:
     """Resolve cards and data: the protocol (``config``'s, or the card at ``protocol``), its subsets on disk, the
     recipes. ``scan_workers``: processes decoding the data roots (default: every core this process may use, at most
     16); ``facts``: what earlier scans found about unchanged files, so that only new or changed files are decoded;
-    ``check``: called with the resolved cards before any data file is read (the pre-flight and the lock)."""
+    ``check``: called with the resolved cards before any data file is read (the pre-flight and the lock);
+    ``progress``: shows the scan (listing, decoding)."""
     cards = load_cards(config, protocol)
     if check is not None:
         check(cards)
-    scan = {"workers": scan_workers or min(16, distributed.cores_per_rank()), "facts": facts}
+    scan = {"workers": scan_workers or min(16, distributed.cores_per_rank()), "facts": facts, "progress": progress}
     subsets, found = _read_data(cards.protocol, cards.training, cards.data_root, Path(config.train_data_root or cards.data_root), scan)
     found[0].upscaled = check_test_images(subsets.test, cards.recipes)  # found[0] read the test images
     return Benchmark(cards.protocol, subsets, cards.recipes, cards.degradations, cards.seeds,
