@@ -34,7 +34,7 @@ from triton.compiler import ASTSource, make_backend
 from triton.runtime.jit import JITFunction, create_function_from_signature
 
 from mirage_bench.kernels.blur_triton import _BLOCK, COMPILE_OPTIONS, _blur_pass, blur_launches, variant_compiles
-from mirage_bench.kernels.ops import _gaussian_kernel
+from mirage_bench.kernels.ops import gaussian_kernel
 from mirage_bench.kernels.warm import compiling
 
 SIZES = ((512, 512), (375, 500))  # eval_throughput.py's folder: PNG fakes, JPEG reals
@@ -50,7 +50,7 @@ def launch_sources(kernel: JITFunction, target: GPUTarget) -> dict[str, ASTSourc
         for h, w in SIZES:
             for sigma in SIGMAS:
                 x = torch.empty((n, 3, h, w), dtype=torch.uint8, device="meta")
-                for args, constexprs in blur_launches(x, torch.from_numpy(_gaussian_kernel(sigma)))[1]:
+                for args, constexprs in blur_launches(x, torch.from_numpy(gaussian_kernel(sigma)))[1]:
                     kwargs = {**constexprs, **COMPILE_OPTIONS}
                     bound, specialization, options = binder(*args, **kwargs)
                     key = str(specialization)
@@ -83,7 +83,7 @@ def first_launches(name: str) -> float:
     (``kernels.warm``) for those shapes, side by side in threads, then the same launches."""
     kernel = kernels()[DEFAULT if name == DEFAULT else OURS]
     images = [torch.zeros((n, 3, h, w), dtype=torch.uint8, device="cuda") for n in (1, 2, 4) for h, w in SIZES]
-    weights = [torch.from_numpy(_gaussian_kernel(sigma)).cuda() for sigma in SIGMAS]
+    weights = [torch.from_numpy(gaussian_kernel(sigma)).cuda() for sigma in SIGMAS]
     torch.cuda.synchronize()
     start = time.perf_counter()
     if name == AHEAD:

@@ -34,9 +34,9 @@ from resize_throughput import float_resize, kernel_bytes  # noqa: E402
 from mirage_bench.config import InputSpec  # noqa: E402
 from mirage_bench.degradations import expand  # noqa: E402
 from mirage_bench.kernels import ops  # noqa: E402
-from mirage_bench.scoring import device_plan as gpu_degrade, fast as evaluator, gpu_preprocess  # noqa: E402
+from mirage_bench import preprocess  # noqa: E402
+from mirage_bench.scoring import batches, device_plan  # noqa: E402
 from mirage_bench.scoring.decoded_grid import CLEAN, Part  # noqa: E402
-from mirage_bench.scoring.device_plan import gpu_plan  # noqa: E402
 
 SPEC = InputSpec(size=224, resize=256)
 
@@ -70,13 +70,13 @@ def device_stage_mb(parts: list[Part], plans: list, kernel_resize: bool, kernel_
 
     counter = ActivationTraffic()
     with ExitStack() as patches:
-        patches.enter_context(mock.patch.object(gpu_degrade, "gaussian_blur_uint8", blur))
-        for module in (gpu_degrade, gpu_preprocess):
+        patches.enter_context(mock.patch.object(device_plan, "gaussian_blur_uint8", blur))
+        for module in (device_plan, preprocess):
             patches.enter_context(mock.patch.object(module, "resize_uint8", resize if kernel_resize else float_resize))
         if kernel_normalize:
-            patches.enter_context(mock.patch.object(evaluator, "normalize", normalize))
+            patches.enter_context(mock.patch.object(batches, "normalize", normalize))
         with counter, torch.no_grad():
-            for _, _, _, x in evaluator._model_inputs(evaluator.on_device(parts, torch.device("cpu")), plans, [SPEC]):
+            for _, _, _, x in batches._model_inputs(batches.on_device(parts, torch.device("cpu")), plans, [SPEC]):
                 x.contiguous(memory_format=torch.channels_last)  # what score_batches hands the model
     moved = Counter({k: v for k, v in counter.bytes.items() if k != "empty_like"}) + kernels  # empty_like moves nothing
     images = sum(len(part.rows) for part in parts if part.source == CLEAN)
@@ -88,7 +88,7 @@ def main() -> None:
     from rich.table import Table
 
     degradations = expand(["none", "genimage"])
-    plans = [gpu_plan(d) for d in degradations]
+    plans = device_plan.device_plans(degradations)
     parts = grid_parts(4, plans)
     images = sum(len(part.rows) for part in parts if part.source == CLEAN)
     table = Table(title=f"Device stage of the genimage grid ({len(degradations)} variants), UnivFD's input spec: memory traffic")

@@ -141,8 +141,7 @@ def ours(detector, manifest, degradations, device, batch: int, workers: int, bf1
     """Pairs/s of the whole call, the seconds until the first batch was handed to the model (worker start-up
     and the first batch's decoding: the device idles meanwhile, a cost that a small folder feels more than a
     dataset does), and the implementation."""
-    from mirage_bench.scoring.reference import score_subset
-    from mirage_bench.scoring.fast import score_subset_fast
+    from mirage_bench.scoring import FastScorer, ReferenceScorer
 
     first: list[float] = []
 
@@ -152,12 +151,12 @@ def ours(detector, manifest, degradations, device, batch: int, workers: int, bf1
 
     start = time.perf_counter()
     if impl in ("fast", "fast-nvjpeg") or (impl == "auto" and device.type == "cuda"):
-        _, impls = score_subset_fast(detector, manifest, degradations, batch_size=batch, device=device, workers=workers, bf16=bf16,
-                                     nvjpeg=impl == "fast-nvjpeg", compile_model=compile_model, on_batch=on_batch,
-                                     copy_stream=copy_stream)
+        scorer = FastScorer(device, batch_size=batch, workers=workers, bf16=bf16, nvjpeg=impl == "fast-nvjpeg", compile=compile_model,
+                            copy_stream=copy_stream)
+        impls = scorer.score_one(detector, manifest, degradations, on_batch=on_batch).impls
         used = "fast (" + ", ".join(sorted(set(i.split(":")[1] for i in impls))) + ")"
     else:
-        score_subset(detector, manifest, degradations, batch_size=batch, device=device, workers=workers, on_batch=on_batch)
+        ReferenceScorer(device, batch_size=batch, workers=workers).score_one(detector, manifest, degradations, on_batch=on_batch)
         used = f"reference ({device.type})"
     sync(device)
     return len(manifest) * len(degradations) / (time.perf_counter() - start), first[0] - start, used
@@ -211,16 +210,10 @@ def data_stages(detector, manifest, degradations, device, batch: int, workers: i
     the main process's CPU time per image (ms): with many workers, the main process is the one consumer; and
     the seconds until the workers had started (the DataLoader forks them one after another) and until the first
     model batch was gathered (that and the first chunks' decoding)."""
-    from mirage_bench.scoring.fast import (
-        CHUNK_IMAGES,
-        grid_loader,
-        model_batches,
-        on_device,
-        prepared_batches,
-    )
-    from mirage_bench.scoring.device_plan import gpu_plan
+    from mirage_bench.scoring.batches import CHUNK_IMAGES, grid_loader, model_batches, on_device, prepared_batches
+    from mirage_bench.scoring.device_plan import device_plans
 
-    plans = [gpu_plan(d) for d in degradations]
+    plans = device_plans(degradations)
     loader = grid_loader(manifest, degradations, plans, 0, raw_jpeg=False, batch_size=batch, workers=workers,
                          pin_memory=device.type == "cuda")
     first: list[float] = []
@@ -359,8 +352,9 @@ def main() -> None:
             add(("(f') clean images only, nvjpeg decode", f"{f2:,.0f}", f"{f2 / a:.2f}", "-",
                  f"{f2 / f:.2f}x (f): JPEGs decoded on the GPU (pixels differ from PIL's), PNGs in the workers"))
         if args.compile:  # compiling ViT-L/14 takes about a minute
+            from mirage_bench.scoring.batches import CHUNK_IMAGES
+            from mirage_bench.scoring.fast import compiled
             from mirage_bench.scoring.trunks import model_trunks
-            from mirage_bench.scoring.fast import CHUNK_IMAGES, compiled
 
             # What (b') compiles and runs per batch: the trunk's encoder (UnivFD's frozen tower) under
             # torch.compile, then the head; (b') then finds the compiled code, as a run's later subsets do.

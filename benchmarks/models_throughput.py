@@ -2,8 +2,8 @@
 
 A run scores every checkpoint (detector x training set x seed) on every test subset under the whole
 degradation grid. Until 2026-11-27 each checkpoint had a pass of its own, so every image was decoded and
-degraded once per checkpoint; now the checkpoints of a subset share a pass (``score_models``,
-``score_models_fast``), and checkpoints holding one frozen encoder (UnivFD's, CoOp's) run it once. This times
+degraded once per checkpoint; now the checkpoints of a subset share a pass (``ReferenceScorer.score``,
+``FastScorer.score``), and checkpoints holding one frozen encoder (UnivFD's, CoOp's) run it once. This times
 both on a generated folder (half JPEG 500x375, half PNG 512x512, as ``eval_throughput.py``) under ``none`` +
 the ``genimage`` grid, in one run on one machine, and checks that each model's logits are the same either way.
 Rates count scored (image, degradation, model) triples.
@@ -43,14 +43,13 @@ def build_models(cards: list[str], device: torch.device, extra: list[str]) -> li
 
 def score(models: list, manifest, degradations, device: torch.device, batch: int, workers: int, fast: bool) -> list[np.ndarray]:
     """Each model's ``[D, N]`` logits from one pass over the subset for all of ``models``."""
-    from mirage_bench.scoring.reference import score_models
-    from mirage_bench.scoring.fast import score_models_fast
+    from mirage_bench.scoring import FastScorer, ReferenceScorer
 
-    kwargs = {"batch_size": batch, "device": device, "workers": workers}
     if fast:
-        scored, _ = score_models_fast(models, manifest, degradations, bf16=[device.type == "cuda"] * len(models), **kwargs)
+        scorer = FastScorer(device, batch_size=batch, workers=workers, bf16=device.type == "cuda")
     else:
-        scored = score_models(models, manifest, degradations, **kwargs)
+        scorer = ReferenceScorer(device, batch_size=batch, workers=workers)
+    scored = scorer.score(models, manifest, degradations)
     sync(device)
     return [s.logits for s in scored]
 
@@ -102,7 +101,7 @@ def main() -> None:
             back = np.argsort(order)
             sized = [logits[:, back] for logits in sized]  # manifest order again, to compare with (a)
     diff = max_difference(apart, together)
-    from mirage_bench.scoring.reference import distinct_specs
+    from mirage_bench.scoring.scorer import distinct_specs
     from mirage_bench.scoring.trunks import model_trunks
 
     specs, spec_of = distinct_specs(models)

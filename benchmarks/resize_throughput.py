@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from attention_throughput import ActivationTraffic  # noqa: E402  (the benchmarks' dispatch-mode byte counter)
 from blur_throughput import timed  # noqa: E402
 
-from mirage_bench.kernels.resample import FILTERS, coefficients, pil_passes, resize_uint8  # noqa: E402
+from mirage_bench.kernels.pil_weights import FILTERS, coefficients  # noqa: E402
+from mirage_bench.kernels.resample import pil_passes, resize_uint8  # noqa: E402
 
 #: (name, input (height, width), output (height, width), interpolation): GenImage's two sizes through UnivFD's
 #: preprocessing resize, and the grid's strongest downscale.

@@ -10,6 +10,7 @@ crops.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,8 @@ from PIL import Image
 from mirage_bench.config import InputSpec
 from mirage_bench.errors import DataError
 from mirage_bench.geometry import center_offset, shorter_side_to
+from mirage_bench.kernels.pil_weights import FILTERS
+from mirage_bench.kernels.resample import resize_uint8
 
 _INTERPOLATION = {
     "bicubic": Image.Resampling.BICUBIC,
@@ -30,48 +33,122 @@ _INTERPOLATION = {
 }
 
 
-def resize_shorter(image: Image.Image, side: int, interpolation: str) -> Image.Image:
-    if min(image.size) == side:
-        return image
-    return image.resize(shorter_side_to(image.size, side), _INTERPOLATION[interpolation])
+@dataclass(frozen=True)
+class ResizeTo:
+    """Resample to ``size`` = (width, height)."""
+
+    size: tuple[int, int]
+    interpolation: str
+
+    def on_image(self, image: Image.Image) -> Image.Image:
+        return image.resize(self.size, _INTERPOLATION[self.interpolation])
+
+    def on_batch(self, x: torch.Tensor) -> torch.Tensor:
+        return resize_uint8(x, (self.size[1], self.size[0]), self.interpolation)
 
 
-def _fit(image: Image.Image, spec: InputSpec, name: str, needs_crop: bool, training: bool) -> Image.Image:
+@dataclass(frozen=True)
+class TileTo:
+    """Copies of the image side by side, ``repeats`` = (across, down), so that both sides reach the crop without
+    resampling (NPR's ``translate_duplicate`` for GenImage's small images)."""
+
+    repeats: tuple[int, int]
+
+    def on_image(self, image: Image.Image) -> Image.Image:
+        w, h = image.size
+        tiled = Image.new("RGB", (w * self.repeats[0], h * self.repeats[1]))
+        for left in range(0, tiled.width, w):
+            for top in range(0, tiled.height, h):
+                tiled.paste(image, (left, top))
+        return tiled
+
+    def on_batch(self, x: torch.Tensor) -> torch.Tensor:
+        return x.repeat(1, 1, self.repeats[1], self.repeats[0])
+
+
+@dataclass(frozen=True)
+class CropTo:
+    """Keep ``box`` = (left, top, right, bottom), PIL's convention."""
+
+    box: tuple[int, int, int, int]
+
+    def on_image(self, image: Image.Image) -> Image.Image:
+        return image.crop(self.box)
+
+    def on_batch(self, x: torch.Tensor) -> torch.Tensor:
+        left, top, right, bottom = self.box
+        return x[..., top:bottom, left:right]
+
+
+Step = ResizeTo | TileTo | CropTo
+
+
+def _shorter_to(size: tuple[int, int], side: int, interpolation: str) -> list[Step]:
+    return [] if min(size) == side else [ResizeTo(shorter_side_to(size, side), interpolation)]
+
+
+def _fit_steps(size: tuple[int, int], spec: InputSpec, name: str, needs_crop: bool, training: bool) -> tuple[list[Step], tuple[int, int]]:
+    """The policy, written once for PIL images and uint8 batches alike: the steps that fit an image of ``size`` =
+    (width, height) to the spec before any crop (resize, small-image policy, odd-size policy), and the size after
+    them."""
+    steps: list[Step] = []
     resize = spec.resize_for(training)
     if not training and spec.eval_square is not None:
-        image = image.resize((spec.eval_square, spec.eval_square), Image.Resampling.BILINEAR)
+        steps.append(ResizeTo((spec.eval_square, spec.eval_square), "bilinear"))
     elif resize is not None:
-        image = resize_shorter(image, resize, spec.interpolation)
-    if needs_crop and min(image.size) < spec.size:
+        steps += _shorter_to(size, resize, spec.interpolation)
+    size = steps[-1].size if steps else size
+    if needs_crop and min(size) < spec.size:
         if spec.small_image == "error":
             raise DataError(
-                f"image {name} is {image.size[0]}x{image.size[1]} px, smaller than the {spec.size} px crop, and the "
+                f"image {name} is {size[0]}x{size[1]} px, smaller than the {spec.size} px crop, and the "
                 "input spec says small_image: error. Set input.small_image=upscale to resize such images up."
             )
-        image = tile(image, spec.size) if spec.small_image == "tile" else resize_shorter(image, spec.size, spec.interpolation)
-    if spec.odd_size == "crop-even":
-        w, h = image.size
-        if w % 2 or h % 2:
-            image = image.crop((0, 0, w - w % 2, h - h % 2))  # drop the last row/column
+        if spec.small_image == "tile":
+            repeats = (math.ceil(spec.size / size[0]), math.ceil(spec.size / size[1]))
+            steps.append(TileTo(repeats))
+            size = (size[0] * repeats[0], size[1] * repeats[1])
+        else:
+            steps += _shorter_to(size, spec.size, spec.interpolation)
+            size = steps[-1].size if steps else size
+    if spec.odd_size == "crop-even" and (size[0] % 2 or size[1] % 2):
+        size = (size[0] - size[0] % 2, size[1] - size[1] % 2)
+        steps.append(CropTo((0, 0, *size)))  # drop the last row/column
+    return steps, size
+
+
+def _center_box(size: tuple[int, int], crop: int) -> tuple[int, int, int, int]:
+    """torchvision's ``CenterCrop`` placement (``geometry.center_offset``)."""
+    left, top = center_offset(size[0], crop), center_offset(size[1], crop)
+    return left, top, left + crop, top + crop
+
+
+def eval_steps(size: tuple[int, int], spec: InputSpec, name: str = "<image>") -> list[Step]:
+    """Evaluation's geometry for an image of ``size`` = (width, height): ``_fit_steps``, the pixel cap, the centre crop."""
+    steps, size = _fit_steps(size, spec, name, needs_crop=spec.eval_crop == "center", training=False)
+    check_pixel_cap(*size, spec, name)
+    if spec.eval_crop == "center":
+        steps.append(CropTo(_center_box(size, spec.size)))
+    return steps
+
+
+def eval_interpolations(spec: InputSpec) -> set[str]:
+    """The interpolations evaluation may resample with under ``spec`` (empty when it never resamples)."""
+    used = {"bilinear"} if spec.eval_square is not None else {spec.interpolation} if spec.resize_for(training=False) else set()
+    if spec.eval_crop == "center" and spec.small_image == "upscale":
+        used.add(spec.interpolation)
+    return used
+
+
+def _run(image: Image.Image, steps: list[Step]) -> Image.Image:
+    for step in steps:
+        image = step.on_image(image)
     return image
-
-
-def tile(image: Image.Image, size: int) -> Image.Image:
-    """Copies of ``image`` side by side, ``ceil(size / side)`` along each axis, so that both sides reach ``size``
-    without resampling (NPR's ``translate_duplicate`` for GenImage's small images)."""
-    w, h = image.size
-    tiled = Image.new("RGB", (w * math.ceil(size / w), h * math.ceil(size / h)))
-    for left in range(0, tiled.width, w):
-        for top in range(0, tiled.height, h):
-            tiled.paste(image, (left, top))
-    return tiled
 
 
 def center_crop(image: Image.Image, size: int) -> Image.Image:
     """torchvision's ``CenterCrop`` placement (``geometry.center_offset``)."""
-    w, h = image.size
-    left, top = center_offset(w, size), center_offset(h, size)
-    return image.crop((left, top, left + size, top + size))
+    return image.crop(_center_box(image.size, size))
 
 
 def to_tensor(image: Image.Image, spec: InputSpec) -> torch.Tensor:
@@ -103,11 +180,22 @@ def check_pixel_cap(width: int, height: int, spec: InputSpec, name: str) -> None
 
 def eval_transform(image: Image.Image, spec: InputSpec, name: str = "<image>") -> torch.Tensor:
     """Deterministic evaluation preprocessing."""
-    image = _fit(image, spec, name, needs_crop=spec.eval_crop == "center", training=False)
-    check_pixel_cap(*image.size, spec, name)
-    if spec.eval_crop == "center":
-        image = center_crop(image, spec.size)
-    return to_tensor(image, spec)
+    return to_tensor(_run(image, eval_steps(image.size, spec, name)), spec)
+
+
+def eval_geometry(x: torch.Tensor, spec: InputSpec, name: str = "<batch>") -> torch.Tensor:
+    """``eval_transform``'s geometry on uint8 ``[G, 3, H, W]`` (one size, any device) -> uint8 ``[G, 3, S, S]``, the
+    same pixels (``kernels.resample`` gives PIL's resize bytes). Normalising (``kernels.ops.normalize``) comes
+    after, once per batch of equally sized results."""
+    for step in eval_steps((x.shape[-1], x.shape[-2]), spec, name):
+        x = step.on_batch(x)
+    return x
+
+
+def batch_supported(spec: InputSpec) -> bool:
+    """Whether ``eval_geometry`` gives ``eval_transform``'s pixels under ``spec``: every resampling it may do is one
+    that ``kernels.resample`` reproduces (bicubic, bilinear)."""
+    return eval_interpolations(spec) <= set(FILTERS)
 
 
 def train_transform(
@@ -115,7 +203,7 @@ def train_transform(
 ) -> torch.Tensor:
     """Training preprocessing: resize, ``augment`` (an object with ``apply(image, generator)``: the recipe's
     blur/JPEG), random crop policy, flip; reproducible through ``generator``."""
-    image = _fit(image, spec, name, needs_crop=spec.train_crop in {"random", "center"}, training=True)
+    image = _run(image, _fit_steps(image.size, spec, name, needs_crop=spec.train_crop in {"random", "center"}, training=True)[0])
     if augment is not None:
         image = augment.apply(image, generator)
     w, h = image.size
@@ -136,7 +224,7 @@ def validation_transform(image: Image.Image, spec: InputSpec, generator: torch.G
                          name: str = "<image>") -> torch.Tensor:
     """The validation images a plateau schedule watches, as CNNDetection's ``get_val_opt`` prepares them: the
     training resize, ``augment`` (its fixed blur/JPEG), a centre crop, no flip."""
-    image = _fit(image, spec, name, needs_crop=True, training=True)
+    image = _run(image, _fit_steps(image.size, spec, name, needs_crop=True, training=True)[0])
     if augment is not None:
         image = augment.apply(image, generator)
     return to_tensor(center_crop(image, spec.size), spec)

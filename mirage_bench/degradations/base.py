@@ -8,7 +8,7 @@ functions, so the spec is what cache keys and stored predictions carry.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Literal, NamedTuple
 
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -18,6 +18,17 @@ from mirage_bench.degradations.seeds import step_seed
 from mirage_bench.degradations.spec import Call, format_value, read
 from mirage_bench.errors import ConfigError, DataError
 from mirage_bench.registry import Registry
+
+
+class DeviceStep(NamedTuple):
+    """One step of a degradation's batched form on uint8 tensors, as its kind declares it (``device_steps``): the
+    batched operation ``op`` and its arguments. A scorer that runs it (the fast scorer's ``scoring.device_plan``)
+    must give ``apply``'s bytes."""
+
+    op: Literal["blur", "resize"]
+    sigma: float = 0.0  # blur
+    target_size: Callable[[tuple[int, int]], tuple[int, int]] | None = None  # resize: (width, height) -> (width, height)
+    interp: str = ""  # resize
 
 
 class Degradation(ABC):
@@ -52,6 +63,11 @@ class Degradation(ABC):
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative int (see image_seed), got {seed!r}")
         return self._apply(img, seed)
+
+    def device_steps(self) -> tuple[DeviceStep, ...] | None:
+        """This degradation as batched steps that give ``apply``'s bytes, or None where only ``apply`` is exact
+        (codecs, seeded noise): the fast scorer runs those in its CPU workers."""
+        return None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Degradation) and other.spec == self.spec
@@ -156,6 +172,9 @@ class Identity(Degradation):
     def _apply(self, img: Image.Image, seed: int) -> Image.Image:
         return img
 
+    def device_steps(self) -> tuple[DeviceStep, ...]:
+        return ()
+
 
 @register("chain")
 class Chain(Degradation):
@@ -199,3 +218,8 @@ class Chain(Degradation):
         for index, step in enumerate(self.steps):
             img = step.apply(img, step_seed(seed, index))
         return img
+
+    def device_steps(self) -> tuple[DeviceStep, ...] | None:
+        """The steps' batched forms in order (none are seeded), or None if any step has none."""
+        steps = [step.device_steps() for step in self.steps]
+        return None if any(s is None for s in steps) else tuple(part for s in steps for part in s)

@@ -1,5 +1,5 @@
 """The image operations, each exactly as the field's reference code does it (see
-/work/shared/reference/protocols.md): PIL's JPEG and WebP encoders, scipy's Gaussian filter on the uint8
+the protocols each preset names): PIL's JPEG and WebP encoders, scipy's Gaussian filter on the uint8
 array per channel, PIL resampling. All work at the image's native resolution.
 """
 
@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 from pydantic import Field, model_validator
 
-from mirage_bench.degradations.base import Primitive, register
+from mirage_bench.degradations.base import DeviceStep, Primitive, register
 from mirage_bench.errors import DataError
 from mirage_bench.geometry import center_offset, shorter_side_to
 
@@ -79,6 +79,9 @@ class Blur(Primitive):
             gaussian_filter(array[:, :, c], output=array[:, :, c], sigma=self.s)
         return Image.fromarray(array)
 
+    def device_steps(self) -> tuple[DeviceStep, ...]:
+        return (DeviceStep("blur", sigma=self.s),)
+
 
 def _scaled_by(size: tuple[int, int], factor: float) -> tuple[int, int]:
     """Both sides times ``factor``, truncated (``int(w * f)``), at least 1 px."""
@@ -123,6 +126,9 @@ class Downscale(Primitive):
         target = self.target_size(img.size)
         return img if target == img.size else img.resize(target, _RESAMPLE[self.interp])
 
+    def device_steps(self) -> tuple[DeviceStep, ...]:
+        return (DeviceStep("resize", target_size=self.target_size, interp=self.interp),)
+
 
 @register("resize")
 class Resize(Primitive):
@@ -154,6 +160,9 @@ class Resize(Primitive):
     def _apply(self, img: Image.Image, seed: int) -> Image.Image:
         target = self.target_size(img.size)
         return img if target == img.size else img.resize(target, _RESAMPLE[self.interp])
+
+    def device_steps(self) -> tuple[DeviceStep, ...]:
+        return (DeviceStep("resize", target_size=self.target_size, interp=self.interp),)
 
 
 @register("noise")

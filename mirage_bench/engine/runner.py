@@ -8,6 +8,7 @@ written to the prediction store, one file per evaluation cell, and every table i
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -20,6 +21,7 @@ from mirage_bench.config import RecipeCard
 from mirage_bench.engine import cells, distributed
 from mirage_bench.engine.benchmark import Benchmark, Cards, Subsets, load_benchmark, load_cards
 from mirage_bench.engine.record import RunRecord, base_record
+from mirage_bench.scoring import make_scorer, resolve_impl
 from mirage_bench.scoring.timing import cell_seconds
 from mirage_bench.errors import ConfigError, ContractError, DataError
 from mirage_bench.progress import Progress, no_progress
@@ -234,15 +236,9 @@ def evaluation_impl(bench: Benchmark | Cards, options: Options, device: str) -> 
     """The run's evaluation path, refused at the start (before any training, and in a dry run) where it cannot
     apply: nvjpeg decoding needs a CUDA device, a grid that runs entirely there and torchvision's decode_jpeg;
     resizing on a GPU as PIL does needs a Pillow release whose pass order is known."""
-    impl = options.resolved_impl(device)
-    if impl == "fast-nvjpeg":
-        from mirage_bench.scoring.fast import check_nvjpeg
-
-        check_nvjpeg(bench.degradations, device)
-    if impl.startswith("fast") and str(device).startswith("cuda"):
-        from mirage_bench.kernels.resample import check_pillow
-
-        check_pillow()
+    impl = resolve_impl(options.impl, device)
+    for note in make_scorer(impl, device).check(bench.degradations):
+        warnings.warn(note, stacklevel=2)
     return impl
 
 
@@ -432,8 +428,6 @@ def _evaluate_pass(groups: list[list[tuple[EvalJob, Any, dict[str, Any]]]], todo
     per image for all of them) and store each subset's cells; ``groups`` holds one list of (job, detector,
     metadata) per subset, the same checkpoints in the same order. Returns each model's forward seconds. A model
     with non-finite logits is refused after the others are stored."""
-    from mirage_bench.scoring.reference import score_models
-
     loaded = groups[0]
     detectors = [detector for _, detector, _ in loaded]
     first = loaded[0][0].train_cell
@@ -442,17 +436,8 @@ def _evaluate_pass(groups: list[list[tuple[EvalJob, Any, dict[str, Any]]]], todo
     subsets = [group[0][0].subset for group in groups]
     images = union_of(dict(zip(generators, subsets)))
     advance = progress(f"score {models} on {', '.join(generators)}", len(images) * len(todo) * len(loaded))
-    if impl in ("fast", "fast-nvjpeg"):
-        from mirage_bench.scoring.fast import score_models_fast
-
-        scored, impls = score_models_fast(detectors, images, todo, base_seed=DEGRADATION_BASE_SEED,
-                                          batch_size=options.eval_batch_size, device=device, workers=options.workers,
-                                          nvjpeg=impl == "fast-nvjpeg", bf16=[job.train_cell.recipe.train.bf16 for job, _, _ in loaded],
-                                          compile_model=options.compile, on_batch=advance)
-    else:
-        scored = score_models(detectors, images, todo, base_seed=DEGRADATION_BASE_SEED, batch_size=options.eval_batch_size,
-                              device=device, workers=options.workers, on_batch=advance)
-        impls = ["reference"] * len(todo)
+    scorer = make_scorer(impl, device, batch_size=options.eval_batch_size, workers=options.workers, compile=options.compile)
+    scored = scorer.score(detectors, images, todo, base_seed=DEGRADATION_BASE_SEED, on_batch=advance)
     position = pd.Index(images["image_id"])
     refused: list[ContractError] = []
     for group, manifest in zip(groups, subsets):
@@ -466,7 +451,7 @@ def _evaluate_pass(groups: list[list[tuple[EvalJob, Any, dict[str, Any]]]], todo
                 refused.append(exc)
                 continue
             if distributed.is_main():
-                for d, cell_logits, used in zip(todo, logits, impls):
+                for d, cell_logits, used in zip(todo, logits, scores.impls):
                     frame = _prediction_frame(job, manifest, d.spec, seeds, cell_logits, run_id, meta, detector, used)
                     store.write_predictions(job.cell_ids[d.spec], frame)
     distributed.barrier()
@@ -478,7 +463,7 @@ def _evaluate_pass(groups: list[list[tuple[EvalJob, Any, dict[str, Any]]]], todo
 def union_of(subsets: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """The rows of every subset, an image that several list once (first listed first). Refused: a subset that
     lists an id twice, and one id for two files in two subsets (the second file would take the first's scores)."""
-    from mirage_bench.scoring.reference import refuse_repeated_ids
+    from mirage_bench.scoring.scores import refuse_repeated_ids
 
     for generator, subset in subsets.items():
         refuse_repeated_ids(subset, f"test subset {generator!r}")

@@ -27,7 +27,7 @@ from mirage_bench.config import InputSpec, TrainConfig
 from mirage_bench.detectors.base import Detector
 from mirage_bench.detectors.infra.checkpoint import atomic_torch_save, save_checkpoint
 from mirage_bench.engine import distributed, sources
-from mirage_bench.scoring.reference import score_subset
+from mirage_bench.scoring import ReferenceScorer
 from mirage_bench.errors import DataError, TrainingError, worker_errors
 from mirage_bench.store import MODEL_FILE, STATE_FILE, say, set_aside, zip_damage
 
@@ -287,7 +287,7 @@ def train_cell(
                 save_state()
 
         # End of the epoch (or of max_steps): validation picks the checkpoint and the threshold.
-        scores = score_subset(detector, validation, none, batch_size=eval_batch_size, device=device, workers=workers)
+        scores = ReferenceScorer(device, batch_size=eval_batch_size, workers=workers).score_one(detector, validation, none)
         logits = torch.from_numpy(scores.logits[0])
         labels = torch.tensor(validation["label"].astype(int).to_numpy(), dtype=torch.float32)
         val_loss = float(F.binary_cross_entropy_with_logits(logits, labels))

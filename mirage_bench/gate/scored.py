@@ -102,13 +102,13 @@ def rescore(part: ScoredPart, folder: Path, data_root: Path, device: str = "cpu"
     """Score the baseline's checkpoints on its images under its degradations and compare with its stored scores."""
     from mirage_bench.degradations.base import parse
     from mirage_bench.detectors.infra.checkpoint import load_checkpoint
-    from mirage_bench.scoring.reference import score_models
+    from mirage_bench.scoring import ReferenceScorer
 
     stored = pd.read_parquet(folder / part.scores_file)
     images = verified_images(stored, data_root)
     degradations = [parse(spec) for spec in part.degradations]
     detectors = [load_checkpoint(folder / c.file, device)[0] for c in part.checkpoints]
-    scored = score_models(detectors, images, degradations, base_seed=part.base_seed, device=device)
+    scored = ReferenceScorer(device).score(detectors, images, degradations, base_seed=part.base_seed)
     rows = []
     for checkpoint, scores in zip(part.checkpoints, scored):
         current = pd.DataFrame(scores.logits.T, columns=part.degradations).assign(image_id=images["image_id"].to_numpy())

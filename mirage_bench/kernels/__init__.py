@@ -1,8 +1,7 @@
-"""Fast implementations (GPU, batched) of the reference image operations, each tested against it.
+"""Batched uint8 image kernels that reproduce the reference image operations bit for bit, on any torch device.
 
 The reference semantics live in ``mirage_bench.degradations`` and ``mirage_bench.preprocess`` (PIL, scipy,
-uint8). Everything here works on uint8 tensors ``[N, C, H, W]`` on any device and reproduces the
-reference's pixels bit for bit (the blur: scipy's; resizes: PIL's; see each function), except nvjpeg decoding
-(opt-in). The models' batches and autocast round floats differently, so a run records which implementation
-produced its predictions.
+uint8). Everything here works on uint8 tensors ``[N, C, H, W]``: the blur gives scipy's bytes, resizes PIL's
+(``ops``, ``resample``; on CUDA as Triton kernels, imported on first use through ``triton_kernels``). A leaf
+package: it imports nothing of the engine, the scorers or the detectors.
 """

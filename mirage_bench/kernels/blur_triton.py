@@ -1,9 +1,8 @@
 """scipy's uint8 Gaussian blur as one fused Triton kernel per pass, for CUDA devices.
 
 Why: the eager version (``ops.gaussian_blur_uint8`` on torch ops) must keep scipy's float64 operation order
-to stay bit-exact, so every tap costs three full-size float64 kernels: about 3.4 GB of memory traffic per
-512 px RGB image for the ``genimage`` grid's two blurs, roughly 1 ms of an H100 (estimated from the traffic),
-against 2.7 ms for that image's seven compiled ViT-L/14 forwards. Fused, each pass reads and writes uint8 once.
+to stay bit-exact, so every tap costs three full-size float64 kernels (their memory traffic, measured:
+``benchmarks/RESULTS.md``). Fused, each pass reads and writes uint8 once.
 
 Exactness: the same float64 operations in the same order as scipy's ``NI_Correlate1D`` (see ``ops``), with
 ``enable_fp_fusion=False`` so that no multiply and add are contracted into an FMA (a different rounding,
@@ -23,7 +22,7 @@ import torch
 import triton
 import triton.language as tl
 
-from mirage_bench.kernels.ops import host_to_device, on_tensor_device
+from mirage_bench.kernels.device import host_to_device, on_tensor_device
 from mirage_bench.kernels.warm import compile_and_load
 
 _BLOCK = 1024
@@ -64,7 +63,7 @@ def _blur_pass(src, dst, weights, total: tl.int64, length: tl.int32, stride: tl.
     base = offs - pos * stride
     out = tl.load(src + offs, mask=mask, other=0).to(tl.float64) * tl.load(weights + radius)
     # scipy's order: the outermost pair first. A loop, not unrolled: unrolled, the compiler hoists every tap's
-    # loads and spills them to local memory (radius 20, sigma 5: 13.7 KB per thread, 25x slower on an H100).
+    # loads and spills them to local memory (measured: ``benchmarks/RESULTS.md``).
     for j in tl.range(radius, 0, -1, loop_unroll_factor=1):
         left = tl.load(src + base + _reflect(pos - j, length, WIDE) * stride, mask=mask, other=0)
         right = tl.load(src + base + _reflect(pos + j, length, WIDE) * stride, mask=mask, other=0)

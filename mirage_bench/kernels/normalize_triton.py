@@ -3,7 +3,7 @@ channels-last out.
 
 Why: as torch ops, each of the grid's seven variants of an image went through four full-size float kernels (to
 float, divide, subtract, divide) and a fifth copy into channels-last for the model: 37 bytes moved per output
-value, 39 MB of the 62 MB that the ``genimage`` grid's device stage moved per image. One pass reads the uint8
+value (the device stage's traffic: ``benchmarks/device_traffic.py``, ``benchmarks/RESULTS.md``). One pass reads the uint8
 crop (a strided view, so the crop costs nothing) and writes the model's input in the layout it reads: 5 bytes.
 
 Exactness: the reference divides in float32 (numpy's ``/ 255.0``, then torch's ``(t - mean) / std`` on the CPU).
@@ -21,7 +21,7 @@ import torch
 import triton
 import triton.language as tl
 
-from mirage_bench.kernels.ops import on_tensor_device
+from mirage_bench.kernels.device import on_tensor_device
 from mirage_bench.kernels.warm import compile_and_load
 
 _BLOCK = 1024

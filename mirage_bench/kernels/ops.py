@@ -13,30 +13,13 @@
 
 from __future__ import annotations
 
-import importlib
-from contextlib import AbstractContextManager, nullcontext
 from functools import lru_cache
-from types import ModuleType
 
 import numpy as np
 import torch
 
-from mirage_bench.errors import ConfigError
-from mirage_bench.geometry import center_offset
-
-
-def host_to_device(values: torch.Tensor, device: torch.device | str) -> torch.Tensor:
-    """A small host tensor on ``device`` without waiting for the device's queue: a copy from pageable memory
-    synchronises the CUDA stream, which would stall the scoring loop's host side once per call."""
-    if torch.device(device).type == "cuda":
-        values = values.pin_memory()
-    return values.to(device, non_blocking=True)
-
-
-def on_tensor_device(tensor: torch.Tensor) -> AbstractContextManager:
-    """A block in which ``tensor``'s CUDA device is the current one (nothing elsewhere): Triton launches a kernel on
-    the current device, not on its arguments', so a launch on ``cuda:1`` tensors would run on device 0."""
-    return torch.cuda.device(tensor.device) if tensor.is_cuda else nullcontext()
+from mirage_bench.kernels import triton_kernels
+from mirage_bench.kernels.device import host_to_device
 
 
 def blur_radius(sigma: float) -> int:
@@ -44,7 +27,7 @@ def blur_radius(sigma: float) -> int:
     return int(4.0 * sigma + 0.5)
 
 
-def _gaussian_kernel(sigma: float) -> np.ndarray:
+def gaussian_kernel(sigma: float) -> np.ndarray:
     radius = blur_radius(sigma)
     x = np.arange(-radius, radius + 1, dtype=np.float64)
     weights = np.exp(-0.5 / (sigma * sigma) * x**2)
@@ -83,34 +66,13 @@ def gaussian_blur_uint8(images: torch.Tensor, sigma: float, fused: bool | None =
     if sigma <= 0:
         return images.clone()
     n, c, h, w = images.shape
-    weights = _gaussian_kernel(sigma)
+    weights = gaussian_kernel(sigma)
     if images.is_cuda if fused is None else fused:
-        return triton_module("blur_triton").gaussian_blur_uint8_triton(images, weights)
+        return triton_kernels.blur().gaussian_blur_uint8_triton(images, weights)
     x = images.reshape(n * c, h, w).to(torch.float64)
     x = _blur_axis(x, weights, axis=1).to(torch.uint8).to(torch.float64)  # rows (scipy axis 0), truncated
     x = _blur_axis(x, weights, axis=2).to(torch.uint8)  # columns (scipy axis 1), truncated
     return x.reshape(n, c, h, w)
-
-
-def triton_module(name: str) -> ModuleType:
-    """The fast path's Triton kernel module ``name`` (``blur_triton``, ``resample_triton``, ``normalize_triton``), or
-    a ConfigError that says how to get Triton."""
-    try:
-        return importlib.import_module(f"mirage_bench.kernels.{name}")
-    except ImportError as exc:
-        if exc.name not in ("triton", "triton.language"):
-            raise
-        raise ConfigError(
-            f"the fast path blurs, resizes and normalises CUDA images with Triton kernels, and Triton cannot be imported ({exc}). "
-            "Install it (pip install triton; Linux CUDA builds of torch ship it) or score with --impl reference."
-        ) from None
-
-
-def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
-    """``preprocess.center_crop`` (torchvision's placement) on a batch."""
-    h, w = images.shape[-2:]
-    top, left = center_offset(h, size), center_offset(w, size)
-    return images[..., top : top + size, left : left + size]
 
 
 @lru_cache(maxsize=64)
@@ -124,5 +86,5 @@ def normalize(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, .
     Triton kernel that writes the model's channels-last input (``normalize_triton``), elsewhere torch ops."""
     m, s = _float32_on(tuple(mean), images.device), _float32_on(tuple(std), images.device)
     if images.is_cuda:
-        return triton_module("normalize_triton").normalize_channels_last(images, m, s)
+        return triton_kernels.normalize().normalize_channels_last(images, m, s)
     return (images.to(torch.float32) / 255.0 - m.view(1, -1, 1, 1)) / s.view(1, -1, 1, 1)

@@ -15,8 +15,8 @@ import torch
 import triton
 import triton.language as tl
 
-from mirage_bench.kernels.ops import on_tensor_device
-from mirage_bench.kernels.resample import PRECISION_BITS
+from mirage_bench.kernels.device import on_tensor_device
+from mirage_bench.kernels.pil_weights import PRECISION_BITS
 from mirage_bench.kernels.warm import compile_and_load
 
 _BLOCK = 1024

@@ -2,11 +2,11 @@
 process a few stacked tensors per chunk of images instead of several tensors per image.
 
 Why stacked: every tensor a DataLoader worker returns travels through its own shared-memory file and socket
-hand-over, which the main process pays for (about 2 ms per image for three tensors on the 2-core development
-box, as much as the whole model batch of a small detector). A chunk's images of one size and one source
+hand-over, which the main process pays for (as much as the whole model batch of a small detector, measured:
+``benchmarks/RESULTS.md``). A chunk's images of one size and one source
 (clean or one CPU degradation) go as one ``[n, H, W, 3]`` tensor, written straight into shared memory from
 PIL's pixel buffer (one copy). Pixels stay HWC, the layout PIL hands out: the device permutes them for free,
-where the CPU would spend 1.3 ms per 512 px image.
+where the CPU would pay a strided copy per image.
 """
 
 from __future__ import annotations

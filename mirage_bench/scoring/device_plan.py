@@ -1,74 +1,78 @@
-"""Which degradations run on the GPU, and how: a batched plan for each spec, or None (CPU reference).
+"""Which degradations the fast scorer runs batched on the device, and how: each kind declares its batched steps
+beside itself (``Degradation.device_steps``); here they meet the kernels that give the reference's bytes.
 
-Supported on the GPU: ``none``, ``blur`` (bit-exact with scipy), ``downscale`` and ``resize`` with bicubic
-or bilinear interpolation (bit-exact with PIL, ``resample``), and chains of those. JPEG, WebP,
-noise and crops stay on CPU workers with the reference implementation: a GPU JPEG codec does not
-reproduce PIL's bytes; the reference noise is numpy's ziggurat sampler, which draws a data-dependent number of
-values from one sequential PCG64 stream per image (2.2% more draws than values, measured), so where each value's
-draws start depends on every earlier value's rejections; and crops cost a view.
+On the device: ``none``, ``blur`` (bit-exact with scipy, ``kernels.ops``), ``downscale`` and ``resize`` with
+bicubic or bilinear interpolation (bit-exact with PIL, ``kernels.resample``), and chains of those. JPEG, WebP,
+noise and crops stay on CPU workers with the reference implementation: a GPU JPEG codec does not reproduce PIL's
+bytes; the reference noise is numpy's ziggurat sampler, which draws a data-dependent number of values from one
+sequential PCG64 stream per image, so where each value's draws start depends on every earlier value's
+rejections; and crops cost a view. Resizes also stay on the workers under a Pillow release whose pass order has
+not been measured (``kernels.resample.pass_order_known``).
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple, Sequence
 
 import torch
 
-from mirage_bench.degradations import Chain, Degradation, Identity
-from mirage_bench.degradations.ops import Blur, Downscale, Resize
+from mirage_bench.degradations import Degradation
+from mirage_bench.degradations.base import DeviceStep
 from mirage_bench.kernels.ops import gaussian_blur_uint8
-from mirage_bench.kernels.resample import resize_uint8
-
-BatchOp = Callable[[torch.Tensor], torch.Tensor]  # uint8 [G, 3, H, W] -> uint8 [G, 3, H', W']
-_GPU_INTERPOLATIONS = {"bicubic", "bilinear"}
+from mirage_bench.kernels.pil_weights import FILTERS
+from mirage_bench.kernels.resample import pass_order_known, resize_uint8
 
 
-def gpu_plan(degradation: Degradation) -> BatchOp | None:
-    """A batched GPU implementation of ``degradation``, or None when only the CPU reference is exact."""
-    if isinstance(degradation, Identity):
-        return lambda x: x
-    if isinstance(degradation, Blur):
-        return lambda x: gaussian_blur_uint8(x, degradation.s)
-    if isinstance(degradation, (Downscale, Resize)) and degradation.interp in _GPU_INTERPOLATIONS:
-        return lambda x: _resize_like(degradation, x)
-    if isinstance(degradation, Chain):
-        steps = [gpu_plan(step) for step in degradation.steps]
-        if any(step is None for step in steps):
-            return None
-
-        def chained(x: torch.Tensor) -> torch.Tensor:
-            for step in steps:
-                x = step(x)
-            return x
-
-        return chained
-    return None
+def _blur(step: DeviceStep, x: torch.Tensor) -> torch.Tensor:
+    return gaussian_blur_uint8(x, step.sigma)
 
 
-def blur_inputs(degradation: Degradation, size: tuple[int, int]) -> list[tuple[float, tuple[int, int]]]:
-    """``(sigma, (width, height))`` of each blur that ``gpu_plan(degradation)`` runs on an image of ``size``: the
-    shapes its blur kernel is launched for (after any resizing earlier in a chain)."""
-    found = []
-    for step in _steps(degradation):
-        if isinstance(step, Blur) and step.s > 0:
-            found.append((step.s, size))
-        elif isinstance(step, (Downscale, Resize)):
-            size = step.target_size(size)
-    return found
-
-
-def resizes(degradation: Degradation) -> bool:
-    """Whether ``gpu_plan(degradation)`` resizes on the device (a downscale or resize, alone or in a chain)."""
-    return gpu_plan(degradation) is not None and any(isinstance(step, (Downscale, Resize)) for step in _steps(degradation))
-
-
-def _steps(degradation: Degradation) -> tuple[Degradation, ...]:
-    """A chain's steps in order; any other degradation as its own one step."""
-    return tuple(degradation.steps) if isinstance(degradation, Chain) else (degradation,)
-
-
-def _resize_like(d: Downscale | Resize, x: torch.Tensor) -> torch.Tensor:
-    """The reference's target size for this image size (``target_size``), then a batched resize."""
+def _resize(step: DeviceStep, x: torch.Tensor) -> torch.Tensor:
+    """The reference's target size for this image size, then a batched resize (none when the size stays)."""
     h, w = x.shape[-2:]
-    tw, th = d.target_size((w, h))
-    return x if (tw, th) == (w, h) else resize_uint8(x, (th, tw), d.interp)
+    tw, th = step.target_size((w, h))
+    return x if (tw, th) == (w, h) else resize_uint8(x, (th, tw), step.interp)
+
+
+_KERNELS: dict[str, Callable[[DeviceStep, torch.Tensor], torch.Tensor]] = {"blur": _blur, "resize": _resize}
+
+
+class DevicePlan(NamedTuple):
+    """A degradation's batched steps: called on uint8 ``[G, 3, H, W]`` (one size), it returns the degraded batch."""
+
+    steps: tuple[DeviceStep, ...]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        for step in self.steps:
+            x = _KERNELS[step.op](step, x)
+        return x
+
+    def blur_inputs(self, size: tuple[int, int]) -> list[tuple[float, tuple[int, int]]]:
+        """``(sigma, (width, height))`` of each blur the plan runs on an image of ``size``: the shapes its blur kernel
+        is launched for (after any resizing earlier in a chain)."""
+        found = []
+        for step in self.steps:
+            if step.op == "blur" and step.sigma > 0:
+                found.append((step.sigma, size))
+            elif step.op == "resize":
+                size = step.target_size(size)
+        return found
+
+    @property
+    def resizes(self) -> bool:
+        return any(step.op == "resize" for step in self.steps)
+
+
+def _exact(step: DeviceStep) -> bool:
+    return step.op != "resize" or (step.interp in FILTERS and pass_order_known())
+
+
+def device_plan(degradation: Degradation) -> DevicePlan | None:
+    """The batched plan of ``degradation``, or None when only its CPU reference is exact here."""
+    steps = degradation.device_steps()
+    return DevicePlan(steps) if steps is not None and all(_exact(step) for step in steps) else None
+
+
+def device_plans(degradations: Sequence[Degradation]) -> list[DevicePlan | None]:
+    """``device_plan`` of each degradation, computed once per scoring call."""
+    return [device_plan(d) for d in degradations]

@@ -49,9 +49,9 @@ def reproduce(card: PublishedCard, data_root: str | Path, protocol: str | None =
               offline: bool = False, overrides: Sequence[str] = (), device: str = "cpu", batch_size: int = 64,
               workers: int = 0) -> pd.DataFrame:
     """One row per generator the paper reports: ours, the paper's and the difference (points) for acc and AP."""
-    from mirage_bench.scoring.reference import score_subset
     from mirage_bench.engine.sources import expand_degradations
     from mirage_bench.metrics import compute
+    from mirage_bench.scoring import ReferenceScorer
     from mirage_bench.zoo.load import load_published_detector
 
     published = reproduction_of(card, protocol)
@@ -61,7 +61,7 @@ def reproduce(card: PublishedCard, data_root: str | Path, protocol: str | None =
     rows = []
     for paper in published.scores:
         manifest = subsets[paper.subset]
-        logits = score_subset(detector, manifest, clean, batch_size=batch_size, device=device, workers=workers).logits[0]
+        logits = ReferenceScorer(device, batch_size=batch_size, workers=workers).score_one(detector, manifest, clean).logits[0]
         p_fake = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
         ours = {m: 100.0 * compute(m, manifest["label"], p_fake, where=f" on {paper.subset}") for m in ("acc", "ap")}
         row = {"generator": paper.subset, "images": len(manifest)}

@@ -10,8 +10,8 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image
 
-from mirage_bench.kernels.ops import center_crop as center_crop_batch
-from mirage_bench.preprocess import center_crop
+from mirage_bench.config import InputSpec
+from mirage_bench.preprocess import center_crop, eval_geometry
 
 
 @pytest.mark.parametrize("margin", range(8))
@@ -22,7 +22,7 @@ def test_center_crop_matches_torchvision(margin):
     expected = np.asarray(TF.center_crop(image, [size, size]))
     np.testing.assert_array_equal(np.asarray(center_crop(image, size)), expected)
     batch = torch.from_numpy(pixels).permute(2, 0, 1)[None]
-    np.testing.assert_array_equal(center_crop_batch(batch, size)[0].permute(1, 2, 0).numpy(), expected)
+    np.testing.assert_array_equal(eval_geometry(batch, InputSpec(size=size))[0].permute(1, 2, 0).numpy(), expected)
 
 
 @pytest.mark.parametrize("size", [(500, 375), (375, 500), (333, 257), (257, 333), (640, 427), (300, 300)])
@@ -30,7 +30,6 @@ def test_eval_transform_equals_the_torchvision_pipeline_of_the_field(size):
     """Resize(256, bicubic) -> CenterCrop(224) -> ToTensor -> Normalize, the UnivFD/CLIP evaluation pipeline."""
     import torchvision.transforms as T
 
-    from mirage_bench.config import InputSpec
     from mirage_bench.preprocess import eval_transform
 
     spec = InputSpec(size=224, resize=256, interpolation="bicubic", mean=(0.48145466, 0.4578275, 0.40821073),
@@ -46,8 +45,6 @@ def test_eval_resize_false_evaluates_at_native_resolution_and_training_still_res
     """UnivFD's and CNNSpot's authors train on resize-256 crops and test a 224 centre crop of the full image."""
     import torchvision.transforms as T
 
-    from mirage_bench.config import InputSpec
-    from mirage_bench.scoring.gpu_preprocess import eval_geometry
     from mirage_bench.kernels.ops import normalize
     from mirage_bench.preprocess import eval_transform, train_transform
 

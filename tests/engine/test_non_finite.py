@@ -4,19 +4,19 @@ import numpy as np
 import pytest
 
 import helpers
-from mirage_bench.scoring import reference as evaluator
 from mirage_bench.engine.runner import Options, execute
 from mirage_bench.errors import ContractError
+from mirage_bench.scoring import ReferenceScorer
 from mirage_bench.store import Store
 
 
 def test_non_finite_logits_are_refused_naming_detector_cell_degradation_and_images(tmp_path, monkeypatch):
     bench = helpers.benchmark(tmp_path / "data")
-    execute(bench, Options(out=tmp_path / "out"), evaluate=False)  # training validates with score_subset too
-    original = evaluator.score_models
+    execute(bench, Options(out=tmp_path / "out"), evaluate=False)  # training validates with ReferenceScorer too
+    original = ReferenceScorer.score
 
-    def poisoned(detectors, manifest, degradations, **kwargs):
-        scored = original(detectors, manifest, degradations, **kwargs)
+    def poisoned(self, detectors, manifest, degradations, **kwargs):
+        scored = original(self, detectors, manifest, degradations, **kwargs)
         rows = manifest["image_id"].tolist()
         for subset in bench.subsets.test.values():  # one pass scores both subsets: their first and third images
             ids = subset["image_id"].tolist()
@@ -24,7 +24,7 @@ def test_non_finite_logits_are_refused_naming_detector_cell_degradation_and_imag
                 scores.logits[-1, [rows.index(ids[0]), rows.index(ids[2])]] = [np.nan, np.inf]  # the last degradation
         return scored
 
-    monkeypatch.setattr(evaluator, "score_models", poisoned)
+    monkeypatch.setattr(ReferenceScorer, "score", poisoned)
     with pytest.raises(ContractError) as info:
         execute(bench, Options(out=tmp_path / "out"))
     message = str(info.value)

@@ -13,7 +13,8 @@ import helpers
 from mirage_bench.degradations import parse
 from mirage_bench.detectors.infra.build import build_tiny
 from mirage_bench.engine import runner
-from mirage_bench.scoring import reference as evaluator
+from mirage_bench.scoring import FastScorer, ReferenceScorer, reference
+from mirage_bench.scoring.scorer import distinct_specs
 from mirage_bench.engine.runner import Options, execute
 from mirage_bench.errors import ContractError
 from mirage_bench.store import Store
@@ -37,30 +38,24 @@ def _counting(monkeypatch, module, name: str) -> list[str]:
 
 @pytest.mark.parametrize("fast", [False, True], ids=["reference", "fast"])
 def test_models_scored_together_decode_once_and_match_each_alone(tmp_path, monkeypatch, fast):
-    from mirage_bench.engine import sources
     from mirage_bench.scoring import decoded_grid
-    from mirage_bench.scoring.fast import score_models_fast, score_subset_fast
 
     manifest = helpers.write_images(tmp_path, "g1", "val", 4, 3, seed=5)
     degradations = [parse(s) for s in GRID]
     models = _models()
-    opened = _counting(monkeypatch, decoded_grid if fast else sources, "open_rgb")
-    kwargs = {"batch_size": 3, "device": "cpu", "workers": 0}
-    if fast:
-        together, _ = score_models_fast(models, manifest, degradations, **kwargs)
-    else:
-        together = evaluator.score_models(models, manifest, degradations, **kwargs)
+    opened = _counting(monkeypatch, decoded_grid if fast else reference, "open_rgb")
+    scorer = (FastScorer if fast else ReferenceScorer)("cpu", batch_size=3, workers=0)
+    together = scorer.score(models, manifest, degradations)
     assert len(opened) == len(manifest)  # one decode per image for three models and four degradations
     for model, scores in zip(models, together):
-        alone = (score_subset_fast(model, manifest, degradations, **kwargs)[0] if fast
-                 else evaluator.score_subset(model, manifest, degradations, **kwargs))
+        alone = scorer.score_one(model, manifest, degradations)
         assert np.array_equal(scores.logits, alone.logits) and np.array_equal(scores.seeds, alone.seeds)
     assert not np.array_equal(together[0].logits, together[1].logits)  # three models, not one scored thrice
 
 
 def test_distinct_specs_index_each_model():
     models = _models()
-    specs, index = evaluator.distinct_specs(models)
+    specs, index = distinct_specs(models)
     assert index == [0, 0, 1] and specs == [models[0].input_spec, models[2].input_spec]
 
 
@@ -119,14 +114,14 @@ def test_passes_hold_at_most_the_model_byte_budget(tmp_path, monkeypatch):
 def test_a_model_with_non_finite_logits_is_refused_and_the_others_of_its_pass_are_stored(tmp_path, monkeypatch):
     bench = _two_model_benchmark(tmp_path / "data")
     first, second = (c.checkpoint_sha256 for c in execute(bench, Options(out=tmp_path / "out"), evaluate=False).train_cells)
-    original = evaluator.score_models
+    original = ReferenceScorer.score
 
-    def poisoned(detectors, manifest, degradations, **kwargs):
-        scored = original(detectors, manifest, degradations, **kwargs)
+    def poisoned(self, detectors, manifest, degradations, **kwargs):
+        scored = original(self, detectors, manifest, degradations, **kwargs)
         scored[1].logits[0, 1] = np.nan  # the second model, on an image of g1 only
         return scored
 
-    monkeypatch.setattr(evaluator, "score_models", poisoned)
+    monkeypatch.setattr(ReferenceScorer, "score", poisoned)
     with pytest.raises(ContractError, match="gave non-finite logits .* 1 of 9 images of test subset 'g1' under degradation 'none'"):
         execute(bench, Options(out=tmp_path / "out"))
     stored = Store(tmp_path / "out").read_predictions()
@@ -160,15 +155,14 @@ def test_trunks_group_the_models_that_hold_one_frozen_encoder():
 @pytest.mark.parametrize("fast", [False, True], ids=["reference", "fast"])
 def test_models_sharing_a_frozen_encoder_run_it_once_and_get_their_own_logits(tmp_path, monkeypatch, fast):
     from mirage_bench.detectors.univfd import UnivFD
-    from mirage_bench.scoring.fast import score_models_fast
 
     manifest = helpers.write_images(tmp_path, "g1", "val", 4, 3, seed=6)
     degradations = [parse(s) for s in GRID]
     models = [_univfd(k) for k in range(3)]
-    kwargs = {"batch_size": 3, "device": "cpu", "workers": 0}
+    scorer = (FastScorer if fast else ReferenceScorer)("cpu", batch_size=3, workers=0)
 
     def scored(group):
-        return score_models_fast(group, manifest, degradations, **kwargs)[0] if fast else evaluator.score_models(group, manifest, degradations, **kwargs)
+        return scorer.score(group, manifest, degradations)
 
     alone = [scored([model])[0].logits for model in models]
     calls: list[int] = []
@@ -295,11 +289,9 @@ def _shared_reals_benchmark(root):
 def test_a_pass_scores_an_image_that_several_subsets_list_once(tmp_path, monkeypatch):
     """Each image is decoded and scored once per pass however many test subsets list it, and every subset's cells
     hold all of its images with the logits of a run that scores that subset alone."""
-    from mirage_bench.engine import sources
-
     bench = _shared_reals_benchmark(tmp_path / "data")
     execute(bench, Options(out=tmp_path / "together"), evaluate=False)
-    opened = _counting(monkeypatch, sources, "open_rgb")
+    opened = _counting(monkeypatch, reference, "open_rgb")
     seen, progress = _recorder()
     record = execute(bench, Options(out=tmp_path / "together"), progress=progress)
     union = pd.concat(bench.subsets.test.values())["image_id"].nunique()

@@ -29,13 +29,12 @@ def manifest_with_truncated_png(tmp_path) -> pd.DataFrame:
 @pytest.mark.parametrize("fast", [False, True])
 def test_a_corrupt_image_in_a_worker_is_reported_by_name(manifest_with_truncated_png, fast):
     from mirage_bench.detectors.infra.build import build_tiny
-    from mirage_bench.scoring.reference import score_subset
-    from mirage_bench.scoring.fast import score_subset_fast
+    from mirage_bench.scoring import FastScorer, ReferenceScorer
 
     detector = build_tiny("tinycnn", ["input.size=32"]).eval()
-    score = score_subset_fast if fast else score_subset
+    scorer = (FastScorer if fast else ReferenceScorer)("cpu", workers=1, batch_size=2)
     with pytest.raises(DataError) as caught:
-        score(detector, manifest_with_truncated_png, [parse("none")], device="cpu", workers=1, batch_size=2)
+        scorer.score_one(detector, manifest_with_truncated_png, [parse("none")])
     message = str(caught.value)
     assert message.startswith(manifest_with_truncated_png["path"][2] + ": decoding failed")
     assert "Traceback" not in message and "worker process" not in message

@@ -13,8 +13,7 @@ from mirage_bench.cli import app
 from mirage_bench.detectors.infra.build import build_tiny
 from mirage_bench.detectors.infra.checkpoint import save_checkpoint
 from mirage_bench.errors import DataError
-from mirage_bench.scoring.gpu_preprocess import eval_geometry
-from mirage_bench.preprocess import eval_transform
+from mirage_bench.preprocess import eval_geometry, eval_transform
 from mirage_bench.reports.predict import predict
 
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from mirage_bench import metrics as M
 from mirage_bench.cli import app
-from mirage_bench.scoring import reference as evaluator
+from mirage_bench.scoring import reference
 from mirage_bench.engine.runner import Options, execute
 from mirage_bench.errors import DataError
 from mirage_bench.gate import check_gate, update_baseline
@@ -97,8 +97,8 @@ def test_a_run_of_a_seed_the_baseline_lacks_is_refused(runs, baseline, tmp_path,
 def test_a_changed_preprocessing_fails_the_scored_part(runs, baseline, monkeypatch):
     """A 1% change in what the model sees (e.g. a normalisation constant) moves logits far beyond rounding."""
     data, anchor, _ = runs
-    transform = evaluator.eval_transform
-    monkeypatch.setattr(evaluator, "eval_transform", lambda *args: transform(*args) * 1.01)
+    transform = reference.eval_transform
+    monkeypatch.setattr(reference, "eval_transform", lambda *args: transform(*args) * 1.01)
     result = check_gate(anchor, [], baseline, data)
     assert not result.passed
     logits, _ = result.scored.failures
@@ -130,8 +130,8 @@ def test_the_cli_passes_and_fails_with_exit_codes(runs, baseline, tmp_path, monk
     ok = CliRunner().invoke(app, ["check", "--store", str(anchor), "--baseline", str(baseline), "--data-root", str(data)])
     assert ok.exit_code == 0, ok.output
     assert "check passed" in ok.output
-    transform = evaluator.eval_transform
-    monkeypatch.setattr(evaluator, "eval_transform", lambda *args: transform(*args) + 0.05)
+    transform = reference.eval_transform
+    monkeypatch.setattr(reference, "eval_transform", lambda *args: transform(*args) + 0.05)
     failed = CliRunner().invoke(app, ["check", "--store", str(anchor), "--baseline", str(baseline), "--data-root", str(data)])
     assert failed.exit_code == 1, failed.output
     assert "check FAILED" in failed.output and "logits changed" in failed.output

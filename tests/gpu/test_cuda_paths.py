@@ -96,8 +96,7 @@ def test_gpu_jpeg_encoder_does_not_match_pil_within_the_fast_path_tolerance(qual
 def test_fast_scorer_on_cuda_matches_cpu_reference(tmp_path):
     from mirage_bench.degradations import parse
     from mirage_bench.detectors.infra.build import build_tiny
-    from mirage_bench.scoring.reference import score_subset
-    from mirage_bench.scoring.fast import score_subset_fast
+    from mirage_bench.scoring import FastScorer, ReferenceScorer
 
     paths = []
     for k, image in enumerate(_photos(6, 48, 40, seed=7)):
@@ -109,12 +108,12 @@ def test_fast_scorer_on_cuda_matches_cpu_reference(tmp_path):
     degradations = [parse(s) for s in ["none", "blur(s=2)", "jpeg(q=50)", "downscale(size=24)"]]
     torch.manual_seed(0)
     detector = build_tiny("tinycnn", ["input.size=32"]).eval()
-    reference = score_subset(detector, manifest, degradations, device="cpu").logits
-    fast, impls = score_subset_fast(detector.cuda(), manifest, degradations, device="cuda", workers=0, bf16=False)
+    reference = ReferenceScorer("cpu").score_one(detector, manifest, degradations).logits
+    fast = FastScorer("cuda", workers=0, bf16=False).score_one(detector.cuda(), manifest, degradations)
     np.testing.assert_allclose(fast.logits, reference, atol=0.05)
-    assert impls[1] == "fast:pil+cuda-degrade+cuda-preprocess" and impls[2] == "fast:pil+cpu-ref-degrade+cuda-preprocess"
-    fast16, impls16 = score_subset_fast(detector, manifest, [parse("none")], device="cuda", workers=0, nvjpeg=True, bf16=True)
-    assert impls16[0].startswith("fast:nvjpeg")
+    assert fast.impls[1] == "fast:pil+cuda-degrade+cuda-preprocess" and fast.impls[2] == "fast:pil+cpu-ref-degrade+cuda-preprocess"
+    fast16 = FastScorer("cuda", workers=0, nvjpeg=True, bf16=True).score_one(detector, manifest, [parse("none")])
+    assert fast16.impls[0].startswith("fast:nvjpeg")
     assert np.isfinite(fast16.logits).all()
 
 
@@ -123,7 +122,7 @@ def test_univfd_seeds_share_one_tower_forward_on_cuda_with_their_own_logits(tmp_
     logits of its own pass, and each pass timed its forwards with CUDA events."""
     from mirage_bench.degradations import parse
     from mirage_bench.detectors.infra.build import build_tiny
-    from mirage_bench.scoring.fast import score_models_fast
+    from mirage_bench.scoring import FastScorer
 
     paths = []
     for k, image in enumerate(_photos(6, 48, 40, seed=9)):
@@ -135,10 +134,10 @@ def test_univfd_seeds_share_one_tower_forward_on_cuda_with_their_own_logits(tmp_
     for seed in range(3):
         torch.manual_seed(seed)
         models.append(build_tiny("univfd").cuda().eval())
-    kwargs = {"device": "cuda", "workers": 0, "batch_size": 4}
-    together, _ = score_models_fast(models, manifest, degradations, **kwargs)
+    scorer = FastScorer("cuda", workers=0, batch_size=4)
+    together = scorer.score(models, manifest, degradations)
     for model, scores in zip(models, together):
-        (alone,), _ = score_models_fast([model], manifest, degradations, **kwargs)
+        alone = scorer.score_one(model, manifest, degradations)
         np.testing.assert_allclose(scores.logits, alone.logits, rtol=0, atol=1e-5)
         assert scores.forward_seconds > 0 and alone.forward_seconds > 0
     assert not np.allclose(together[0].logits, together[1].logits)
@@ -176,13 +175,9 @@ def _scoring_loop(tmp_path, n: int = 8, batch_size: int = 4, encode_wrapper=None
     from mirage_bench.detectors.infra.build import build_tiny
     from mirage_bench.scoring.timing import TrunkClock
     from mirage_bench.scoring.trunks import model_trunks
-    from mirage_bench.scoring.fast import (
-        ScoringModel,
-        grid_loader,
-        prepared_batches,
-        score_batches,
-    )
-    from mirage_bench.scoring.device_plan import gpu_plan
+    from mirage_bench.scoring.batches import grid_loader, prepared_batches
+    from mirage_bench.scoring.device_plan import device_plans
+    from mirage_bench.scoring.fast import ScoringModel, score_batches
 
     paths = []
     for k, image in enumerate(_photos(n, 48, 40, seed=5)):
@@ -190,7 +185,7 @@ def _scoring_loop(tmp_path, n: int = 8, batch_size: int = 4, encode_wrapper=None
         Image.fromarray(image if k % 3 else image[:40]).save(paths[-1])  # two sizes
     manifest = pd.DataFrame({"path": paths, "image_id": [f"id{k}" for k in range(len(paths))]})
     degradations = [parse(s) for s in ["none", "blur(s=2)", "jpeg(q=50)", "downscale(size=24)"]]
-    plans = [gpu_plan(d) for d in degradations]
+    plans = device_plans(degradations)
     torch.manual_seed(0)
     detector = build_tiny("tinycnn", ["input.size=32"]).cuda().eval()
     device = torch.device("cuda")
@@ -314,7 +309,8 @@ def test_blur_variants_compiled_ahead_in_threads_serve_every_later_launch():
     """``kernels.warm``'s jobs, run side by side in threads, compile and load every variant that blurs of those
     shapes need: launches of any batch size afterwards compile nothing, and give scipy's bytes."""
     from mirage_bench.kernels.blur_triton import _blur_pass, variant_compiles
-    from mirage_bench.kernels.warm import GROUP_COUNTS, compiling
+    from mirage_bench.kernels.warm import compiling
+    from mirage_bench.scoring.warmup import GROUP_COUNTS
 
     device = torch.device("cuda")
     sizes = ((37, 53), (48, 64), (9, 8))
@@ -357,9 +353,9 @@ def test_normalize_on_cuda_gives_the_references_floats_channels_last():
     variants compiled ahead (``kernels.warm``) serve the launches."""
     from mirage_bench.config import InputSpec
     from mirage_bench.kernels.normalize_triton import _normalize, variant_compiles
-    from mirage_bench.kernels.ops import center_crop, normalize
+    from mirage_bench.kernels.ops import normalize
     from mirage_bench.kernels.warm import compiling
-    from mirage_bench.preprocess import to_tensor
+    from mirage_bench.preprocess import eval_geometry, to_tensor
 
     device = torch.device("cuda", torch.cuda.current_device())
     with compiling(variant_compiles(device)) as wait:
@@ -368,8 +364,8 @@ def test_normalize_on_cuda_gives_the_references_floats_channels_last():
     spec = InputSpec()
     for n, h, w in [(4, 256, 341), (3, 256, 256), (2, 230, 229)]:
         images = torch.from_numpy(_photos(n, h, w, seed=h)).permute(0, 3, 1, 2).contiguous()
-        crops = center_crop(images, 224)
-        got = normalize(center_crop(images.to(device), 224), spec.mean, spec.std)  # a strided view on the device
+        crops = eval_geometry(images, InputSpec(size=224))
+        got = normalize(eval_geometry(images.to(device), InputSpec(size=224)), spec.mean, spec.std)  # a strided view on the device
         assert got.is_contiguous(memory_format=torch.channels_last)
         expected = torch.stack([to_tensor(Image.fromarray(im.permute(1, 2, 0).numpy()), spec) for im in crops])
         torch.testing.assert_close(got.cpu(), expected, rtol=0, atol=0)

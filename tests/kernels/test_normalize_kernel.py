@@ -9,8 +9,7 @@ import torch
 from PIL import Image
 
 from mirage_bench.config import InputSpec
-from mirage_bench.kernels.ops import center_crop
-from mirage_bench.preprocess import to_tensor
+from mirage_bench.preprocess import eval_geometry, to_tensor
 
 pytest.importorskip("triton")
 
@@ -28,10 +27,11 @@ def test_kernel_gives_the_references_floats_from_strided_crops_in_the_interprete
     script = (
         "import sys, numpy as np, torch\n"
         "from mirage_bench.kernels.normalize_triton import normalize_channels_last\n"
-        "from mirage_bench.kernels.ops import center_crop\n"
+        "from mirage_bench.config import InputSpec\n"
+        "from mirage_bench.preprocess import eval_geometry\n"
         "root, crops, stats = sys.argv[1], [int(c) for c in sys.argv[2].split(',')], sys.argv[3].split(';')\n"
         "for k, crop in enumerate(crops):\n"
-        "    x = center_crop(torch.from_numpy(np.load(f'{root}/in{k}.npy')), crop)\n"
+        "    x = eval_geometry(torch.from_numpy(np.load(f'{root}/in{k}.npy')), InputSpec(size=crop))  # a strided centre crop\n"
         "    for i, pair in enumerate(stats):\n"
         "        mean, std = (torch.tensor([float(v) for v in part.split(',')]) for part in pair.split('/'))\n"
         "        out = normalize_channels_last(x, mean, std)\n"
@@ -41,7 +41,7 @@ def test_kernel_gives_the_references_floats_from_strided_crops_in_the_interprete
     stats = ";".join(",".join(map(str, spec.mean)) + "/" + ",".join(map(str, spec.std)) for spec in specs)
     run_interpreted(script, str(tmp_path), ",".join(str(c) for *_, c in sizes), stats)
     for k, (*_, crop) in enumerate(sizes):
-        cropped = center_crop(torch.from_numpy(np.load(tmp_path / f"in{k}.npy")), crop)
+        cropped = eval_geometry(torch.from_numpy(np.load(tmp_path / f"in{k}.npy")), InputSpec(size=crop))
         for i, spec in enumerate(specs):
             expected = np.stack([to_tensor(Image.fromarray(im.permute(1, 2, 0).numpy()), spec).numpy() for im in cropped])
             np.testing.assert_array_equal(np.load(tmp_path / f"out{k}_{i}.npy"), expected, err_msg=f"size {k}, spec {i}")

@@ -52,12 +52,12 @@ def test_fused_triton_blur_is_bit_exact_with_scipy_in_the_interpreter(tmp_path):
     script = (
         "import sys, numpy as np, torch\n"
         "from mirage_bench.kernels.blur_triton import gaussian_blur_uint8_triton\n"
-        "from mirage_bench.kernels.ops import _gaussian_kernel\n"
+        "from mirage_bench.kernels.ops import gaussian_kernel\n"
         "root, names, sigmas = sys.argv[1], sys.argv[2].split(','), [float(s) for s in sys.argv[3].split(',')]\n"
         "for name in names:\n"
         "    x = torch.from_numpy(np.load(f'{root}/{name}.npy')).permute(0, 3, 1, 2).contiguous()\n"
         "    for s in sigmas:\n"
-        "        out = gaussian_blur_uint8_triton(x, _gaussian_kernel(s))\n"
+        "        out = gaussian_blur_uint8_triton(x, gaussian_kernel(s))\n"
         "        np.save(f'{root}/{name}_{s}.npy', out.permute(0, 2, 3, 1).numpy())\n"
     )
     run_interpreted(script, str(tmp_path), ",".join(inputs), ",".join(map(str, sigmas)))

@@ -15,8 +15,9 @@ from triton_keys import triton_keys
 
 from mirage_bench.config import InputSpec
 from mirage_bench.degradations import parse
-from mirage_bench.scoring.device_plan import blur_inputs, resizes
-from mirage_bench.kernels.warm import GROUP_COUNTS, after, blur_launch_shapes, compiling, kernel_compiles
+from mirage_bench.kernels.warm import after, compiling
+from mirage_bench.scoring.device_plan import device_plan, device_plans
+from mirage_bench.scoring.warmup import GROUP_COUNTS, blur_launch_shapes, kernel_compiles
 
 needs_triton = pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="the blur kernel's module needs Triton")
 GENIMAGE = [parse(s) for s in ["none", "jpeg(q=95)", "jpeg(q=75)", "blur(s=3)", "blur(s=5)", "downscale(size=112)", "downscale(size=64)"]]
@@ -55,16 +56,20 @@ def test_one_compile_job_per_variant():
 
 
 def test_blur_inputs_follow_the_chain_sizes():
-    assert blur_inputs(parse("blur(s=3)"), (500, 375)) == [(3.0, (500, 375))]
-    assert blur_inputs(parse("chain(downscale(size=100),blur(s=2),resize(w=30,h=20),blur(s=1))"), (500, 375)) == [
+    def blur_inputs(spec, size):
+        return device_plan(parse(spec)).blur_inputs(size)
+
+    assert blur_inputs("blur(s=3)", (500, 375)) == [(3.0, (500, 375))]
+    assert blur_inputs("chain(downscale(size=100),blur(s=2),resize(w=30,h=20),blur(s=1))", (500, 375)) == [
         (2.0, (133, 100)), (1.0, (30, 20))]
-    assert blur_inputs(parse("blur(s=0)"), (8, 8)) == [] and blur_inputs(parse("downscale(size=64)"), (8, 8)) == []
+    assert blur_inputs("blur(s=0)", (8, 8)) == [] and blur_inputs("downscale(size=64)", (8, 8)) == []
 
 
 @needs_triton
 def test_launch_shapes_come_from_the_manifest_sizes_and_the_device_blurs():
     manifest = pd.DataFrame({"path": ["a", "b", "c"], "width": [512, 500, 512], "height": [512, 375, 512]})
     grid = [*GENIMAGE, parse("chain(blur(s=2),jpeg(q=50))")]  # a blur in the workers: not the device's
+    grid = device_plans(grid)
     shapes = blur_launch_shapes(manifest, grid, batch_size=4)
     assert shapes == {((n, 3, h, w), r) for n in (1, 2, 4) for h, w in ((512, 512), (375, 500)) for r in (12, 20)}
     assert blur_launch_shapes(manifest.drop(columns="width"), grid, 4) == set()
@@ -83,14 +88,14 @@ def test_the_resize_kernel_compiles_ahead_when_the_call_resizes_on_the_device():
     cuda = torch.device("cuda", 0)
 
     def resize_jobs(grid, specs, device=cuda):
-        return [job for job in kernel_compiles(manifest, [parse(d) for d in grid], 4, device, specs) if job.func is resample_triton._compile]
+        return [job for job in kernel_compiles(manifest, device_plans([parse(d) for d in grid]), 4, device, specs) if job.func is resample_triton._compile]
 
     assert len(resize_jobs(["none", "blur(s=1)"], [InputSpec(size=224, resize=256)])) == 1
     assert len(resize_jobs(["none", "downscale(size=64)"], [InputSpec(size=224)])) == 1
     assert resize_jobs(["none", "blur(s=1)", "chain(downscale(size=64),jpeg(q=50))"], [InputSpec(size=224)]) == []
     assert resize_jobs(["none"], [InputSpec(size=224, resize=256, eval_resize=False)]) == []
     assert resize_jobs(["downscale(size=64)"], [InputSpec(size=224, resize=256)], torch.device("cpu")) == []
-    assert [resizes(parse(d)) for d in ["resize(w=30,h=20)", "chain(blur(s=1),downscale(size=30))", "blur(s=2)", "jpeg(q=50)"]] == [
+    assert [device_plan(parse(d)) is not None and device_plan(parse(d)).resizes for d in ["resize(w=30,h=20)", "chain(blur(s=1),downscale(size=30))", "blur(s=2)", "jpeg(q=50)"]] == [
         True, True, False, False]
 
 
@@ -117,9 +122,9 @@ def test_launch_shapes_reach_every_variant_of_every_size_and_count():
     sizes = [tuple(int(v) for v in size) for size in np.random.default_rng(0).integers(1, 60, (40, 2))] + [(512, 512), (500, 375)]
     manifest = pd.DataFrame({"width": [w for w, _ in sizes], "height": [h for _, h in sizes]})
     grid = [parse("blur(s=3)"), parse("chain(downscale(size=24),blur(s=1))"), parse("jpeg(q=90)")]
-    every = {((n, 3, bh, bw), blur_radius(sigma)) for d in grid for size in sizes for sigma, (bw, bh) in blur_inputs(d, size)
+    every = {((n, 3, bh, bw), blur_radius(sigma)) for plan in device_plans(grid) if plan for size in sizes for sigma, (bw, bh) in plan.blur_inputs(size)
              for n in range(1, 65)}
-    warmed = blur_launch_shapes(manifest, grid, 64)
+    warmed = blur_launch_shapes(manifest, device_plans(grid), 64)
     assert len(warmed) < len(every) / 20
     assert set(triton_keys(warmed)) == set(triton_keys(every))
 
@@ -154,7 +159,7 @@ def test_the_fast_scorer_waits_for_the_compiles_before_its_first_batch(tmp_path,
     from PIL import Image
 
     from mirage_bench.detectors.infra.build import build_tiny
-    from mirage_bench.scoring import fast as evaluator
+    from mirage_bench.scoring import FastScorer, fast
 
     paths = []
     for k in range(5):
@@ -167,10 +172,10 @@ def test_the_fast_scorer_waits_for_the_compiles_before_its_first_batch(tmp_path,
     calls = []
 
     def jobs(frame, grid, batch_size, device, specs):
-        calls.append((len(frame), [d.spec for d in grid], batch_size, len(specs)))
+        calls.append((len(frame), [plan is not None for plan in grid], batch_size, len(specs)))
         return [lambda: (threading.Event().wait(0.2), done.set())]
 
-    monkeypatch.setattr(evaluator, "kernel_compiles", jobs)
+    monkeypatch.setattr(fast, "kernel_compiles", jobs)
     torch.manual_seed(0)
     detector = build_tiny("tinycnn", ["input.size=16", "input.resize=16"]).eval()
     scored = []
@@ -179,8 +184,8 @@ def test_the_fast_scorer_waits_for_the_compiles_before_its_first_batch(tmp_path,
         assert done.is_set()
         scored.append(count)
 
-    scores, _ = evaluator.score_subset_fast(detector, manifest, degradations, device="cpu", workers=0, batch_size=2, on_batch=on_batch)
-    assert calls == [(5, ["none", "blur(s=1)"], 2, 1)] and sum(scored) == 10
+    scores = FastScorer("cpu", workers=0, batch_size=2).score_one(detector, manifest, degradations, on_batch=on_batch)
+    assert calls == [(5, [True, True], 2, 1)] and sum(scored) == 10
     assert scores.logits.shape == (2, 5) and torch.isfinite(torch.from_numpy(scores.logits)).all()
 
 
@@ -199,7 +204,7 @@ def test_without_triton_the_compiles_the_blur_and_the_resize_say_how_to_get_it(m
         monkeypatch.delattr(mirage_bench.kernels, name, raising=False)
     manifest = pd.DataFrame({"width": [500], "height": [375]})
     with pytest.raises(ConfigError, match=r"Triton cannot be imported .* or score with --impl reference"):
-        kernel_compiles(manifest, GENIMAGE, 4, torch.device("cuda", 0))
+        kernel_compiles(manifest, device_plans(GENIMAGE), 4, torch.device("cuda", 0))
     with pytest.raises(ConfigError, match="Triton cannot be imported"):
         gaussian_blur_uint8(torch.zeros(1, 3, 8, 8, dtype=torch.uint8), 1.0, fused=True)
     with pytest.raises(ConfigError, match="Triton cannot be imported"):

@@ -10,10 +10,9 @@ from PIL import Image
 
 from mirage_bench.config import InputSpec
 from mirage_bench.degradations import image_seed, parse
-from mirage_bench.scoring.device_plan import gpu_plan
-from mirage_bench.scoring.gpu_preprocess import eval_geometry
 from mirage_bench.kernels.ops import normalize
-from mirage_bench.preprocess import eval_transform
+from mirage_bench.preprocess import eval_geometry, eval_transform
+from mirage_bench.scoring.device_plan import device_plan, device_plans
 
 
 def _photo(h: int, w: int, seed: int = 0) -> Image.Image:
@@ -30,9 +29,9 @@ def _as_batch(image: Image.Image) -> torch.Tensor:
     "spec",
     ["none", "blur(s=3)", "downscale(size=40)", "downscale(f=0.5, interp=bicubic)", "chain(blur(s=1),downscale(size=30))", "resize(w=50,h=20)"],
 )
-def test_gpu_plans_match_the_reference_degradation(spec):
+def test_device_plans_match_the_reference_degradation(spec):
     degradation = parse(spec)
-    plan = gpu_plan(degradation)
+    plan = device_plan(degradation)
     assert plan is not None
     image = _photo(61, 83, seed=1)
     expected = np.asarray(degradation.apply(image, image_seed(0, "x"))).astype(int)
@@ -41,8 +40,8 @@ def test_gpu_plans_match_the_reference_degradation(spec):
 
 
 @pytest.mark.parametrize("spec", ["jpeg(q=65)", "webp(q=80)", "noise(std=3)", "chain(blur(s=2),jpeg(q=50))", "crop(size=8)"])
-def test_cpu_only_degradations_have_no_gpu_plan(spec):
-    assert gpu_plan(parse(spec)) is None
+def test_cpu_only_degradations_have_no_device_plan(spec):
+    assert device_plan(parse(spec)) is None
 
 
 @pytest.mark.parametrize(
@@ -51,6 +50,8 @@ def test_cpu_only_degradations_have_no_gpu_plan(spec):
         ((70, 90), InputSpec(size=32, resize=40)),
         ((20, 28), InputSpec(size=32)),  # smaller than the crop: upscaled, never padded
         ((45, 33), InputSpec(size=16, odd_size="crop-even", interpolation="bilinear")),
+        ((13, 9), InputSpec(size=32, small_image="tile")),  # NPR's copies side by side
+        ((45, 61), InputSpec(size=16, eval_square=24)),  # a bilinear square, then the crop
     ],
 )
 def test_gpu_preprocess_matches_eval_transform(shape, spec):
@@ -66,7 +67,7 @@ def test_fast_scorer_matches_reference_scores(tmp_path, workers):
     (workers=2) stacked chunks through shared memory: every score equals the reference's, up to float rounding in
     batches of other sizes (the inputs are the reference's bit for bit, ``test_gpu_preprocess_matches_eval_transform``)."""
     from mirage_bench.detectors.infra.build import build_tiny
-    from mirage_bench.scoring.fast import score_subset_fast
+    from mirage_bench.scoring import FastScorer
 
     paths = []
     for k, (h, w) in enumerate([(40, 40), (40, 40), (37, 52), (64, 48), (40, 40), (37, 52), (40, 40)]):
@@ -77,8 +78,8 @@ def test_fast_scorer_matches_reference_scores(tmp_path, workers):
     degradations = [parse(s) for s in ["none", "blur(s=2)", "jpeg(q=50)", "downscale(size=30)", "crop(size=24)"]]
     torch.manual_seed(0)
     detector = build_tiny("tinycnn", ["input.size=32", "input.resize=36"]).eval()
-    scores, impls = score_subset_fast(detector, manifest, degradations, device="cpu", workers=workers, batch_size=3)
-    logits = scores.logits
+    scores = FastScorer("cpu", workers=workers, batch_size=3).score_one(detector, manifest, degradations)
+    logits, impls = scores.logits, scores.impls
     assert logits.shape == (5, 7)
     assert impls[2] == "fast:pil+cpu-ref-degrade+cpu-preprocess" and impls[1] == "fast:pil+cpu-degrade+cpu-preprocess"
     with torch.no_grad():
@@ -116,7 +117,7 @@ def test_worker_chunks_stack_each_source_and_size_once(tmp_path):
 
 def test_model_batches_keep_whole_chunks_within_the_batch_size():
     from mirage_bench.scoring.decoded_grid import CLEAN, Part
-    from mirage_bench.scoring.fast import model_batches
+    from mirage_bench.scoring.batches import model_batches
 
     def chunk(rows):
         return [Part(CLEAN, tuple(rows), torch.zeros(len(rows), 2, 2, 3, dtype=torch.uint8)),
@@ -131,7 +132,7 @@ def test_model_batches_keep_whole_chunks_within_the_batch_size():
 
 def test_model_batches_are_cut_short_when_images_are_large():
     from mirage_bench.scoring.decoded_grid import CLEAN, Part
-    from mirage_bench.scoring.fast import model_batches
+    from mirage_bench.scoring.batches import model_batches
 
     chunks = [[Part(CLEAN, (k,), torch.zeros(1, 10, 10, 3, dtype=torch.uint8))] for k in range(5)]  # 300 bytes each
     assert [count for _, count in model_batches(chunks, batch_size=8, max_bytes=700)] == [2, 2, 1]
@@ -140,7 +141,7 @@ def test_model_batches_are_cut_short_when_images_are_large():
 
 def test_model_batches_ramp_up_from_one_chunk_to_the_batch_size():
     from mirage_bench.scoring.decoded_grid import CLEAN, Part
-    from mirage_bench.scoring.fast import model_batches
+    from mirage_bench.scoring.batches import model_batches
 
     chunks = [[Part(CLEAN, tuple(range(8 * k, 8 * k + 8)), torch.zeros(8, 2, 2, 3, dtype=torch.uint8))] for k in range(40)]
     assert [count for _, count in model_batches(chunks, batch_size=256, ramp_from=8)] == [8, 16, 32, 64, 128, 72]
@@ -151,7 +152,7 @@ def test_model_batches_ramp_up_from_one_chunk_to_the_batch_size():
 def test_a_full_model_batch_goes_before_the_next_chunk_arrives():
     """The model starts as soon as a batch is full: waiting for the next chunk would hold the device idle for it."""
     from mirage_bench.scoring.decoded_grid import CLEAN, Part
-    from mirage_bench.scoring.fast import model_batches
+    from mirage_bench.scoring.batches import model_batches
 
     pulled = []
 
@@ -190,11 +191,15 @@ def test_nvjpeg_needs_a_cuda_device_and_a_grid_that_runs_there():
     from mirage_bench.errors import ConfigError
     from mirage_bench.scoring.fast import check_nvjpeg
 
-    check_nvjpeg(expand(["none", "blur(s=3)", "downscale(size=64)"]), "cuda")
+    def check(grid, device):
+        degradations = expand(grid)
+        check_nvjpeg(degradations, device_plans(degradations), torch.device(device))
+
+    check(["none", "blur(s=3)", "downscale(size=64)"], "cuda")
     with pytest.raises(ConfigError, match=r"and jpeg\(q=65\), jpeg\(q=30\) run\(s\) on CPU workers"):
-        check_nvjpeg(expand(["none", "genimage"]), "cuda")
+        check(["none", "genimage"], "cuda")
     with pytest.raises(ConfigError, match="the device is cpu"):
-        check_nvjpeg(expand(["none"]), "cpu")
+        check(["none"], "cpu")
 
 
 def test_nvjpeg_without_torchvisions_jpeg_decoder_is_a_config_error(monkeypatch):
@@ -209,7 +214,7 @@ def test_nvjpeg_without_torchvisions_jpeg_decoder_is_a_config_error(monkeypatch)
 
     monkeypatch.setitem(sys.modules, "torchvision.io", types.ModuleType("torchvision.io"))
     with pytest.raises(ConfigError, match=r"torchvision\.io\.decode_jpeg, which torchvision .* does not have.*--impl fast"):
-        check_nvjpeg(expand(["none", "blur(s=3)"]), "cuda")
+        check_nvjpeg(expand(["none", "blur(s=3)"]), [device_plan(parse("none"))] * 2, torch.device("cuda"))
 
 
 def test_raw_jpeg_files_reach_the_device_undecoded_and_keep_their_rows(tmp_path):
@@ -217,7 +222,7 @@ def test_raw_jpeg_files_reach_the_device_undecoded_and_keep_their_rows(tmp_path)
     travel as bytes and are decoded in one call, PNGs are decoded in the workers, and every image lands under
     its own manifest row."""
     from mirage_bench.scoring.decoded_grid import CLEAN, RAW_JPEG
-    from mirage_bench.scoring.fast import grid_loader, on_device
+    from mirage_bench.scoring.batches import grid_loader, on_device
 
     paths = []
     for k, (h, w) in enumerate([(40, 48), (40, 40), (33, 52), (40, 48), (40, 40)]):
@@ -226,7 +231,7 @@ def test_raw_jpeg_files_reach_the_device_undecoded_and_keep_their_rows(tmp_path)
         paths.append(path)
     manifest = pd.DataFrame({"path": [str(p) for p in paths], "image_id": [f"id{k}" for k in range(len(paths))]})
     degradations = [parse("none")]
-    loader = grid_loader(manifest, degradations, [gpu_plan(d) for d in degradations], 0, raw_jpeg=True, batch_size=8, workers=0,
+    loader = grid_loader(manifest, degradations, device_plans(degradations), 0, raw_jpeg=True, batch_size=8, workers=0,
                          pin_memory=False)
     seen = []
     for parts in loader:
@@ -239,3 +244,33 @@ def test_raw_jpeg_files_reach_the_device_undecoded_and_keep_their_rows(tmp_path)
                 assert got.shape == expected.shape and np.abs(got - expected).max() <= 1, row
                 seen.append(row)
     assert sorted(seen) == [0, 1, 2, 3, 4]
+
+
+def test_an_unmeasured_pillow_release_resizes_with_pil_and_says_so(monkeypatch):
+    """No refusal: the resizes whose pass order is unknown leave the device plans for the CPU workers (exact by
+    construction), and the scorer's check returns a note for the run to print."""
+    import PIL
+
+    from mirage_bench.scoring import FastScorer
+
+    monkeypatch.setattr(PIL, "__version__", "14.0.0")
+    grid = [parse(s) for s in ["none", "blur(s=2)", "downscale(size=30)", "chain(blur(s=1),resize(w=20,h=10))"]]
+    assert [device_plan(d) is not None for d in grid] == [True, True, False, False]
+    (note,) = FastScorer("cpu").check(grid)
+    assert "Pillow 14.0.0" in note and "resizes with PIL" in note
+    monkeypatch.undo()
+    assert FastScorer("cpu").check(grid) == []
+
+
+def test_impl_names_are_checked_and_auto_follows_the_device():
+    from mirage_bench.errors import ConfigError
+    from mirage_bench.scoring import FastScorer, ReferenceScorer, make_scorer, resolve_impl
+
+    assert resolve_impl("auto", "cpu") == "reference" and resolve_impl("auto", "cuda:1") == "fast"
+    with pytest.raises(ConfigError, match="did you mean 'fast-nvjpeg'"):
+        resolve_impl("fast-nvjpg", "cpu")
+    assert isinstance(make_scorer("auto", "cpu"), ReferenceScorer)
+    scorer = make_scorer("fast-nvjpeg", "cpu", batch_size=8, workers=2)
+    assert isinstance(scorer, FastScorer) and scorer.impl == "fast-nvjpeg" and scorer.nvjpeg and scorer.workers == 2
+    with pytest.raises(ConfigError, match="the device is cpu"):
+        scorer.check([parse("none")])

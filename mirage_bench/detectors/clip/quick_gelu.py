@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from mirage_bench.kernels.ops import on_tensor_device
+from mirage_bench.kernels.device import on_tensor_device
 
 
 @torch.library.custom_op("mirage_bench::quick_gelu", mutates_args=())
