@@ -94,6 +94,12 @@ class RunConfig(StrictModel):
         return value
 
     @model_validator(mode="after")
+    def _launcher_device(self) -> "RunConfig":
+        """The jobs' GPUs fit ``device`` (checked here: the launcher alone does not know it)."""
+        self.launcher.check_device(self.device)
+        return self
+
+    @model_validator(mode="after")
     def _own_data(self) -> "RunConfig":
         """Generators to train on build the protocol from ``data_root``; they exclude a protocol card."""
         if self.train_generators is None:

@@ -10,6 +10,12 @@ another process, often on another host. What a job writes it writes under its ce
 atomic, never-overwriting writes. A job stopped by the scheduler (timeout, preemption) is requeued by submitit
 (the callables are ``Checkpointable``: the same call is submitted again) and training resumes from the
 cell's ``state.pt``.
+
+A job of several tasks (``--gpus-per-job N``: N tasks, one GPU each) is a torchrun group: each task exports the
+variables torchrun would set (:func:`join_tasks`) and runs the same engine code as a torchrun rank; the data are
+sharded over the ranks, and rank 0 alone takes the cell's lock and writes. The other ranks wait for rank 0 in
+their first collective, so a cell held by another job makes them wait at most torch's process-group timeout
+(10 minutes under NCCL, 30 under gloo): then the job fails and a rerun finds the cell done.
 """
 
 from __future__ import annotations
@@ -19,11 +25,13 @@ import os
 import pickle
 import socket
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ContextManager
 
-from submitit.helpers import Checkpointable
+from submitit import JobEnvironment
+from submitit.helpers import Checkpointable, TorchDistributedEnvironment
 
 from mirage_bench.cluster.cell_lock import claim_cell
 from mirage_bench.engine import distributed
@@ -33,12 +41,14 @@ from mirage_bench.engine.runner import (
     Options, TrainCell, checkpoint_hash, data_hashes, eval_jobs, evaluate_into_store, evaluation_impl, train_cells,
     train_into_store,
 )
-from mirage_bench.errors import DataError
+from mirage_bench.errors import ConfigError, DataError
 from mirage_bench.progress import no_progress
 from mirage_bench.store import Store, atomic_write, replace_text
 
 PLAN = "plan.pkl"
 ENVIRONMENTS = "environments"
+#: What torchrun sets and ``engine.distributed`` reads; a task of a job takes them from its scheduler.
+TORCHRUN_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
 
 
 @dataclass(frozen=True)
@@ -60,17 +70,50 @@ def job_id() -> str | None:
     return os.environ.get("SLURM_JOB_ID") or os.environ.get("SUBMITIT_LOCAL_JOB_ID")
 
 
+def join_tasks(device: str) -> None:
+    """A job of several tasks becomes a torchrun group: each task exports ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
+    ``LOCAL_WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT`` from its scheduler's variables (submitit's
+    ``TorchDistributedEnvironment``; the port is drawn from the job id, the same in every task), which
+    ``engine.distributed.init_from_env`` then reads as under torchrun. Copies inherited from the shell that
+    submitted the job are dropped first (a fixed ``MASTER_PORT`` would be shared by every job on a node).
+    ``CUDA_VISIBLE_DEVICES`` is left as the scheduler set it: each rank takes the GPU of its local rank among the
+    node's GPUs, as under torchrun (submitit's own narrowing to the local rank's index would leave rank 1 no GPU 1).
+    A one-task job is left as it is."""
+    if JobEnvironment().num_tasks == 1:
+        return
+    for name in TORCHRUN_VARIABLES:
+        os.environ.pop(name, None)
+    tasks = TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+    if str(device).startswith("cuda"):
+        import torch
+
+        seen = torch.cuda.device_count()
+        if seen < tasks.local_world_size:
+            raise ConfigError(f"task {tasks.rank} of this job sees {seen} GPU(s) (CUDA_VISIBLE_DEVICES="
+                              f"{os.environ.get('CUDA_VISIBLE_DEVICES', '')!r}) for the {tasks.local_world_size} tasks on its node: "
+                              "each task takes the GPU of its local rank among the node's GPUs, as under torchrun, so every task must "
+                              "see them all (a cluster that binds one GPU to each task does not allow it); run one GPU per job "
+                              "(--gpus-per-job 1)")
+
+
 def environment(device: str) -> dict[str, Any]:
-    """Where a job ran: host, device (GPU name), CUDA driver, package versions and CPU kernels (jobs on the same
-    machine and software share it in the run record)."""
+    """Where a job ran: host, device (GPU name; with its rank count in a job of several tasks), CUDA driver, package
+    versions and CPU kernels (jobs on the same machine and software share it in the run record)."""
     import torch
 
-    base = base_record("-", device, 1)
+    world = distributed.rank_and_world()[1]
+    base = base_record("-", device, world)
     driver = None
     if str(device).startswith("cuda") and torch.cuda.is_available():
         driver = torch._C._cuda_getDriverVersion()  # e.g. 12040: the driver's CUDA API version
-    return {"host": socket.gethostname(), "device": base["device"], "cuda_driver": driver, "cuda_runtime": torch.version.cuda, "versions": base["versions"],
+    shown = base["device"] if world == 1 else f"{world} x {base['device']}"
+    return {"host": socket.gethostname(), "device": shown, "cuda_driver": driver, "cuda_runtime": torch.version.cuda, "versions": base["versions"],
             "cpu_kernels": base["cpu_kernels"], "git": base["git"]}
+
+
+def _claimed(out: Path, name: str) -> ContextManager[None]:
+    """The cell's lock, taken by rank 0 of the job's tasks (the others follow rank 0 through their collectives)."""
+    return claim_cell(out, name, job_id()) if distributed.is_main() else nullcontext()
 
 
 class _Job(Checkpointable):
@@ -81,6 +124,7 @@ class _Job(Checkpointable):
 
     def _setup(self) -> tuple[Benchmark, Store, Options, str]:
         bench = pickle.loads(Path(self.spec.plan).read_bytes())
+        join_tasks(self.spec.options.device)
         device = distributed.init_from_env(self.spec.options.device)
         options = self.spec.options
         return bench, Store(options.out), replace(options, workers=options.resolved_workers(device)), device
@@ -99,12 +143,12 @@ class TrainJob(_Job):
         bench, store, options, device = self._setup()
         cell = self._cell(bench, cell_id)
         started = time.perf_counter()
-        with claim_cell(options.out, f"train-{cell_id}", job_id()):
-            trained = not store.has_checkpoint(cell_id)
+        with _claimed(options.out, f"train-{cell_id}"):
+            trained = distributed.broadcast_object(not store.has_checkpoint(cell_id) if distributed.is_main() else None)
             if trained:
                 train_into_store(cell, store, options, device, no_progress)
         env = environment(device)
-        if trained:
+        if trained and distributed.is_main():
             _record_environment(store, [cell_id], env)
         return {"cell_id": cell_id, "computed": trained, "seconds": time.perf_counter() - started, "environment": env}
 
@@ -122,10 +166,12 @@ class EvalJob(_Job):
             raise DataError(f"training cell {cell_id} has no checkpoint in {store.checkpoint_dir(cell_id)}; its training job "
                             "did not finish (see its log)")
         jobs = eval_jobs(bench, cell, ckpt, data_hashes(bench)["test"], impl)
-        with claim_cell(options.out, f"eval-{cell_id}-{impl}", job_id()):
+        with _claimed(options.out, f"eval-{cell_id}-{impl}"):
+            distributed.barrier()  # every rank looks for the missing cells once rank 0 holds the lock
             seconds = evaluate_into_store(jobs, bench, store, options, device, self.spec.run_id, no_progress, impl)
         env = environment(device)
-        _record_environment(store, list(seconds), env)
+        if distributed.is_main():
+            _record_environment(store, list(seconds), env)
         return {"cell_id": cell_id, "seconds": seconds, "environment": env}
 
 

@@ -88,6 +88,8 @@ def describe_jobs(plan: Plan, launcher: Launcher) -> list[str]:
              f"{len(plan.to_evaluate) - after} start at once"]
     resources = ", ".join(f"{key}={value}" for key, value in launcher.parameters().items())
     lines.append(f"  each job: {resources}")
+    if launcher.gpus_per_job > 1:
+        lines.append(f"  each job runs {launcher.gpus_per_job} tasks, one GPU each, as one torchrun group (rank 0 writes)")
     for cell in plan.to_train:
         lines.append(f"  train {cell.cell_id}: {cell.recipe.name} on {cell.train_generators} (seed {cell.seed}), {cell.work()}")
     for cell in plan.to_evaluate:
@@ -125,8 +127,8 @@ def _poll(tracked: _Tracked) -> None:
         tracked.state = "running" if tracked.job.state.upper() in ("RUNNING", "COMPLETING") else "queued"
         return
     exc = tracked.job.exception()
-    if exc is None:
-        tracked.state, tracked.result = "done", tracked.job.result()
+    if exc is None:  # a job of several tasks (a torchrun group) returns each task's result: rank 0's is the job's
+        tracked.state, tracked.result = "done", tracked.job.results()[0]
     else:
         tracked.state, tracked.error = "failed", _error_line(exc)
 
@@ -156,6 +158,7 @@ def execute_jobs(bench: Benchmark, options: Options, launcher: Launcher, *, trai
     """Run the plan as scheduler jobs and return the run record (written once every job is done). Failed jobs:
     :class:`JobsFailed` naming their cells, errors and logs (also in ``runs/<run_id>/failed.json``)."""
     launcher.check()
+    launcher.check_device(options.device)
     launcher.check_scheduler()
     check_plan(bench)
     options = replace(options, out=Path(options.out).absolute())  # the jobs' working folder may differ

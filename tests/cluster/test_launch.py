@@ -29,15 +29,6 @@ def _options(out):
     return runner.Options(out=out, state_every=1)  # a state.pt after every training step: a job can be killed mid-training
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory, engine_helpers):
-    """The tiny benchmark, what a one-process run stores for it and its checkpoint's content hash."""
-    root = tmp_path_factory.mktemp("tiny")
-    bench = engine_helpers.benchmark(root / "data")
-    runner.execute(bench, _options(root / "one"))
-    return bench, engine_helpers.stored_logits(root / "one"), runner.checkpoint_hash(Store(root / "one"), runner.train_cells(bench)[0])
-
-
 def test_jobs_store_the_one_process_predictions(tiny, tmp_path, engine_helpers):
     bench, reference, _ = tiny
     record = launch.execute_jobs(bench, _options(tmp_path), LOCAL)
