@@ -40,7 +40,7 @@ _Launcher = typer.Option("local", "--launcher", help="local: this process (or to
                          "checkpoint's evaluation a Slurm job; submitit-local: the same jobs as local processes (no Slurm).")
 _Partition = typer.Option(None, "--slurm-partition", help="Slurm partition of the jobs (--launcher submitit).")
 _Account = typer.Option(None, "--slurm-account", help="Slurm account charged for the jobs (--launcher submitit).")
-_Gpus = typer.Option(0, "--gpus-per-job", help="GPUs each job asks for (pass --device cuda with 1).")
+_Gpus = typer.Option(0, "--gpus-per-job", help="GPUs each job asks for, with --device cuda; N > 1 runs N tasks per job as one torchrun group.")
 _Cpus = typer.Option(None, "--cpus-per-job", help="CPU cores each job asks for (data loading workers use them).")
 _Mem = typer.Option(None, "--slurm-mem", help="Memory per job, in GB.")
 _Time = typer.Option(240, "--slurm-time", help="Time limit per job, in minutes; a job stopped at its limit is requeued and resumes.")
