@@ -30,7 +30,6 @@ from mirage_bench.engine.preflight import check_writable
 from mirage_bench.engine.record import RunRecord
 from mirage_bench.engine.runner import Options, describe_plan, evaluation_impl, execute, preflight, summarize_plan
 from mirage_bench.engine.store_lock import hold_store
-from mirage_bench.engine.tables import save_metrics
 from mirage_bench.errors import ConfigError, StorageError
 from mirage_bench.progress import Progress, no_progress
 from mirage_bench.reports.ablation import find_variants
@@ -107,7 +106,8 @@ def run(config: RunConfig, *, progress: Progress = no_progress, notify: Notify =
             record = execute(bench, options, train=config.train, evaluate=config.evaluate, progress=progress, checked=True)
         if config.evaluate and distributed.is_main():
             metrics = report(config.out, [record.run_id], bootstrap=config.bootstrap)
-            save_metrics(store, record.run_id, metrics.long)
+            long = metrics.long
+            atomic_write(store.run_dir(record.run_id) / "metrics.csv", lambda tmp: long.to_csv(tmp, index=False))
             record.attach_report(metrics)
     return record
 

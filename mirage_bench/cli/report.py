@@ -8,13 +8,11 @@ from typing import List, Optional
 import typer
 
 from mirage_bench.cli.console import console
-from mirage_bench.cli.options import ProtocolDirs, RecipeDirs, as_list
+from mirage_bench.cli.options import ProtocolDirs, RecipeDirs, Wide, as_list
 
 _Store = typer.Option(Path("results/runs"), "--store", help="The output folder of the runs (prediction store and run records).")
 _Boot = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the 95% intervals (0: none).")
 _Runs = typer.Argument(None, help="Run ids in the store ('latest' by default).")
-_Wide = typer.Option(False, "--wide", help="Print every column, however wide (default: the columns that fit the terminal; "
-                     "the written files always hold them all).")
 EXIT_CHECK_FAILED = 1
 
 
@@ -22,7 +20,7 @@ def report(
     runs: Optional[List[str]] = _Runs, store: Path = _Store, n_boot: int = _Boot,
     out: Optional[Path] = typer.Option(None, "--out", help="New folder for the outputs (default: STORE/reports/RUN)."),
     figures: bool = typer.Option(True, help="Draw the heatmap, robustness curves and score histograms."),
-    wide: bool = _Wide,
+    wide: bool = Wide,
 ) -> None:
     """Tables (Markdown, LaTeX, CSV, JSON) and one self-contained HTML page of one or more runs."""
     from mirage_bench.progress import progress_bars
@@ -41,7 +39,7 @@ def report(
 def leaderboard(
     store: Path = _Store, protocol: Optional[str] = typer.Option(None, "--protocol", help="Rank runs of this protocol."),
     out: Path = typer.Option(Path("results"), "--out", help="Folder for leaderboard.md and leaderboard.json."),
-    n_boot: int = _Boot, wide: bool = _Wide,
+    n_boot: int = _Boot, wide: bool = Wide,
 ) -> None:
     """Rank detectors across the store's runs of one protocol version and data set."""
     from mirage_bench.reports import leaderboard as L
@@ -59,7 +57,7 @@ def ablate(
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="Dataset root (default: the shipped mini set for mini protocols)."),
     seeds: str = typer.Option("0", "--seeds", help="Comma-separated training seeds."),
     store: Path = _Store, device: str = typer.Option("cpu", "--device"), n_boot: int = _Boot,
-    recipes: Optional[List[Path]] = RecipeDirs, protocols: Optional[List[Path]] = ProtocolDirs, wide: bool = _Wide,
+    recipes: Optional[List[Path]] = RecipeDirs, protocols: Optional[List[Path]] = ProtocolDirs, wide: bool = Wide,
 ) -> None:
     """Run (or reuse) the full model and each ablation variant; report each change with paired 95% intervals."""
     from mirage_bench.api import ablate as run_ablation
@@ -91,7 +89,7 @@ def check(
     update: bool = typer.Option(False, "--update", help="Write the baseline from these runs instead of checking."),
     spread: Optional[List[Path]] = typer.Option(None, "--spread", help="With --update: a store whose latest run repeats these "
                                                 "runs under other CPU kernels (repeatable); its seeds widen the tolerances."),
-    wide: bool = _Wide,
+    wide: bool = Wide,
 ) -> None:
     """Check runs against a baseline: trained metrics within the measured spread, committed checkpoints' logits
     unchanged. Exit 1 listing what moved."""

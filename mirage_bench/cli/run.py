@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from mirage_bench.cli.console import console
-from mirage_bench.cli.options import Overrides, ProtocolDirs, RecipeDirs
+from mirage_bench.cli.options import Overrides, ProtocolDirs, RecipeDirs, Wide
 from mirage_bench.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -80,12 +80,12 @@ def config_from_flags(ctx: typer.Context, config_file: Optional[Path], stages: t
     return RunConfig.from_sources(config_file, flags)
 
 
-def _go(config: "RunConfig", dry_run: bool, cells: bool) -> None:
+def _go(config: "RunConfig", dry_run: bool, cells: bool, wide: bool) -> None:
     """Run (or with ``dry_run`` plan) ``config`` through the library and print what comes back."""
     import mirage_bench.api as api
     from mirage_bench.engine import distributed
     from mirage_bench.progress import progress_bars
-    from mirage_bench.reports.render import rich_table
+    from mirage_bench.reports.render import print_table
 
     if cells and not dry_run:  # before the data is read
         raise ConfigError("--cells lists the plan's cells and runs nothing; pass it with --dry-run")
@@ -102,7 +102,7 @@ def _go(config: "RunConfig", dry_run: bool, cells: bool) -> None:
         console.print(f"trained {trained} cells; run record: {store / 'runs' / record.run_id}")
         return
     for table in record.report.tables:
-        console.print(rich_table(table))
+        print_table(console, table, wide, f"{store / 'runs' / record.run_id / 'metrics.csv'}")
     if record.computed_nothing():
         _say(f"run {record.run_id} computed nothing: every checkpoint and evaluation cell was already in {store}; "
              "the tables above are computed from the stored predictions")
@@ -151,8 +151,9 @@ def _command(stages: tuple[bool, bool], doc: str):
         impl: str = _Impl, compile_model: bool = _Compile, wait: bool = _Wait, launcher: str = _Launcher,
         slurm_partition: Optional[str] = _Partition, slurm_account: Optional[str] = _Account, gpus_per_job: int = _Gpus,
         cpus_per_job: Optional[int] = _Cpus, slurm_mem: Optional[float] = _Mem, slurm_time: int = _Time, max_jobs: Optional[int] = _MaxJobs,
+        wide: bool = Wide,
     ) -> None:
-        _go(config_from_flags(ctx, config_file, stages), dry_run, cells)
+        _go(config_from_flags(ctx, config_file, stages), dry_run, cells, wide)
 
     command.__doc__ = doc
     return command

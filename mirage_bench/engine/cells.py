@@ -12,38 +12,17 @@ The checkpoint hash is over its *content* (recipe, backbone, tensors, metadata),
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
-import pandas as pd
 import torch
 
 from mirage_bench.config import RecipeCard
+from mirage_bench.hashing import canonical_json, digest
 
 #: Bump when a change to the engine changes results, so old cells are not reused.
 ENGINE_VERSION = 2  # 2: centre crops and shorter-side resizes sized and placed as torchvision does (geometry)
 #: Bump when a change to the fast path changes its results: part of its cells' keys only, so reference cells stay.
 FASTPATH_VERSION = 2  # 2: resizes bit-exact with PIL (before: within 2 grey levels); normalisation with the reference's divisions
-_IDENTITY_COLUMNS = ["image_id", "sha256", "label", "generator"]
-
-
-def canonical_json(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def digest(data: Any) -> str:
-    return hashlib.sha256(canonical_json(data).encode()).hexdigest()
-
-
-def frame_hash(manifest: pd.DataFrame) -> str:
-    """Hash of a manifest's identity columns, independent of row order."""
-    rows = manifest[_IDENTITY_COLUMNS].sort_values("image_id").astype(str)
-    lines = rows[_IDENTITY_COLUMNS[0]]
-    for column in _IDENTITY_COLUMNS[1:]:
-        lines = lines + "\t" + rows[column]
-    # one "id<TAB>sha256<TAB>label<TAB>generator\n" line per row, hashed as one stream (columns joined in C, not per row)
-    return hashlib.sha256(("\n".join(lines.tolist()) + "\n" * bool(len(lines))).encode()).hexdigest()
-
 
 #: Card fields that document a recipe and change no number: editing them must not retrain or split a table's rows.
 DOCUMENTATION_FIELDS = frozenset({"source", "description", "citation", "paper_url", "note", "tags", "variant_of", "deviations",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -24,6 +25,8 @@ from mirage_bench.engine.record import RunRecord, base_record
 from mirage_bench.scoring import make_scorer, resolve_impl
 from mirage_bench.scoring.timing import cell_seconds
 from mirage_bench.errors import ConfigError, ContractError, DataError
+from mirage_bench.hashing import frame_hash
+from mirage_bench.machine import limit_cpu_threads
 from mirage_bench.progress import Progress, no_progress
 from mirage_bench.store import Store, write_json
 from mirage_bench.zoo.load import is_published_recipe, save_published_checkpoint
@@ -147,7 +150,7 @@ def data_hashes(bench: Benchmark) -> dict[str, dict[str, str]]:
     they name every cell and the run record (a GenImage training set holds 160,000 rows, and every checkpoint
     of a run names it)."""
     s = bench.subsets
-    return {role: {name: cells.frame_hash(frame) for name, frame in frames.items()}
+    return {role: {name: frame_hash(frame) for name, frame in frames.items()}
             for role, frames in (("train", s.train), ("validation", s.validation), ("test", s.test))}
 
 
@@ -261,6 +264,26 @@ def _execute(bench: Benchmark, options: Options, train: bool, evaluate: bool, pr
     device = distributed.init_from_env(options.device)
     impl = evaluation_impl(bench, options, device)
     options = replace(options, workers=options.resolved_workers(device))
+    with cpu_threads_beside(options.workers, device):
+        return _run_cells(bench, options, train, evaluate, progress, store, device, impl)
+
+
+@contextmanager
+def cpu_threads_beside(workers: int, device: str) -> Iterator[None]:
+    """On a CPU device, torch's intra-op threads and the loader's workers share this process's cores
+    (``machine.cpu_threads``: torch's default beside busy workers oversubscribes them); restored afterwards."""
+    if str(device).startswith("cuda"):
+        yield
+        return
+    previous = limit_cpu_threads(workers, distributed.cores_per_rank())
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run_cells(bench: Benchmark, options: Options, train: bool, evaluate: bool, progress: Progress, store: Store, device: str,
+               impl: str) -> RunRecord:
     rank, world = distributed.rank_and_world()
     if rank == 0:  # this process holds the store: what killed runs left is tidied before this run claims its id
         store.clean_leftovers()

@@ -75,8 +75,8 @@ def _with_intervals(table: pd.DataFrame, intervals: pd.DataFrame, keys: Sequence
 
 def metric_pass(cells: Cells, metrics: Sequence[str] = M.DEFAULT_METRICS, n_boot: int = 1000, level: float = 0.95,
                 workers: int | None = None, progress: Progress = no_progress) -> MetricPass:
-    """The long table of ``cells`` (as ``mirage_bench.engine.tables.long_table`` on all their rows, plus intervals
-    on the mean and family rows) and their clean score histograms; ``progress`` counts the subsets done."""
+    """The long table of ``cells`` (per subset and seed: value and bootstrap interval; the unweighted mean over subsets
+    and the family means, with intervals) and their clean score histograms; ``progress`` counts the subsets done."""
     metrics = list(metrics)
     catalogue = cells.catalogue
     keys = list(M.SUBSET_KEYS)

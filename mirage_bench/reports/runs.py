@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from mirage_bench.errors import DataError
+from mirage_bench.hashing import digest
 from mirage_bench.protocol import HEADLINE_METRICS
 from mirage_bench.reports.cells import Cells, store_cells
 
@@ -54,8 +55,6 @@ class Evidence:
 
 def data_hash(record: dict[str, Any]) -> str:
     """One hash of a run's train, validation and test manifests (as the engine hashed them)."""
-    from mirage_bench.engine.cells import digest
-
     return digest(record["data"])[:16]
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from mirage_bench.errors import DataError
+from mirage_bench.hashing import digest, frame_hash
 from mirage_bench.protocol import HEADLINE_METRICS, ProtocolCard
 from mirage_bench.reports.cells import frame_cells
 from mirage_bench.reports.runs import Evidence
@@ -77,7 +78,6 @@ def submission_evidence(scores_path: str | Path, test: dict[str, pd.DataFrame], 
                         metrics: Sequence[str] = HEADLINE_METRICS) -> Evidence:
     """The submitted scores as store-shaped predictions of one detector, ready for the report (tables in the
     protocol card's ``metrics``)."""
-    from mirage_bench.engine.cells import digest, frame_hash
     from mirage_bench.store import PREDICTION_COLUMNS
 
     scores, key = read_scores(scores_path, scores_are)

@@ -4,7 +4,7 @@ import hashlib
 
 import pandas as pd
 
-from mirage_bench.engine.cells import frame_hash
+from mirage_bench.hashing import frame_hash
 
 
 def test_frame_hash_is_the_documented_line_stream_in_any_row_order():

@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from mirage_bench.engine.cells import digest
+from mirage_bench.hashing import digest
 from mirage_bench.store import PREDICTION_COLUMNS, Store, write_json
 
 GENERATORS = ("g1", "g2", "g3")
