@@ -6,9 +6,8 @@ object from their flags, so a notebook, a benchmark script and the CLI run exact
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
-from typing import Any, Literal, Mapping, Optional, get_args
+from typing import Any, Mapping, Optional
 
 import yaml
 from pydantic import Field, field_validator, model_validator
@@ -16,12 +15,7 @@ from pydantic import Field, field_validator, model_validator
 from mirage_bench.cluster.launcher import Launcher
 from mirage_bench.config import StrictModel, validate
 from mirage_bench.errors import ConfigError
-
-#: ``reference``: PIL/scipy on CPU workers, exact. ``fast``: degradations and preprocessing on the device, the
-#: reference's pixels, floats rounded in other batches. ``fast-nvjpeg``: fast with JPEGs decoded on the GPU.
-#: ``auto``: fast on CUDA, reference elsewhere.
-Impl = Literal["auto", "reference", "fast", "fast-nvjpeg"]
-
+from mirage_bench.scoring.impl import Impl, check_impl
 
 class RunConfig(StrictModel):
     """Everything a run is asked to do. Fields mirror ``mirage-bench run``'s flags (``--set`` is ``overrides``,
@@ -80,11 +74,8 @@ class RunConfig(StrictModel):
     @classmethod
     def _known_impl(cls, value: Any) -> Any:
         """An unknown path is refused with the closest known one."""
-        known = get_args(Impl)
-        if isinstance(value, str) and value not in known:
-            close = difflib.get_close_matches(value, known, n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"{value!r} is not one of {', '.join(known)}{hint}")
+        if isinstance(value, str):
+            check_impl(value)
         return value
 
     @field_validator("launcher", mode="after")

@@ -22,7 +22,7 @@ from mirage_bench.config import RecipeCard
 from mirage_bench.engine import cells, distributed
 from mirage_bench.engine.benchmark import Benchmark, Cards, Subsets, load_benchmark, load_cards
 from mirage_bench.engine.record import RunRecord, base_record
-from mirage_bench.scoring import make_scorer, resolve_impl
+from mirage_bench.scoring import Impl, make_scorer, resolve_impl
 from mirage_bench.scoring.timing import cell_seconds
 from mirage_bench.errors import ConfigError, ContractError, DataError
 from mirage_bench.hashing import frame_hash
@@ -33,9 +33,6 @@ from mirage_bench.zoo.load import is_published_recipe, save_published_checkpoint
 
 #: Degradation seeds are ``image_seed(DEGRADATION_BASE_SEED, image_id)``: fixed, so cells are comparable.
 DEGRADATION_BASE_SEED = 0
-#: ``reference``: PIL/scipy on CPU workers, exact. ``fast``: GPU degradations and preprocessing
-#: (``mirage_bench.fastpath``): the reference's pixels bit for bit, floats rounded in other batches. ``auto``: fast on CUDA, reference elsewhere.
-IMPLEMENTATIONS = ("auto", "reference", "fast", "fast-nvjpeg")
 
 
 @dataclass
@@ -78,20 +75,9 @@ class Options:
     workers: int | None = None  # None: on CUDA this process's share of the cores but one (at most 16); on CPU none
     eval_batch_size: int = 64
     state_every: int = 50
-    impl: str = "auto"
+    impl: Impl = "auto"
     compile: bool = False  # fast path only: torch.compile the detector for scoring
     wait: bool = False  # another run holds the output folder: wait for it (else refuse at once)
-
-    def resolved_impl(self, device: str) -> str:
-        if self.impl not in IMPLEMENTATIONS:
-            import difflib
-
-            close = difflib.get_close_matches(self.impl, IMPLEMENTATIONS, n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"--impl {self.impl!r} is not one of {', '.join(IMPLEMENTATIONS)}{hint}")
-        if self.impl == "auto":
-            return "fast" if str(device).startswith("cuda") else "reference"
-        return self.impl
 
     def resolved_workers(self, device: str) -> int:
         """Data-loading workers: as given, else enough to feed a GPU (decoding is the CPU's job there) and

@@ -38,10 +38,10 @@ def collect(store: Store, evidence: Evidence, base_seed: int) -> tuple[ScoredPar
     their metrics. Returns the part, the checkpoint files to copy (name in the baseline -> file) and the scores."""
     cells = pd.DataFrame([c for r in evidence.records for c in r["train_cells"]]).drop_duplicates("cell_id")
     chosen = cells.sort_values("seed").drop_duplicates(["detector", "train_generators"]).sort_values(["detector", "train_generators"])
-    predictions = evidence.predictions
+    catalogue = evidence.cells.catalogue
     checkpoints, files, frames = [], {}, []
     for cell in chosen.itertuples(index=False):
-        rows = predictions[predictions["checkpoint_sha256"] == cell.checkpoint_sha256]
+        rows = evidence.cells.rows(catalogue.index[catalogue["checkpoint_sha256"] == cell.checkpoint_sha256], SCORE_COLUMNS)
         if rows.empty:
             raise DataError(f"the runs {evidence.run_ids} name checkpoint {cell.cell_id} ({cell.detector}) but hold no scores of it; "
                             "write the baseline from runs that evaluated their models (`mirage-bench run`, not `train`)")
@@ -52,7 +52,7 @@ def collect(store: Store, evidence: Evidence, base_seed: int) -> tuple[ScoredPar
                                             file=name, sha256=sha256_file(source), random_backbone=bool(rows["random_backbone"].iloc[0])))
         frames.append(rows[SCORE_COLUMNS])
     scores = pd.concat(frames, ignore_index=True).sort_values([*MODEL, "degradation", "image_id"], ignore_index=True)
-    degradations = list(dict.fromkeys(evidence.predictions["degradation"]))
+    degradations = list(dict.fromkeys(catalogue["degradation"]))
     part = ScoredPart(rule=RULE, logit_atol=LOGIT_ATOL, logit_rtol=LOGIT_RTOL, metric_atol=METRIC_ATOL, base_seed=base_seed,
                       degradations=degradations, checkpoints=checkpoints, scores_file="scores.parquet", scores_sha256="",
                       metrics=metrics_of(scores))

@@ -20,12 +20,17 @@ Impl = Literal["auto", "reference", "fast", "fast-nvjpeg"]
 IMPLEMENTATIONS: tuple[str, ...] = get_args(Impl)
 
 
-def resolve_impl(impl: str, device: str | torch.device) -> str:
-    """``impl`` checked (a ConfigError with the closest name) and ``auto`` made concrete for ``device``."""
+def check_impl(impl: str) -> None:
+    """Refuse an unknown scoring path, with the closest name (a ConfigError)."""
     if impl not in IMPLEMENTATIONS:
         close = difflib.get_close_matches(impl, IMPLEMENTATIONS, n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ConfigError(f"--impl {impl!r} is not one of {', '.join(IMPLEMENTATIONS)}{hint}")
+
+
+def resolve_impl(impl: str, device: str | torch.device) -> str:
+    """``impl`` checked (``check_impl``) and ``auto`` made concrete for ``device``."""
+    check_impl(impl)
     if impl == "auto":
         return "fast" if torch.device(device).type == "cuda" else "reference"
     return impl

@@ -9,6 +9,7 @@ import pytest
 
 from mirage_bench.engine.runner import Options, execute
 from mirage_bench.errors import ConfigError
+from mirage_bench.scoring import resolve_impl
 
 
 def test_workers_as_given_or_refused_when_negative():
@@ -31,14 +32,14 @@ def test_default_workers_feed_a_gpu_and_stay_off_on_a_cpu(monkeypatch):
 
 
 def test_auto_implementation_is_fast_on_cuda_only():
-    assert Options().resolved_impl("cuda:0") == "fast"
-    assert Options().resolved_impl("cpu") == "reference"
+    assert resolve_impl("auto", "cuda:0") == "fast"
+    assert resolve_impl("auto", "cpu") == "reference"
 
 
 def test_nvjpeg_decoding_is_refused_before_any_training_where_it_cannot_apply(tmp_path):
     """On a CPU (and, in ``check_nvjpeg``'s test, for grids with CPU-only degradations) --impl fast-nvjpeg
     fails at the start of the run, not after hours of training, and leaves no checkpoint."""
-    assert Options(impl="fast-nvjpeg").resolved_impl("cuda") == "fast-nvjpeg"
+    assert resolve_impl("fast-nvjpeg", "cuda") == "fast-nvjpeg"
     with pytest.raises(ConfigError, match="fast-nvjpeg decodes JPEG files on a CUDA device.*the device is cpu"):
         execute(helpers.benchmark(tmp_path / "data"), Options(out=tmp_path / "out", impl="fast-nvjpeg"))
     assert not list((tmp_path / "out").rglob("*.pt"))

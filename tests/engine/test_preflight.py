@@ -14,6 +14,7 @@ from mirage_bench.cli import app
 from mirage_bench.engine import benchmark, runner
 from mirage_bench.engine.runner import Options, execute
 from mirage_bench.errors import ConfigError, WeightsError
+from mirage_bench.scoring import resolve_impl
 
 
 @pytest.fixture
@@ -42,9 +43,9 @@ def _wrong_shape_file(tmp_path, make, key: str) -> str:
 
 
 def test_an_unknown_implementation_is_a_config_error_with_a_suggestion(no_work, tmp_path):
-    assert "impl = 'fastt': 'fastt' is not one of auto, reference, fast, fast-nvjpeg; did you mean 'fast'?" in _refused(tmp_path, "--impl", "fastt")
+    assert "error: --impl 'fastt' is not one of auto, reference, fast, fast-nvjpeg; did you mean 'fast'?" in _refused(tmp_path, "--impl", "fastt")
     with pytest.raises(ConfigError, match="not one of"):
-        Options(impl="quick").resolved_impl("cpu")
+        resolve_impl("quick", "cpu")
 
 
 def test_negative_workers_are_refused_before_the_scan(no_work, tmp_path):
