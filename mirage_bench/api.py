@@ -20,11 +20,11 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
+from mirage_bench import distributed
 from mirage_bench.cluster.launch import describe_jobs, execute_jobs, plan_jobs
 from mirage_bench.data.facts_cache import FactsCache
 from mirage_bench.data.images import MAX_PIXELS
 from mirage_bench.data.own import BuiltProtocol, protocol_from_folder, protocol_yaml
-from mirage_bench.engine import distributed
 from mirage_bench.engine.benchmark import Benchmark, Cards, load_benchmark
 from mirage_bench.engine.preflight import check_writable
 from mirage_bench.engine.record import RunRecord

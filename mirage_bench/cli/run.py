@@ -83,7 +83,7 @@ def config_from_flags(ctx: typer.Context, config_file: Optional[Path], stages: t
 def _go(config: "RunConfig", dry_run: bool, cells: bool, wide: bool) -> None:
     """Run (or with ``dry_run`` plan) ``config`` through the library and print what comes back."""
     import mirage_bench.api as api
-    from mirage_bench.engine import distributed
+    from mirage_bench import distributed
     from mirage_bench.progress import progress_bars
     from mirage_bench.reports.render import print_table
 

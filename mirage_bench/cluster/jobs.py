@@ -33,8 +33,8 @@ from typing import Any, ContextManager
 from submitit import JobEnvironment
 from submitit.helpers import Checkpointable, TorchDistributedEnvironment
 
+from mirage_bench import distributed
 from mirage_bench.cluster.cell_lock import claim_cell
-from mirage_bench.engine import distributed
 from mirage_bench.engine.benchmark import Benchmark
 from mirage_bench.engine.record import base_record
 from mirage_bench.engine.runner import (
@@ -47,7 +47,7 @@ from mirage_bench.store import Store, atomic_write, replace_text
 
 PLAN = "plan.pkl"
 ENVIRONMENTS = "environments"
-#: What torchrun sets and ``engine.distributed`` reads; a task of a job takes them from its scheduler.
+#: What torchrun sets and ``distributed`` reads; a task of a job takes them from its scheduler.
 TORCHRUN_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
 
 
@@ -74,7 +74,7 @@ def join_tasks(device: str) -> None:
     """A job of several tasks becomes a torchrun group: each task exports ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
     ``LOCAL_WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT`` from its scheduler's variables (submitit's
     ``TorchDistributedEnvironment``; the port is drawn from the job id, the same in every task), which
-    ``engine.distributed.init_from_env`` then reads as under torchrun. Copies inherited from the shell that
+    ``distributed.init_from_env`` then reads as under torchrun. Copies inherited from the shell that
     submitted the job are dropped first (a fixed ``MASTER_PORT`` would be shared by every job on a node).
     ``CUDA_VISIBLE_DEVICES`` is left as the scheduler set it: each rank takes the GPU of its local rank among the
     node's GPUs, as under torchrun (submitit's own narrowing to the local rank's index would leave rank 1 no GPU 1).

@@ -8,7 +8,7 @@ the papers' presets.
 """
 
 from mirage_bench.degradations import ops as _ops  # noqa: F401  (registers the image operations)
-from mirage_bench.degradations.augment import AUGMENT_PRESETS, AUGMENTATIONS, augment
+from mirage_bench.degradations.augment import AUGMENT_PRESETS, AUGMENTATIONS, augment, training_augmentation
 from mirage_bench.degradations.base import DEGRADATIONS, Chain, Degradation, Identity, parse
 from mirage_bench.degradations.presets import PRESETS, Preset, expand
 from mirage_bench.degradations.seeds import image_seed
@@ -26,4 +26,5 @@ __all__ = [
     "expand",
     "image_seed",
     "parse",
+    "training_augmentation",
 ]

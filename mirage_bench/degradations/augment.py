@@ -121,3 +121,21 @@ def augment(spec: str) -> Augmentation:
         spec = AUGMENT_PRESETS.get(spec).spec
     call = read(spec)
     return AUGMENTATIONS.get(call.name).from_call(call)
+
+
+class InOrder:
+    """Several augmentation policies applied one after the other, as a recipe's ``train.augment`` lists them."""
+
+    def __init__(self, policies: list[Augmentation]) -> None:
+        self.policies = policies
+
+    def apply(self, image: Image.Image, generator: "torch.Generator") -> Image.Image:
+        for policy in self.policies:
+            image = policy.apply(image, generator)
+        return image
+
+
+def training_augmentation(specs: list[str]) -> InOrder | None:
+    """A recipe's ``train.augment`` (or ``val_augment``) as one object with ``apply(img, generator)``; None when empty."""
+    return InOrder([augment(spec) for spec in specs]) if specs else None
+

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from mirage_bench import distributed
 from mirage_bench.config import RecipeCard
 from mirage_bench.data import build_manifest, protocol_subsets
 from mirage_bench.data.facts_cache import FactsCache
@@ -22,7 +23,6 @@ from mirage_bench.data.manifest import NOT_DATA, excluded_phrase, exclusion_summ
 from mirage_bench.data.stats import conversions, data_stats
 from mirage_bench.data.subsets import ROLES, content_hashes, training_sets
 from mirage_bench.degradations import Degradation, expand
-from mirage_bench.engine import distributed
 from mirage_bench.errors import DataError
 from mirage_bench.mini import default_root
 from mirage_bench.progress import Progress, no_progress

@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mirage_bench import distributed
 from mirage_bench.config import RecipeCard
-from mirage_bench.engine import cells, distributed
+from mirage_bench.engine import cells
 from mirage_bench.engine.benchmark import Benchmark, Cards, Subsets, load_benchmark, load_cards
 from mirage_bench.engine.record import RunRecord, base_record
 from mirage_bench.scoring import Impl, make_scorer, resolve_impl

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from mirage_bench.engine import distributed
+from mirage_bench import distributed
 from mirage_bench.errors import MirageBenchError, storage_errors
 
 LOCK_NAME = ".run.lock"

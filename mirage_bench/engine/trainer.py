@@ -23,12 +23,14 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from mirage_bench import distributed
 from mirage_bench.config import InputSpec, TrainConfig
+from mirage_bench.data.images import open_rgb
+from mirage_bench.degradations import expand, training_augmentation
 from mirage_bench.detectors.base import Detector
 from mirage_bench.detectors.infra.checkpoint import atomic_torch_save, save_checkpoint
-from mirage_bench.engine import distributed, sources
-from mirage_bench.scoring import ReferenceScorer
 from mirage_bench.errors import DataError, TrainingError, worker_errors
+from mirage_bench.scoring import ReferenceScorer
 from mirage_bench.store import MODEL_FILE, STATE_FILE, say, set_aside, zip_damage
 
 
@@ -56,7 +58,7 @@ class _TrainImages(Dataset):
         generator = torch.Generator().manual_seed(_seed_of(self.seed, self.epoch, i))
         from mirage_bench.preprocess import train_transform
 
-        image = train_transform(sources.open_rgb(self.paths[i]), self.spec, generator, self.paths[i], self.augment)
+        image = train_transform(open_rgb(self.paths[i]), self.spec, generator, self.paths[i], self.augment)
         return image, self.labels[i], i
 
 
@@ -68,7 +70,7 @@ class _PlateauImages(_TrainImages):
         generator = torch.Generator().manual_seed(_seed_of(self.seed, self.epoch, i, 3))
         from mirage_bench.preprocess import validation_transform
 
-        image = validation_transform(sources.open_rgb(self.paths[i]), self.spec, generator, self.augment, self.paths[i])
+        image = validation_transform(open_rgb(self.paths[i]), self.spec, generator, self.augment, self.paths[i])
         return image, self.labels[i], i
 
 
@@ -89,7 +91,7 @@ class _CachedFeatures(Dataset):
         keys = feature_keys(detector, manifest["sha256"].astype(str).tolist())
         with FeatureCache(cache_root) as cache:
             self.features = encode_with_cache(
-                detector, cache, keys, lambda i: eval_transform(sources.open_rgb(paths[i]), detector.input_spec, paths[i]), device=device
+                detector, cache, keys, lambda i: eval_transform(open_rgb(paths[i]), detector.input_spec, paths[i]), device=device
             )
         self.labels = manifest["label"].astype(int).tolist()
         self.epoch = 0
@@ -210,15 +212,15 @@ def train_cell(
             raise DataError(f"{detector.recipe.name}: training on cached features cannot apply train.augment {cfg.augment}; set train.augment=[]")
         dataset: Dataset = _CachedFeatures(detector, train.reset_index(drop=True), workdir.parent.parent / "features", device)
     else:
-        dataset = _TrainImages(train.reset_index(drop=True), detector.input_spec, sources.training_augmentation(cfg.augment), seed)
+        dataset = _TrainImages(train.reset_index(drop=True), detector.input_spec, training_augmentation(cfg.augment), seed)
     steps_per_epoch = math.ceil(len(dataset) / cfg.batch_size)
     total_steps = min(cfg.epochs * steps_per_epoch, cfg.max_steps or math.inf)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.bf16 and str(device).startswith("cuda") else nullcontext()
-    none = sources.expand_degradations(["none"])
+    none = expand(["none"])
     plateau = cfg.schedule.kind == "plateau"
     if plateau:
         plateau_images = _PlateauImages(validation.reset_index(drop=True), detector.input_spec,
-                                        sources.training_augmentation(cfg.val_augment), seed)
+                                        training_augmentation(cfg.val_augment), seed)
 
     # Position and best-so-far; replaced by the saved state when resuming.
     pos = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "epoch_done": False}

@@ -106,10 +106,10 @@ def predict(inputs: Sequence[str | Path], checkpoint: str | Path, device: str = 
     import torch
 
     from mirage_bench.detectors.infra.checkpoint import load_checkpoint
-    from mirage_bench.engine.distributed import cores_per_rank
+    from mirage_bench.distributed import cores_per_rank
     from mirage_bench.scoring import ReferenceScorer
     from mirage_bench.engine.runner import Options
-    from mirage_bench.engine.sources import expand_degradations
+    from mirage_bench.degradations import expand
 
     detector, meta = load_checkpoint(checkpoint, device)
     if "threshold" not in meta:
@@ -118,7 +118,7 @@ def predict(inputs: Sequence[str | Path], checkpoint: str | Path, device: str = 
     chosen = collect_inputs(inputs, strict, workers=min(16, cores_per_rank()), spec=detector.input_spec)
     manifest = pd.DataFrame({"path": chosen.paths, "image_id": chosen.paths})
     workers = Options(device=device).resolved_workers(device)  # as a run loads: workers feed a GPU, none on a CPU
-    scores = ReferenceScorer(device, batch_size=batch_size, workers=workers).score_one(detector, manifest, expand_degradations(["none"]))
+    scores = ReferenceScorer(device, batch_size=batch_size, workers=workers).score_one(detector, manifest, expand(["none"]))
     logits = scores.logits[0]
     p_fake = detector.p_fake(torch.from_numpy(logits)).numpy()
     threshold = float(meta["threshold"])

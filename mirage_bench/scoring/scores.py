@@ -8,8 +8,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from mirage_bench import distributed
 from mirage_bench.degradations import Degradation, image_seed
-from mirage_bench.engine import distributed
 from mirage_bench.errors import DataError
 
 

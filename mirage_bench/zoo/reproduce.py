@@ -49,7 +49,7 @@ def reproduce(card: PublishedCard, data_root: str | Path, protocol: str | None =
               offline: bool = False, overrides: Sequence[str] = (), device: str = "cpu", batch_size: int = 64,
               workers: int = 0) -> pd.DataFrame:
     """One row per generator the paper reports: ours, the paper's and the difference (points) for acc and AP."""
-    from mirage_bench.engine.sources import expand_degradations
+    from mirage_bench.degradations import expand
     from mirage_bench.metrics import compute
     from mirage_bench.scoring import ReferenceScorer
     from mirage_bench.zoo.load import load_published_detector
@@ -57,7 +57,7 @@ def reproduce(card: PublishedCard, data_root: str | Path, protocol: str | None =
     published = reproduction_of(card, protocol)
     subsets = read_test_subsets(published.protocol, data_root, [s.subset for s in published.scores], max(1, workers))
     detector = load_published_detector(card, weights, offline, overrides).to(device)
-    clean = expand_degradations([])
+    clean = expand(["none"])
     rows = []
     for paper in published.scores:
         manifest = subsets[paper.subset]

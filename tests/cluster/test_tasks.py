@@ -10,11 +10,12 @@ import torch
 import torch.distributed as dist
 from typer.testing import CliRunner
 
+from mirage_bench import distributed
 from mirage_bench.cli import app
 from mirage_bench.cluster import jobs, launch
 from mirage_bench.cluster.jobs import EvalJob, JobSpec, TrainJob, join_tasks, save_plan
 from mirage_bench.cluster.launcher import Launcher
-from mirage_bench.engine import distributed, runner
+from mirage_bench.engine import runner
 from mirage_bench.errors import ConfigError
 from mirage_bench.runconfig import RunConfig
 

@@ -25,7 +25,7 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 from mirage_bench.cards import load_recipe
-from mirage_bench.engine import sources
+from mirage_bench.degradations import training_augmentation
 from mirage_bench.engine.trainer import _PlateauImages, _seed_of, _TrainImages
 from mirage_bench.preprocess import eval_transform, train_transform
 
@@ -60,7 +60,7 @@ def _one_image_set(tmp_path, image: Image.Image) -> pd.DataFrame:
 def test_training_resizes_to_256_then_blurs_and_compresses_then_crops(card, tmp_path):
     recipe = load_recipe(card, ["input.train_crop=center", "input.flip=false", "train.augment=[cnnspot(p=1.0)]"])
     image = _photo(512, 384)
-    images = _TrainImages(_one_image_set(tmp_path, image), recipe.input, sources.training_augmentation(recipe.train.augment), seed=4)
+    images = _TrainImages(_one_image_set(tmp_path, image), recipe.input, training_augmentation(recipe.train.augment), seed=4)
     # The policy's draws for the item's generator: blur?, sigma / 3, jpeg?, then the quality.
     g = torch.Generator().manual_seed(_seed_of(4, 0, 0))
     u = torch.rand(3, generator=g, dtype=torch.float64)
@@ -73,7 +73,7 @@ def test_training_resizes_to_256_then_blurs_and_compresses_then_crops(card, tmp_
 def test_the_plateau_validation_images_are_get_val_opts(tmp_path):
     recipe = load_recipe("cnnspot", ["train.val_augment=[cnnspot-val(p=1.0)]"])
     image = _photo(480, 640, seed=1)
-    images = _PlateauImages(_one_image_set(tmp_path, image), recipe.input, sources.training_augmentation(recipe.train.val_augment), seed=0)
+    images = _PlateauImages(_one_image_set(tmp_path, image), recipe.input, training_augmentation(recipe.train.val_augment), seed=0)
     resized = TF.resize(image, 256, interpolation=T.InterpolationMode.BILINEAR)
     expected = _normalised(TF.center_crop(_authors_blur_jpeg(resized, 1.5, 65), [224, 224]), recipe.input)
     torch.testing.assert_close(images[0][0], expected, rtol=0, atol=1e-6)

@@ -13,7 +13,7 @@ from PIL import Image
 from mirage_bench.cards import load_recipe
 from mirage_bench.config import RecipeCard
 from mirage_bench.engine.runner import Benchmark, Subsets
-from mirage_bench.engine.sources import expand_degradations
+from mirage_bench.degradations import expand
 from mirage_bench.protocol import ProtocolCard
 
 TINY = ("params.width=4", "params.stages=2", "input.size=16", "train.batch_size=4")
@@ -62,7 +62,7 @@ def benchmark(root: Path, seeds: Sequence[int] = (0,), overrides: Sequence[str] 
         validation={"g1": write_images(root, "g1", "trainval", 4, 4, 2)},
         test={"g1": write_images(root, "g1", "val", 5, 4, 3), "g2": write_images(root, "g2", "val", 3, 4, 4)},
     )
-    return Benchmark(protocol_card(), subsets, [recipe(*overrides)], expand_degradations(["none", "jpeg(q=50)"]), list(seeds))
+    return Benchmark(protocol_card(), subsets, [recipe(*overrides)], expand(["none", "jpeg(q=50)"]), list(seeds))
 
 
 def stored_logits(out: Path) -> pd.DataFrame:

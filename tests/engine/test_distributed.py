@@ -9,14 +9,14 @@ import torch.multiprocessing as mp
 import helpers
 from mirage_bench.detectors.infra.build import build_detector
 from mirage_bench.scoring import ReferenceScorer
-from mirage_bench.engine.sources import expand_degradations
+from mirage_bench.degradations import expand
 
 
 def _worker(rank, init, manifest, out):
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
     torch.manual_seed(0)
     detector = build_detector(helpers.recipe())
-    scores = ReferenceScorer(batch_size=2).score_one(detector, manifest, expand_degradations(["none"]))
+    scores = ReferenceScorer(batch_size=2).score_one(detector, manifest, expand(["none"]))
     if rank == 0:
         np.save(out, scores.logits)
     dist.destroy_process_group()
@@ -27,7 +27,7 @@ def test_two_processes_equal_one(tmp_path):
     manifest = helpers.write_images(tmp_path / "data", "g2", "val", 4, 3, 0)  # 7 images: odd
     mp.spawn(_worker, args=(f"file://{tmp_path / 'rendezvous'}", manifest, str(tmp_path / "two.npy")), nprocs=2)
     torch.manual_seed(0)
-    single = ReferenceScorer(batch_size=3).score_one(build_detector(helpers.recipe()), manifest, expand_degradations(["none"]))
+    single = ReferenceScorer(batch_size=3).score_one(build_detector(helpers.recipe()), manifest, expand(["none"]))
     two = np.load(tmp_path / "two.npy")
     assert two.shape == single.logits.shape == (1, 7)
     np.testing.assert_allclose(two, single.logits, atol=1e-6, rtol=0)
@@ -66,11 +66,11 @@ def _cli_worker(rank, port, bench, out, logs):
 
     from typer.testing import CliRunner
 
+    from mirage_bench import api
     from mirage_bench.cli import app
-    from mirage_bench.engine import runner
 
     os.environ.update(WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    runner.load_benchmark = lambda *args, **kwargs: bench
+    api.load_benchmark = lambda *args, **kwargs: bench
     result = CliRunner().invoke(app, ["eval", "--out", str(out), "--bootstrap", "0"], terminal_width=250)
     (logs / f"rank{rank}.txt").write_text(f"{result.exit_code}\n{result.output}")
     if dist.is_initialized():
@@ -104,7 +104,7 @@ def test_under_torchrun_only_rank_zero_writes_the_report(tmp_path):
 def test_a_single_process_run_makes_its_cuda_device_current(monkeypatch, device, made_current):
     """Triton kernels, CUDA events and synchronisation act on the current device: ``--device cuda:1`` outside
     torchrun must make device 1 current, or they would act on device 0."""
-    from mirage_bench.engine import distributed
+    from mirage_bench import distributed
 
     current: list[str] = []
     monkeypatch.delenv("WORLD_SIZE", raising=False)

@@ -12,7 +12,7 @@ import torch
 from mirage_bench.detectors.infra.checkpoint import read_checkpoint
 from mirage_bench.engine.benchmark import Benchmark, load_cards
 from mirage_bench.engine.runner import Options, execute, run_predictions
-from mirage_bench.engine.sources import expand_degradations
+from mirage_bench.degradations import expand
 from mirage_bench.errors import WeightsError
 from mirage_bench.runconfig import RunConfig
 from mirage_bench.store import Store
@@ -32,7 +32,7 @@ def test_run_scores_the_published_file_as_a_finished_training_cell(tmp_path: Pat
     recipes = load_cards(RunConfig(detectors=["univfd-ojha2023"], overrides=TINY_CLIP)).recipes  # `run --detectors univfd-ojha2023`
     assert [r.name for r in recipes] == ["univfd-ojha2023"] and "never trained here" in recipes[0].note
     tiny = helpers.benchmark(tmp_path / "data")
-    bench = Benchmark(tiny.protocol, tiny.subsets, recipes, expand_degradations(["none"]), [0])
+    bench = Benchmark(tiny.protocol, tiny.subsets, recipes, expand(["none"]), [0])
     record = execute(bench, Options(out=tmp_path / "out"), train=False)  # `mirage-bench eval`: nothing to train
     payload = read_checkpoint(record.train_cells[0].checkpoint)
     published = torch.load(FIXTURE, map_location="cpu", weights_only=True)
