@@ -17,6 +17,8 @@ from typing import Sequence
 import torch
 
 from mirage_bench.config import RecipeCard
+from mirage_bench.detectors.infra.build import build_detector
+from mirage_bench.detectors.infra.timm_backbone import is_weights_path
 from mirage_bench.errors import ConfigError, storage_error
 
 
@@ -25,8 +27,6 @@ def check_recipes(recipes: Sequence[RecipeCard]) -> None:
     backbone architecture exists, and a local weights file loads and fits that architecture (shapes and keys,
     as the real build checks them). A pretrained tag is not fetched here (``pretrained: none`` stands in: the
     architecture is checked, the download is the build's)."""
-    from mirage_bench.detectors.infra.build import build_detector
-
     for recipe in recipes:
         checked = recipe
         if recipe.backbone is not None and not _is_file(recipe.backbone.pretrained):
@@ -40,8 +40,6 @@ def check_recipes(recipes: Sequence[RecipeCard]) -> None:
 
 
 def _is_file(pretrained: str) -> bool:
-    from mirage_bench.detectors.infra.timm_backbone import is_weights_path
-
     return is_weights_path(pretrained)
 
 

@@ -20,15 +20,23 @@ import torch
 
 from mirage_bench import distributed
 from mirage_bench.config import RecipeCard
+from mirage_bench.detectors.base import held_bytes
+from mirage_bench.detectors.infra.build import build_detector
+from mirage_bench.detectors.infra.checkpoint import load_checkpoint, read_checkpoint
 from mirage_bench.engine import cells
 from mirage_bench.engine.benchmark import Benchmark, Cards, Subsets, load_benchmark, load_cards
+from mirage_bench.engine.preflight import check_recipes, check_writable
 from mirage_bench.engine.record import RunRecord, base_record
-from mirage_bench.scoring import Impl, make_scorer, resolve_impl
-from mirage_bench.scoring.timing import cell_seconds
+from mirage_bench.engine.store_lock import hold_store
+from mirage_bench.engine.trainer import train_cell
 from mirage_bench.errors import ConfigError, ContractError, DataError
 from mirage_bench.hashing import frame_hash
-from mirage_bench.machine import limit_cpu_threads
+from mirage_bench.machine import limit_cpu_threads, memory_bytes
 from mirage_bench.progress import Progress, no_progress
+from mirage_bench.scoring import Impl, make_scorer, resolve_impl
+from mirage_bench.scoring.scores import refuse_repeated_ids
+from mirage_bench.scoring.timing import cell_seconds
+from mirage_bench.scoring.trunks import adopt_frozen
 from mirage_bench.store import Store, write_json
 from mirage_bench.zoo.load import is_published_recipe, save_published_checkpoint
 
@@ -58,7 +66,6 @@ class TrainCell:
 @dataclass
 class EvalJob:
     """One checkpoint on one test subset under the degradations whose cells are not done yet."""
-
     train_cell: TrainCell
     checkpoint_sha256: str
     generator: str
@@ -98,8 +105,6 @@ def preflight(cards: Benchmark | Cards, options: Options, *, writes: bool = True
     shape-checked) and, for a run that ``writes``, the output folder. The CLI calls it before the data scan;
     ``execute`` calls it unless told the caller did. ``device_here=False``: the device is another machine's (a
     Slurm job's GPU, checked by the job), not this one's."""
-    from mirage_bench.engine.preflight import check_recipes, check_writable
-
     if device_here:
         distributed.check_device(options.device)
     evaluation_impl(cards, options, options.device)
@@ -157,8 +162,6 @@ def train_cells(bench: Benchmark, hashes: dict[str, dict[str, str]] | None = Non
 
 def checkpoint_hash(store: Store, cell: TrainCell) -> str | None:
     """Content hash of a finished training cell's checkpoint, or None when it is not trained yet."""
-    from mirage_bench.detectors.infra.checkpoint import read_checkpoint
-
     path = store.checkpoint_dir(cell.cell_id) / "model.pt"
     return cells.checkpoint_content_hash(read_checkpoint(path)) if store.has_checkpoint(cell.cell_id) else None
 
@@ -237,8 +240,6 @@ def execute(bench: Benchmark, options: Options, *, train: bool = True, evaluate:
     """Run the plan; returns the run record (also written to ``runs/<run_id>/record.json``). Refused before
     any work: a bad plan, option or weights file (``preflight``, skipped when ``checked``: the caller ran it),
     and an output folder that another run holds (``store_lock.hold_store``, waiting with ``options.wait``)."""
-    from mirage_bench.engine.store_lock import hold_store
-
     check_plan(bench)
     if not checked:
         preflight(bench, options)
@@ -342,9 +343,6 @@ def _training_record(bench: Benchmark) -> dict[str, Any]:
 def train_into_store(cell: TrainCell, store: Store, options: Options, device: str, progress: Progress) -> None:
     """Train ``cell``'s checkpoint into the store (resuming from its state file); a published card's released
     weights are saved as the checkpoint instead."""
-    from mirage_bench.detectors.infra.build import build_detector
-    from mirage_bench.engine.trainer import train_cell
-
     if is_published_recipe(cell.recipe):  # the authors' released weights stand for this cell: nothing is trained
         save_published_checkpoint(cell.recipe, store.checkpoint_dir(cell.cell_id), {"train_cell_id": cell.cell_id})
         return
@@ -368,8 +366,6 @@ PASS_MODEL_BYTES = 8 << 30
 
 def pass_model_bytes(device: str) -> int:
     """``PASS_MODEL_BYTES``, or a third of the device's memory where that is less (a 12 GB card: 4 GB of models)."""
-    from mirage_bench.machine import memory_bytes
-
     total = memory_bytes(device)
     return min(PASS_MODEL_BYTES, total // 3) if total else PASS_MODEL_BYTES
 
@@ -414,10 +410,6 @@ def _loaded_models(trained: list[TrainCell], store: Store, device: str) -> Itera
     """The ``trained`` cells' checkpoints loaded on ``device``, each once, in groups holding at most
     ``pass_model_bytes(device)`` (at least one model). A checkpoint whose frozen weights equal a loaded one's holds that copy instead of its own
     (``trunks.adopt_frozen``), so its frozen backbone counts once."""
-    from mirage_bench.detectors.base import held_bytes
-    from mirage_bench.detectors.infra.checkpoint import load_checkpoint
-    from mirage_bench.scoring.trunks import adopt_frozen
-
     budget = pass_model_bytes(device)
     group: list[tuple[TrainCell, Any, dict[str, Any]]] = []
     for cell in trained:
@@ -473,8 +465,6 @@ def _evaluate_pass(groups: list[list[tuple[EvalJob, Any, dict[str, Any]]]], todo
 def union_of(subsets: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """The rows of every subset, an image that several list once (first listed first). Refused: a subset that
     lists an id twice, and one id for two files in two subsets (the second file would take the first's scores)."""
-    from mirage_bench.scoring.scores import refuse_repeated_ids
-
     for generator, subset in subsets.items():
         refuse_repeated_ids(subset, f"test subset {generator!r}")
     rows = pd.concat([subset.assign(_subset=generator) for generator, subset in subsets.items()], ignore_index=True)

@@ -30,6 +30,9 @@ from mirage_bench.degradations import expand, training_augmentation
 from mirage_bench.detectors.base import Detector
 from mirage_bench.detectors.infra.checkpoint import atomic_torch_save, save_checkpoint
 from mirage_bench.errors import DataError, TrainingError, worker_errors
+from mirage_bench.features.cache import FeatureCache
+from mirage_bench.features.encode import encode_with_cache, feature_keys
+from mirage_bench.preprocess import eval_transform, train_transform, validation_transform
 from mirage_bench.scoring import ReferenceScorer
 from mirage_bench.store import MODEL_FILE, STATE_FILE, say, set_aside, zip_damage
 
@@ -44,7 +47,6 @@ def _seed_of(*parts: int) -> int:
 
 class _TrainImages(Dataset):
     """Item ``i`` of epoch ``e``: the training transform of image ``i`` with its own seeded generator."""
-
     def __init__(self, manifest: pd.DataFrame, spec: InputSpec, augment: Any, seed: int) -> None:
         self.paths = manifest["path"].tolist()
         self.labels = manifest["label"].astype(int).tolist()
@@ -56,7 +58,6 @@ class _TrainImages(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
         generator = torch.Generator().manual_seed(_seed_of(self.seed, self.epoch, i))
-        from mirage_bench.preprocess import train_transform
 
         image = train_transform(open_rgb(self.paths[i]), self.spec, generator, self.paths[i], self.augment)
         return image, self.labels[i], i
@@ -68,7 +69,6 @@ class _PlateauImages(_TrainImages):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
         generator = torch.Generator().manual_seed(_seed_of(self.seed, self.epoch, i, 3))
-        from mirage_bench.preprocess import validation_transform
 
         image = validation_transform(open_rgb(self.paths[i]), self.spec, generator, self.augment, self.paths[i])
         return image, self.labels[i], i
@@ -83,10 +83,6 @@ class _CachedFeatures(Dataset):
     """
 
     def __init__(self, detector: Detector, manifest: pd.DataFrame, cache_root: Path, device: str) -> None:
-        from mirage_bench.features.cache import FeatureCache
-        from mirage_bench.features.encode import encode_with_cache, feature_keys
-        from mirage_bench.preprocess import eval_transform
-
         paths = manifest["path"].tolist()
         keys = feature_keys(detector, manifest["sha256"].astype(str).tolist())
         with FeatureCache(cache_root) as cache:

@@ -76,12 +76,12 @@ def test_test_images_upscaled_at_evaluation_are_counted_per_detector(tmp_path):
 
 
 def test_a_test_image_above_the_pixel_cap_is_refused_before_training(tmp_path, monkeypatch):
-    from mirage_bench.engine import trainer
+    from mirage_bench.engine import runner
 
     def no_training(*args, **kwargs):
         raise AssertionError("trained before the test images were checked")
 
-    monkeypatch.setattr(trainer, "train_cell", no_training)
+    monkeypatch.setattr(runner, "train_cell", no_training)
     result = _invoke(tmp_path, lambda root: None, ["input.eval_crop=none", "input.max_pixels=399"])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "is 20x20 = 400 pixels, above this detector's cap of 399 pixels" in " ".join(result.output.split())

@@ -80,11 +80,9 @@ def _predictions(out) -> pd.DataFrame:
 
 
 def test_a_run_scores_all_subsets_in_one_pass_for_all_models_with_the_logits_of_separate_runs(tmp_path, monkeypatch):
-    from mirage_bench.detectors.infra import checkpoint
-
     bench = _two_model_benchmark(tmp_path / "data")
     seen, progress = _recorder()
-    loads = _counting(monkeypatch, checkpoint, "load_checkpoint")
+    loads = _counting(monkeypatch, runner, "load_checkpoint")
     record = execute(bench, Options(out=tmp_path / "together"), progress=progress)
     scoring = [(d, n) for d, n in seen if d.startswith("score")]
     assert scoring == [("score 2 models on g1, g2", (9 + 7) * 2 * 2)]  # one loader for both subsets
@@ -251,7 +249,7 @@ def test_the_model_budget_leaves_two_thirds_of_a_small_device_to_the_forwards(mo
     from mirage_bench import machine
 
     for total, budget in [(12 * 10**9, 4 * 10**9), (80 * 2**30, runner.PASS_MODEL_BYTES), (None, runner.PASS_MODEL_BYTES)]:
-        monkeypatch.setattr(machine, "memory_bytes", lambda device, total=total: total)
+        monkeypatch.setattr(runner, "memory_bytes", lambda device, total=total: total)
         assert runner.pass_model_bytes("cuda:0") == budget
     monkeypatch.undo()
     assert 0 < machine.memory_bytes("cpu")  # this machine's RAM, read without torch
