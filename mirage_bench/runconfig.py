@@ -9,11 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-import yaml
 from pydantic import Field, field_validator, model_validator
 
 from mirage_bench.cluster.launcher import Launcher
-from mirage_bench.config import StrictModel, validate
+from mirage_bench.config import StrictModel, deep_merge, read_yaml, validate
 from mirage_bench.errors import ConfigError
 from mirage_bench.scoring.impl import Impl, check_impl
 
@@ -109,26 +108,5 @@ class RunConfig(StrictModel):
     def from_sources(cls, path: Path | None = None, flags: Mapping[str, Any] | None = None) -> "RunConfig":
         """Defaults, then the YAML file at ``path`` (if any), then ``flags`` (only those the user gave; a ``launcher``
         mapping overrides the file's launcher settings one by one)."""
-        data = read_yaml(path) if path is not None else {}
-        for key, value in (flags or {}).items():
-            if key == "launcher" and isinstance(value, Mapping) and isinstance(data.get(key), Mapping):
-                value = {**data[key], **value}
-            data[key] = value
+        data = deep_merge(read_yaml(path) if path is not None else {}, flags or {})
         return validate(cls, data, f"run configuration {path} with the flags given" if path is not None else "run options")
-
-
-def read_yaml(path: Path) -> dict[str, Any]:
-    """A run configuration file's mapping, or one error naming the file and what is wrong with it."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"run configuration {path}: cannot read it ({exc.strerror or exc}); pass an existing YAML file to --config") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"run configuration {path} is not valid YAML: {exc}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"run configuration {path} must be a mapping of settings (protocol: mini, ...), not a {type(data).__name__}")
-    return data
