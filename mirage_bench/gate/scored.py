@@ -15,11 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mirage_bench.detectors.infra.checkpoint import sha256_file
+from mirage_bench.degradations.base import parse
+from mirage_bench.detectors.infra.checkpoint import load_checkpoint, sha256_file
 from mirage_bench.errors import DataError
 from mirage_bench.gate.baseline import ScoredCheckpoint, ScoredMetric, ScoredPart
+from mirage_bench.mini import default_root
 from mirage_bench.reports.runs import Evidence
 from mirage_bench.reports.tables import metric_long
+from mirage_bench.scoring import ReferenceScorer
 from mirage_bench.store import Store
 
 LOGIT_ATOL = 1e-4
@@ -100,10 +103,6 @@ def verified_images(scores: pd.DataFrame, data_root: Path) -> pd.DataFrame:
 
 def rescore(part: ScoredPart, folder: Path, data_root: Path, device: str = "cpu") -> ScoredCheck:
     """Score the baseline's checkpoints on its images under its degradations and compare with its stored scores."""
-    from mirage_bench.degradations.base import parse
-    from mirage_bench.detectors.infra.checkpoint import load_checkpoint
-    from mirage_bench.scoring import ReferenceScorer
-
     stored = pd.read_parquet(folder / part.scores_file)
     images = verified_images(stored, data_root)
     degradations = [parse(spec) for spec in part.degradations]
@@ -141,6 +140,5 @@ def default_data_root(protocol: str) -> Path | None:
     """The shipped data of the built-in mini protocols; other protocols need --data-root."""
     if not protocol.startswith("mini"):
         return None
-    from mirage_bench.mini import default_root
 
     return Path(default_root())

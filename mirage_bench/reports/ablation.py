@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from mirage_bench.cards import list_recipes, load_recipe
 from mirage_bench.errors import ConfigError, DataError
 from mirage_bench.protocol import HEADLINE_METRICS
 from mirage_bench.reports.aggregate import METRIC_COLUMNS
@@ -27,8 +28,6 @@ PAIR_KEYS = ["train_generators", "seed", "degradation", "generator"]
 
 def find_variants(full: str, recipe_dirs: Sequence[str | Path] = ()) -> list[str]:
     """Names of the cards with ``variant_of: <full>``, sorted."""
-    from mirage_bench.cards import list_recipes, load_recipe
-
     load_recipe(full, (), recipe_dirs)  # an unknown full model is an error with "did you mean"
     variants = [card.name for card in list_recipes(recipe_dirs) if card.variant_of == full]
     if not variants:

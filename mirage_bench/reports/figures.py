@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mirage_bench import metrics as M
+from mirage_bench.degradations.spec import read
 from mirage_bench.reports.aggregate import BINS, RANGE
 from mirage_bench.reports.tables import FAMILY, MEAN, ordered_columns
 
@@ -74,8 +75,6 @@ def heatmaps(long: pd.DataFrame, labels: dict[str, str], generators: Sequence[st
 
 
 def _axis_value(spec: str) -> tuple[str, float] | None:
-    from mirage_bench.degradations.spec import read
-
     call = read(spec)
     if call.name not in CURVE_AXES:
         return None

@@ -17,19 +17,17 @@ import numpy as np
 import pandas as pd
 
 from mirage_bench import metrics as M
-from mirage_bench.store import replace_text
 from mirage_bench.errors import DataError
+from mirage_bench.reports.aggregate import MEAN, METRIC_COLUMNS
 from mirage_bench.reports.frames import frame_markdown
-from mirage_bench.reports.aggregate import METRIC_COLUMNS, MEAN
 from mirage_bench.reports.resample import Subset, interval, resampled_means
-from mirage_bench.reports.runs import RANDOM_BACKBONE_NOTE, RECONSTRUCTION_NOTE, Evidence, load_runs
+from mirage_bench.reports.runs import Evidence, RANDOM_BACKBONE_NOTE, RECONSTRUCTION_NOTE, load_runs
 from mirage_bench.reports.tables import ROW_FLAGS, flag_notes, marked
+from mirage_bench.store import Store, replace_text
 
 
 def select_runs(root: str | Path, protocol: str | None = None) -> list[str]:
     """Every finished run in the store, of ``protocol`` when given; several protocols need a choice."""
-    from mirage_bench.store import Store
-
     store = Store(root)
     by_protocol: dict[str, list[str]] = {}
     for run_id in store.run_ids():

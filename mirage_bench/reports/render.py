@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from mirage_bench.reports.tables import Table
+from mirage_bench.reports.terminal import print_fitted
 
 Style = Callable[[str, str], str]  # (text, mark) -> styled text
 
@@ -133,8 +134,6 @@ def rich_table(table: Table, columns: Sequence[str] | None = None, note: str = "
 
 def print_table(console: Any, table: Table, wide: bool = False, where: str = "the report's CSV and JSON") -> None:
     """Print ``table`` fitted to the terminal (the mean and clean columns kept), or every column with ``wide``."""
-    from mirage_bench.reports.terminal import print_fitted
-
     required = [c for c in table.columns if c in ("mean", "none")]
     print_fitted(console, lambda shown, note: rich_table(table, shown, note), table.columns, required, wide, where)
 

@@ -21,7 +21,8 @@ from mirage_bench.reports import figures as F
 from mirage_bench.reports.aggregate import metric_pass
 from mirage_bench.reports.page import page
 from mirage_bench.reports.render import TEXT_FORMATS
-from mirage_bench.reports.runs import RANDOM_BACKBONE_NOTE, RECONSTRUCTION_NOTE, Evidence
+from mirage_bench.reports.runs import Evidence, RANDOM_BACKBONE_NOTE, RECONSTRUCTION_NOTE
+from mirage_bench.store import atomic_write
 from mirage_bench.reports.tables import (
     ROW_FLAGS,
     Table,
@@ -72,8 +73,6 @@ def build_report(evidence: Evidence, metrics: Sequence[str] = M.DEFAULT_METRICS,
 
 def write_report(report: Report, out: str | Path) -> list[Path]:
     """Write every output into ``out`` (created; files already there are never replaced)."""
-    from mirage_bench.store import atomic_write
-
     out = Path(out)
     written = []
 

@@ -22,6 +22,7 @@ from mirage_bench.errors import DataError
 from mirage_bench.hashing import digest
 from mirage_bench.protocol import HEADLINE_METRICS
 from mirage_bench.reports.cells import Cells, store_cells
+from mirage_bench.store import Store
 
 RANDOM_BACKBONE_NOTE = "random backbone weights: not a pretrained result"
 RECONSTRUCTION_NOTE = "reconstruction from the paper's description, not its authors' code"
@@ -30,7 +31,6 @@ RECONSTRUCTION_NOTE = "reconstruction from the paper's description, not its auth
 @dataclass
 class Evidence:
     """The cells of predictions (store rows, read on demand) plus the provenance every output prints."""
-
     cells: Cells
     protocol: str
     protocol_version: int | None
@@ -187,8 +187,6 @@ def reconstructions(records: Sequence[dict[str, Any]]) -> set[str]:
 def load_runs(root: str | Path, run_ids: Sequence[str]) -> Evidence:
     """The cells of the given runs (cells shared by several runs counted once; variants named apart), planned from
     their files' footers; no prediction is read here."""
-    from mirage_bench.store import Store
-
     store = Store(root)
     ids = resolve_run_ids(store, run_ids or ["latest"])
     records = [store.run_record(run_id) for run_id in ids]

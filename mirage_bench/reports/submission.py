@@ -16,11 +16,15 @@ from typing import Literal, Sequence
 import numpy as np
 import pandas as pd
 
+from mirage_bench.data import build_manifest, protocol_subsets
+from mirage_bench.data.manifest import read_manifest
 from mirage_bench.errors import DataError
 from mirage_bench.hashing import digest, frame_hash
-from mirage_bench.protocol import HEADLINE_METRICS, ProtocolCard
+from mirage_bench.mini import default_root
+from mirage_bench.protocol import HEADLINE_METRICS, ProtocolCard, load_protocol
 from mirage_bench.reports.cells import frame_cells
 from mirage_bench.reports.runs import Evidence
+from mirage_bench.store import PREDICTION_COLUMNS
 
 ScoresAre = Literal["probabilities", "logits"]
 KEYS = ("image_id", "rel_path")
@@ -78,8 +82,6 @@ def submission_evidence(scores_path: str | Path, test: dict[str, pd.DataFrame], 
                         metrics: Sequence[str] = HEADLINE_METRICS) -> Evidence:
     """The submitted scores as store-shaped predictions of one detector, ready for the report (tables in the
     protocol card's ``metrics``)."""
-    from mirage_bench.store import PREDICTION_COLUMNS
-
     scores, key = read_scores(scores_path, scores_are)
     merged = match_to_manifest(scores, key, test)
     file_hash = hashlib.sha256(Path(scores_path).read_bytes()).hexdigest()
@@ -95,10 +97,6 @@ def submission_evidence(scores_path: str | Path, test: dict[str, pd.DataFrame], 
 def protocol_test_sets(protocol: str, data_root: str | Path | None = None, manifest: str | Path | None = None,
                        protocol_dirs: tuple = ()) -> tuple[ProtocolCard, dict[str, pd.DataFrame]]:
     """The protocol's test subsets, from a manifest file or by indexing the data root (mini: its shipped root)."""
-    from mirage_bench.data import build_manifest, protocol_subsets
-    from mirage_bench.data.manifest import read_manifest
-    from mirage_bench.protocol import load_protocol
-
     card = load_protocol(protocol, (), protocol_dirs)
     if manifest is not None:
         frame = read_manifest(manifest)
@@ -106,7 +104,6 @@ def protocol_test_sets(protocol: str, data_root: str | Path | None = None, manif
         if data_root is None:
             if not card.name.startswith("mini"):
                 raise DataError(f"protocol {card.name!r} needs its data to check a submission: pass --data-root DIR or --manifest FILE")
-            from mirage_bench.mini import default_root
 
             data_root = default_root()
         frame, _ = build_manifest(Path(data_root), card.layout, card, roles=("test",))

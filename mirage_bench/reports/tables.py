@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from mirage_bench import metrics as M
+from mirage_bench.degradations.spec import Call, read
 from mirage_bench.errors import DataError
 from mirage_bench.protocol import HEADLINE_METRICS
 from mirage_bench.reports.aggregate import FAMILY, MEAN, metric_pass
@@ -44,7 +45,6 @@ def flag_notes(flags: dict[str, bool]) -> list[str]:
 @dataclass
 class Table:
     """``values[r, c, m]``: row r, column c, metric m, in percent (NaN where there is nothing)."""
-
     name: str
     title: str
     row_header: list[str]
@@ -164,7 +164,6 @@ def _strength(value: object) -> tuple:
 def degradation_order(spec: str) -> tuple:
     """Sort key of a degradation spec: ``none`` first, then by kind, then by each parameter's value (numerically:
     ``jpeg(q=30)`` before ``jpeg(q=100)``, which sort the other way as strings)."""
-    from mirage_bench.degradations.spec import Call, read
 
     def key(call: Call) -> tuple:
         values = [*call.args, *(v for _, v in call.kwargs)]

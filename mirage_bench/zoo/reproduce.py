@@ -12,8 +12,14 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from mirage_bench.data import build_manifest, protocol_subsets
+from mirage_bench.degradations import expand
 from mirage_bench.errors import ConfigError, DataError
+from mirage_bench.metrics import compute
+from mirage_bench.protocol import load_protocol
+from mirage_bench.scoring import ReferenceScorer
 from mirage_bench.zoo.card import PublishedCard, Reproduction
+from mirage_bench.zoo.load import load_published_detector
 
 
 def reproduction_of(card: PublishedCard, protocol: str | None) -> Reproduction:
@@ -32,9 +38,6 @@ def reproduction_of(card: PublishedCard, protocol: str | None) -> Reproduction:
 
 def read_test_subsets(protocol: str, data_root: str | Path, subsets: Sequence[str], workers: int = 1) -> dict[str, pd.DataFrame]:
     """The protocol's test manifests of ``subsets`` read from ``data_root``; a subset the data lack is refused by name."""
-    from mirage_bench.data import build_manifest, protocol_subsets
-    from mirage_bench.protocol import load_protocol
-
     card = load_protocol(protocol)
     manifest, exclusions = build_manifest(Path(data_root), card.layout, card, roles=("test",), workers=workers)
     test = protocol_subsets(card, manifest, exclusions, roles=("test",)).test
@@ -49,11 +52,6 @@ def reproduce(card: PublishedCard, data_root: str | Path, protocol: str | None =
               offline: bool = False, overrides: Sequence[str] = (), device: str = "cpu", batch_size: int = 64,
               workers: int = 0) -> pd.DataFrame:
     """One row per generator the paper reports: ours, the paper's and the difference (points) for acc and AP."""
-    from mirage_bench.degradations import expand
-    from mirage_bench.metrics import compute
-    from mirage_bench.scoring import ReferenceScorer
-    from mirage_bench.zoo.load import load_published_detector
-
     published = reproduction_of(card, protocol)
     subsets = read_test_subsets(published.protocol, data_root, [s.subset for s in published.scores], max(1, workers))
     detector = load_published_detector(card, weights, offline, overrides).to(device)
