@@ -84,6 +84,14 @@ def keep_card(built: BuiltProtocol, folder: Path) -> Path:
     return path
 
 
+def announce_data(bench: Benchmark, notify: Notify) -> None:
+    """What reading the data found (roots, notes, warnings, exclusions), one line each; under torchrun, rank 0 alone."""
+    if distributed.is_main():
+        for source in bench.sources:
+            for line in source.lines():
+                notify(line)
+
+
 def run(config: RunConfig, *, progress: Progress = no_progress, notify: Notify = print) -> RunRecord:
     """Train what is missing, score what is missing, write the run record and, when the run evaluates, its
     ``metrics.csv``; returns the record (on every torchrun rank; rank 0 writes). ``notify`` gets the lines a user
@@ -96,10 +104,7 @@ def run(config: RunConfig, *, progress: Progress = no_progress, notify: Notify =
     options = options_of(config)
     with ExitStack() as held:
         bench = read_benchmark(config, store, writes=True, held=held, progress=progress)
-        if distributed.is_main():
-            for source in bench.sources:
-                for line in source.lines():
-                    notify(line)
+        announce_data(bench, notify)
         if config.launcher.kind != "local":
             record = execute_jobs(bench, options, config.launcher, train=config.train, evaluate=config.evaluate, notify=notify)
         else:
@@ -147,6 +152,7 @@ def plan(config: RunConfig, *, notify: Notify = print) -> RunPlan:
         notify(f"note: this dry run keeps none of the image facts it decodes ({exc})")
         keep_facts = False
     bench = read_benchmark(config, store, writes=False, keep_facts=keep_facts)
+    announce_data(bench, notify)
     options = options_of(config)
     impl = evaluation_impl(bench, options, options.device)
     jobs: list[str] = []

@@ -9,7 +9,7 @@ import typer
 import yaml
 from rich.table import Table
 
-from mirage_bench.cli.console import console
+from mirage_bench.cli.console import console, say
 from mirage_bench.cli.options import Overrides, ProtocolDirs, RecipeDirs, as_list
 
 detectors_app = typer.Typer(help="Detector recipe cards and their implementations.", no_args_is_help=True)
@@ -136,9 +136,8 @@ def protocols_new(
     if loaded.model_dump(exclude={"source"}) != built.card.model_dump(exclude={"source"}):
         raise ConfigError(f"{out} does not load back as the protocol it was written from (a bug: please report it)")
     for choice in built.choices:
-        console.print(f"- {choice}", markup=False, highlight=False, soft_wrap=True)
-    console.print(f"wrote {out}: protocol {loaded.name!r}; run it with `mirage-bench run --protocol {out} "
-                  f"--data-root {root} --detectors ...`", markup=False, highlight=False, soft_wrap=True)
+        say(f"- {choice}")
+    say(f"wrote {out}: protocol {loaded.name!r}; run it with `mirage-bench run --protocol {out} --data-root {root} --detectors ...`")
 
 
 def _names(text: str | None) -> list[str]:

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from mirage_bench.cli.console import console
+from mirage_bench.cli.console import console, say
 from mirage_bench.cli.options import ProtocolDirs, RecipeDirs, Wide, as_list
 
 _Store = typer.Option(Path("results/runs"), "--store", help="The output folder of the runs (prediction store and run records).")
@@ -71,7 +71,7 @@ def ablate(
     config = RunConfig.from_sources(None, {"protocol": protocol, "data_root": data_root, "seeds": seeds, "out": store, "device": device,
                                            "recipe_dirs": as_list(recipes), "protocol_dirs": as_list(protocols), "bootstrap": n_boot})
     with progress_bars(console) as progress:
-        record = run_ablation(detector, config, progress=progress, notify=lambda line: console.print(line, markup=False, highlight=False))
+        record = run_ablation(detector, config, progress=progress, notify=say)
     table = ablation_table(load_runs(store, [record.run_id]).cells, detector, n_boot=n_boot)
     summary = ablation_summary(table)
     title = f"Ablation of {detector} on {protocol}: change against the full model (points, paired 95% bootstrap interval)"

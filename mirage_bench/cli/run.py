@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, List, Optional
 
 import typer
-from rich.table import Table
 
-from mirage_bench.cli.console import console
+from mirage_bench.cli.console import console, say
 from mirage_bench.cli.options import Overrides, ProtocolDirs, RecipeDirs, Wide
 from mirage_bench.errors import ConfigError
 
@@ -52,12 +51,13 @@ _Config = typer.Option(None, "--config", help="A YAML file of run settings (RunC
 
 #: Each flag's place in RunConfig: a field name, or (section, field) for the launcher's settings.
 FLAG_FIELDS: dict[str, str | tuple[str, str]] = {
-    "protocol": "protocol", "train_on": "train_generators", "test_on": "test_generators", "detectors": "detectors", "data_root": "data_root", "train_data_root": "train_data_root", "out": "out",
-    "seeds": "seeds", "overrides": "overrides", "device": "device", "workers": "workers", "backbone": "backbone",
-    "pretrained": "pretrained", "recipes": "recipe_dirs", "protocols": "protocol_dirs", "n_boot": "bootstrap", "impl": "impl",
-    "compile_model": "compile", "wait": "wait", "launcher": ("launcher", "kind"), "slurm_partition": ("launcher", "partition"),
-    "slurm_account": ("launcher", "account"), "gpus_per_job": ("launcher", "gpus_per_job"), "cpus_per_job": ("launcher", "cpus_per_job"),
-    "slurm_mem": ("launcher", "mem_gb"), "slurm_time": ("launcher", "time_min"), "max_jobs": ("launcher", "max_jobs"),
+    "protocol": "protocol", "train_on": "train_generators", "test_on": "test_generators", "detectors": "detectors",
+    "data_root": "data_root", "train_data_root": "train_data_root", "out": "out", "seeds": "seeds", "overrides": "overrides",
+    "device": "device", "workers": "workers", "backbone": "backbone", "pretrained": "pretrained", "recipes": "recipe_dirs",
+    "protocols": "protocol_dirs", "n_boot": "bootstrap", "impl": "impl", "compile_model": "compile", "wait": "wait",
+    "launcher": ("launcher", "kind"), "slurm_partition": ("launcher", "partition"), "slurm_account": ("launcher", "account"),
+    "gpus_per_job": ("launcher", "gpus_per_job"), "cpus_per_job": ("launcher", "cpus_per_job"), "slurm_mem": ("launcher", "mem_gb"),
+    "slurm_time": ("launcher", "time_min"), "max_jobs": ("launcher", "max_jobs"),
 }
 
 
@@ -90,54 +90,41 @@ def _go(config: "RunConfig", dry_run: bool, cells: bool, wide: bool) -> None:
     if cells and not dry_run:  # before the data is read
         raise ConfigError("--cells lists the plan's cells and runs nothing; pass it with --dry-run")
     if dry_run:
-        _print_plan(api.plan(config, notify=_say), config, cells)
+        _print_plan(api.plan(config, notify=say), config, cells)
         return
     with progress_bars(console) as progress:
-        record = api.run(config, progress=progress, notify=_say)
+        record = api.run(config, progress=progress, notify=say)
     if not distributed.is_main():  # under torchrun, one rank prints
         return
-    store = config.out
+    run_dir = config.out / "runs" / record.run_id
     if not config.evaluate:
         trained = sum(c.trained_in_this_run for c in record.train_cells)
-        console.print(f"trained {trained} cells; run record: {store / 'runs' / record.run_id}")
+        console.print(f"trained {trained} cells; run record: {run_dir}")
         return
     for table in record.report.tables:
-        print_table(console, table, wide, f"{store / 'runs' / record.run_id / 'metrics.csv'}")
+        print_table(console, table, wide, f"{run_dir / 'metrics.csv'}")
     if record.computed_nothing():
-        _say(f"run {record.run_id} computed nothing: every checkpoint and evaluation cell was already in {store}; "
-             "the tables above are computed from the stored predictions")
-    console.print(f"run {record.run_id}: per-image predictions in {store / 'predictions'}, "
-                  f"metrics with 95% intervals in {store / 'runs' / record.run_id / 'metrics.csv'}")
+        say(f"run {record.run_id} computed nothing: every checkpoint and evaluation cell was already in {config.out}; "
+            "the tables above are computed from the stored predictions")
+    console.print(f"run {record.run_id}: per-image predictions in {config.out / 'predictions'}, "
+                  f"metrics with 95% intervals in {run_dir / 'metrics.csv'}")
 
 
 def _print_plan(plan, config: "RunConfig", cells: bool) -> None:
-    for source in plan.benchmark.sources:
-        for line in source.lines():
-            _say(line)
+    """The plan's scheduler jobs, or its cells (``--cells``) or models as a table (the data lines came through notify)."""
+    from mirage_bench.reports.frames import frame_rich
+
     if plan.jobs:
         for line in plan.jobs:
-            _say(line)
+            say(line)
         return
     bench = plan.benchmark
     title = f"Plan for {bench.protocol.name} v{bench.protocol.version} in {config.out}"
-    _print_frame(plan.cells if cells else plan.models, title)
+    console.print(frame_rich(plan.cells if cells else plan.models, title))
     if not cells:
         models, evaluations = plan.cell_counts()
         console.print(f"{models} training cell(s), {evaluations} evaluation cell(s); --dry-run --cells lists each with its id",
                       highlight=False)
-
-
-def _say(line: str) -> None:
-    console.print(line, markup=False, highlight=False, soft_wrap=True)
-
-
-def _print_frame(frame, title: str) -> None:
-    table = Table(title=title)
-    for column in frame.columns:
-        table.add_column(str(column), overflow="fold")
-    for row in frame.itertuples(index=False):
-        table.add_row(*map(str, row))
-    console.print(table)
 
 
 def _command(stages: tuple[bool, bool], doc: str):
