@@ -510,20 +510,5 @@ def _prediction_frame(job: EvalJob, manifest: pd.DataFrame, spec: str, seeds: np
     })
 
 
-def run_predictions(store: Store, record: RunRecord | dict[str, Any]) -> pd.DataFrame:
-    """The predictions of a run's cells from the store, with the exactly-once count checked per cell (``record``:
-    the run's record, or ``record.json``'s contents)."""
-    cells_ = (record if isinstance(record, RunRecord) else RunRecord.model_validate(record)).eval_cells
-    predictions = store.read_predictions([c.cell_id for c in cells_])
-    per_cell = predictions.groupby("cell_id")["image_id"]
-    counts, distinct = per_cell.size(), per_cell.nunique()
-    for c in cells_:
-        n, unique = int(counts.get(c.cell_id, 0)), int(distinct.get(c.cell_id, 0))
-        if n != c.images or unique != n:
-            raise DataError(f"cell {c.cell_id} ({c.generator}, {c.degradation}) holds {n} predictions of {unique} images; "
-                            f"its manifest counts {c.images}. The store is inconsistent; re-run into a new --out folder")
-    return predictions
-
-
 __all__ = ["Benchmark", "Cards", "Options", "Subsets", "describe_plan", "execute", "load_benchmark", "load_cards", "preflight",
-           "run_predictions", "summarize_plan"]
+           "summarize_plan"]

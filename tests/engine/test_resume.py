@@ -6,7 +6,8 @@ import pytest
 import helpers
 from mirage_bench import store as store_mod
 from mirage_bench.engine import runner, trainer
-from mirage_bench.engine.runner import Options, execute, run_predictions
+from mirage_bench.engine.runner import Options, execute
+from mirage_bench.reports.runs import load_runs
 from mirage_bench.store import Store
 
 
@@ -68,7 +69,7 @@ def test_resumed_store_equals_uninterrupted(fault, tiny_data, tiny_reference, tm
     resumed, expected = _logits(tmp_path), _logits(ref_out)
     helpers.assert_same_scores(resumed, expected)
     assert [c.checkpoint_sha256 for c in record.train_cells] == [c.checkpoint_sha256 for c in ref_record.train_cells]
-    run_predictions(Store(tmp_path), record)  # the exactly-once counts hold
+    load_runs(tmp_path, [record.run_id]).predictions  # the exactly-once counts hold (reading checks them)
 
 
 def test_second_run_recomputes_nothing(tiny_data, tiny_reference):
@@ -114,7 +115,7 @@ def test_plan_summary_names_what_each_model_still_needs(tiny_data, tiny_referenc
 
 def test_every_image_scored_once_per_cell(tiny_reference):
     out, record = tiny_reference
-    predictions = run_predictions(Store(out), record)
+    predictions = load_runs(out, [record.run_id]).predictions
     for cell in record.eval_cells:
         rows = predictions[predictions.cell_id == cell.cell_id]
         assert len(rows) == cell.images == rows["image_id"].nunique()

@@ -11,11 +11,11 @@ import torch
 
 from mirage_bench.detectors.infra.checkpoint import read_checkpoint
 from mirage_bench.engine.benchmark import Benchmark, load_cards
-from mirage_bench.engine.runner import Options, execute, run_predictions
+from mirage_bench.engine.runner import Options, execute
 from mirage_bench.degradations import expand
 from mirage_bench.errors import WeightsError
+from mirage_bench.reports.runs import load_runs
 from mirage_bench.runconfig import RunConfig
-from mirage_bench.store import Store
 from mirage_bench.zoo.card import load_published
 from mirage_bench.zoo.fetch import cache_path
 
@@ -38,7 +38,7 @@ def test_run_scores_the_published_file_as_a_finished_training_cell(tmp_path: Pat
     published = torch.load(FIXTURE, map_location="cpu", weights_only=True)
     assert torch.equal(payload["state"]["fc.weight"], published["weight"])
     assert payload["metadata"]["published"] == "univfd-ojha2023" and payload["metadata"]["threshold"] == 0.5
-    predictions = run_predictions(Store(tmp_path / "out"), record)
+    predictions = load_runs(tmp_path / "out", [record.run_id]).predictions
     assert set(predictions["detector"]) == {"univfd-ojha2023"} and (predictions["threshold"] == 0.5).all()
     again = execute(bench, Options(out=tmp_path / "out"))
     assert not again.train_cells[0].trained_in_this_run
